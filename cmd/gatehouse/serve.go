@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/files"
+	"github.com/gatehouse-dev/gatehouse/server"
+	"github.com/gatehouse-dev/gatehouse/snapshot"
+	"github.com/gatehouse-dev/gatehouse/upstream"
+)
+
+type serveFlags struct {
+	dir            string
+	listen, admin  string
+	accessLog      bool
+	breakerFails   uint
+	breakerOpen    time.Duration
+	reloadInterval time.Duration
+	drain          time.Duration
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address for traffic")
+	fs.StringVar(&f.admin, "admin", "127.0.0.1:8877", "address for /healthz, /readyz and /metrics")
+	fs.BoolVar(&f.accessLog, "access-log", true, "log one JSON line per request")
+	fs.UintVar(&f.breakerFails, "breaker-failures", 5, "consecutive upstream failures that open an upstream's circuit breaker")
+	fs.DurationVar(&f.breakerOpen, "breaker-open-timeout", 10*time.Second, "how long a breaker stays open before letting a probe through")
+	fs.DurationVar(&f.reloadInterval, "reload-interval", 250*time.Millisecond, "how often --from-dir is checked for changes")
+	fs.DurationVar(&f.drain, "drain", 10*time.Second, "how long in-flight requests may finish on shutdown")
+}
+
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serveFlags
+	fs.StringVar(&f.dir, "from-dir", "", "serve the Services and EndpointSlices in the manifests of this directory (reloaded on change)")
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if f.dir == "" {
+		fmt.Fprintln(stderr, "gatehouse serve: --from-dir is required (reading from the Kubernetes API is not built yet)")
+		return 2
+	}
+	return serveDir(ctx, f, stderr, nil)
+}
+
+// serveDir runs the gateway on a manifest directory until ctx ends. Logs go
+// to stderr as JSON; problems in manifests are printed as FILE:LINE:COL lines
+// too, since people read them. onListen, when set, is told the bound
+// addresses.
+func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func(proxyAddr, adminAddr string)) int {
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	srv := server.New(server.Config{
+		Listen:    f.listen,
+		Admin:     f.admin,
+		Logger:    logger,
+		AccessLog: f.accessLog,
+		Drain:     f.drain,
+		Breaker: upstream.BreakerSettings{
+			ConsecutiveFailures: uint32(f.breakerFails),
+			OpenTimeout:         f.breakerOpen,
+		},
+	})
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		dir := files.Dir{Path: f.dir, Interval: f.reloadInterval}
+		dir.Watch(ctx, func(m *files.Manifests, problems []files.Problem) {
+			reports, err := srv.Apply(snapshot.Input{Services: m.ServiceObjects(), Slices: m.Slices})
+			findings := files.FileFindings(problems)
+			for _, r := range reports {
+				findings = append(findings, m.Locate(r.Service, r.Problems)...)
+				switch {
+				case r.ServingLastGood:
+					logger.Warn("annotation rejected; serving the last good routes", "service", r.Service)
+				case r.Rejected:
+					logger.Warn("annotation rejected; the Service has no routes", "service", r.Service)
+				}
+			}
+			files.SortFindings(findings)
+			for _, fd := range findings {
+				fmt.Fprintln(stderr, fd.String())
+			}
+			if err != nil {
+				logger.Error("configuration not applied; the previous snapshot keeps serving", "error", err)
+			}
+		}, func(err error) {
+			logger.Error("reading manifests; the previous snapshot keeps serving", "error", err)
+		})
+	}()
+
+	err := srv.Run(ctx, func(p, a string) {
+		logger.Info("listening", "proxy", p, "admin", a, "from_dir", f.dir)
+		if onListen != nil {
+			onListen(p, a)
+		}
+	})
+	cancel()
+	<-watchDone
+	if err != nil {
+		logger.Error("gateway stopped", "error", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,111 @@
+package files
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Dir is a directory of manifest files (*.yaml, *.yml, *.json; not recursive).
+type Dir struct {
+	Path string
+	// Interval between checks for changes; zero means 250ms. Polling (not
+	// inotify) is deliberate: editors and ConfigMap mounts replace files by
+	// rename and symlink swaps, which polling sees the same way every time.
+	Interval time.Duration
+}
+
+// Load reads every manifest file in the directory, in name order.
+func (d Dir) Load() (*Manifests, []Problem, error) {
+	m, problems, _, err := d.load()
+	return m, problems, err
+}
+
+func (d Dir) load() (*Manifests, []Problem, [32]byte, error) {
+	var sum [32]byte
+	names, err := d.files()
+	if err != nil {
+		return nil, nil, sum, err
+	}
+	all := &Manifests{}
+	var problems []Problem
+	h := sha256.New()
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return nil, nil, sum, fmt.Errorf("reading manifests: %w", err)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(data))
+		h.Write(data)
+		m, ps := Parse(name, data)
+		all.Services = append(all.Services, m.Services...)
+		all.Slices = append(all.Slices, m.Slices...)
+		all.SliceRefs = append(all.SliceRefs, m.SliceRefs...)
+		problems = append(problems, ps...)
+	}
+	copy(sum[:], h.Sum(nil))
+	return all, problems, sum, nil
+}
+
+func (d Dir) files() ([]string, error) {
+	entries, err := os.ReadDir(d.Path)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest directory: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue // editor swap files and the like
+		}
+		switch filepath.Ext(name) {
+		case ".yaml", ".yml", ".json":
+		default:
+			continue
+		}
+		full := filepath.Join(d.Path, name)
+		// Stat follows symlinks, which is what ConfigMap mounts use.
+		if st, err := os.Stat(full); err != nil || st.IsDir() {
+			continue
+		}
+		names = append(names, full)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Watch loads the directory and calls onChange with the result, then again
+// each time the directory's content changes, until ctx ends. A directory that
+// cannot be read is reported through onError and retried; what was loaded last
+// stays in force with the caller.
+func (d Dir) Watch(ctx context.Context, onChange func(*Manifests, []Problem), onError func(error)) {
+	interval := d.Interval
+	if interval <= 0 {
+		interval = 250 * time.Millisecond
+	}
+	var last [32]byte
+	first := true
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		m, problems, sum, err := d.load()
+		switch {
+		case err != nil:
+			onError(err)
+		case first || sum != last:
+			first = false
+			last = sum
+			onChange(m, problems)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

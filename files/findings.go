@@ -1,0 +1,91 @@
+package files
+
+import (
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/gatehouse-dev/gatehouse/annotations"
+)
+
+// Finding is a problem placed in a file: FILE:LINE:COL: message.
+type Finding struct {
+	File    string
+	Pos     Pos
+	Message string
+	Warning bool
+}
+
+func (f Finding) String() string {
+	sev := ""
+	if f.Warning {
+		sev = "warning: "
+	}
+	return fmt.Sprintf("%s:%d:%d: %s%s", f.File, f.Pos.Line, f.Pos.Column, sev, f.Message)
+}
+
+// FileFindings turns manifest-level problems into Findings.
+func FileFindings(problems []Problem) []Finding {
+	out := make([]Finding, 0, len(problems))
+	for _, p := range problems {
+		out = append(out, Finding{File: p.File, Pos: p.Pos, Message: p.Message})
+	}
+	return out
+}
+
+// ServiceObjects returns the Services as API objects, in file order.
+func (m *Manifests) ServiceObjects() []*corev1.Service {
+	out := make([]*corev1.Service, 0, len(m.Services))
+	for _, s := range m.Services {
+		out = append(out, s.Object)
+	}
+	return out
+}
+
+// Lookup finds a Service by "namespace/name".
+func (m *Manifests) Lookup(key string) *Service {
+	for _, s := range m.Services {
+		if s.Object.Namespace+"/"+s.Object.Name == key {
+			return s
+		}
+	}
+	return nil
+}
+
+// Locate places the problems of service's annotation (positions relative to
+// the annotation string) in its file.
+func (m *Manifests) Locate(service string, problems annotations.Problems) []Finding {
+	s := m.Lookup(service)
+	if s == nil {
+		return nil
+	}
+	out := make([]Finding, 0, len(problems))
+	for _, p := range problems {
+		pos, exact := s.Locate(annotations.Key, p.Pos.Line, p.Pos.Column)
+		msg := p.Message
+		if p.Path != "" {
+			msg = p.Path + ": " + msg
+		}
+		if !exact {
+			msg = fmt.Sprintf("%s (annotation line %d, column %d)", msg, p.Pos.Line, p.Pos.Column)
+		}
+		out = append(out, Finding{File: s.File, Pos: pos, Message: msg, Warning: p.Warning})
+	}
+	return out
+}
+
+// SortFindings orders findings by file and position, the order a reader
+// fixes them in.
+func SortFindings(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Pos.Line != b.Pos.Line {
+			return a.Pos.Line < b.Pos.Line
+		}
+		return a.Pos.Column < b.Pos.Column
+	})
+}

@@ -1,0 +1,225 @@
+// Package files reads Kubernetes manifests (Services and EndpointSlices) from
+// files, so the gateway can run without a cluster and the CLI can check
+// manifests offline. It keeps enough of the YAML structure to translate a
+// position inside a Service's annotation into a position in the file itself.
+package files
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Pos is a 1-based line and column in a file.
+type Pos struct {
+	Line   int
+	Column int
+}
+
+// Problem is something wrong with a manifest file itself (not with an annotation).
+type Problem struct {
+	File    string
+	Pos     Pos
+	Message string
+}
+
+func (p Problem) Error() string {
+	return fmt.Sprintf("%s:%d:%d: %s", p.File, p.Pos.Line, p.Pos.Column, p.Message)
+}
+
+// Service is a Service read from a file, with where its annotations sit.
+type Service struct {
+	Object *corev1.Service
+	File   string
+	Pos    Pos // the document's first line
+
+	// annotationValues maps an annotation key to the YAML node of its value,
+	// so positions inside the annotation can be translated into the file.
+	annotationValues map[string]*yaml.Node
+	// lines is the file's text split in lines, used to find a block scalar's
+	// indentation.
+	lines []string
+}
+
+// Manifests is everything one or more files hold that the gateway cares about.
+type Manifests struct {
+	Services  []*Service
+	Slices    []*discoveryv1.EndpointSlice
+	SliceRefs []Pos // where each slice came from, parallel to Slices
+}
+
+// Parse reads the multi-document YAML (or JSON) in data. Documents of kinds
+// other than Service and EndpointSlice (a Deployment in a single-manifest app,
+// say) are skipped. Problems are reported per document; a bad document does
+// not hide the good ones.
+func Parse(file string, data []byte) (*Manifests, []Problem) {
+	m := &Manifests{}
+	var problems []Problem
+	lines := strings.Split(string(data), "\n")
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			// The decoder cannot resynchronise after a syntax error, so
+			// what follows in the file is unknown.
+			problems = append(problems, Problem{File: file, Pos: syntaxErrorPos(err), Message: syntaxErrorMessage(err)})
+			break
+		}
+		if len(doc.Content) == 0 {
+			continue
+		}
+		root := doc.Content[0]
+		if root.Kind != yaml.MappingNode {
+			if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+				continue
+			}
+			problems = append(problems, Problem{File: file, Pos: Pos{root.Line, root.Column}, Message: "a manifest document must be a mapping"})
+			continue
+		}
+		kind := scalarAt(root, "kind")
+		apiVersion := scalarAt(root, "apiVersion")
+		at := Pos{root.Line, root.Column}
+		switch {
+		case kind == "Service" && apiVersion == "v1":
+			svc, err := decodeObject[corev1.Service](root)
+			if err != nil {
+				problems = append(problems, Problem{File: file, Pos: at, Message: fmt.Sprintf("decoding Service: %v", err)})
+				continue
+			}
+			if svc.Namespace == "" {
+				svc.Namespace = "default"
+			}
+			s := &Service{Object: svc, File: file, Pos: at, lines: lines, annotationValues: map[string]*yaml.Node{}}
+			if meta := valueAt(root, "metadata"); meta != nil {
+				if ann := valueAt(meta, "annotations"); ann != nil && ann.Kind == yaml.MappingNode {
+					for i := 0; i+1 < len(ann.Content); i += 2 {
+						s.annotationValues[ann.Content[i].Value] = ann.Content[i+1]
+					}
+				}
+			}
+			m.Services = append(m.Services, s)
+		case kind == "EndpointSlice" && apiVersion == "discovery.k8s.io/v1":
+			slice, err := decodeObject[discoveryv1.EndpointSlice](root)
+			if err != nil {
+				problems = append(problems, Problem{File: file, Pos: at, Message: fmt.Sprintf("decoding EndpointSlice: %v", err)})
+				continue
+			}
+			if slice.Namespace == "" {
+				slice.Namespace = "default"
+			}
+			m.Slices = append(m.Slices, slice)
+			m.SliceRefs = append(m.SliceRefs, at)
+		}
+	}
+	return m, problems
+}
+
+// decodeObject converts a YAML node into a Kubernetes object through JSON,
+// the way kubectl does, so field names and types follow the API's own rules.
+func decodeObject[T any](n *yaml.Node) (*T, error) {
+	raw, err := yaml.Marshal(n)
+	if err != nil {
+		return nil, err
+	}
+	obj := new(T)
+	if err := sigsyaml.Unmarshal(raw, obj); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+func valueAt(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func scalarAt(m *yaml.Node, key string) string {
+	if v := valueAt(m, key); v != nil && v.Kind == yaml.ScalarNode {
+		return v.Value
+	}
+	return ""
+}
+
+// Locate translates a position inside the value of annotation key into a
+// position in the file. For a literal block scalar (the usual "key: |" form)
+// every annotation line is a file line at a fixed indentation, so the
+// translation is exact. For other styles (quoted strings with \n escapes, as
+// JSON manifests have) the lines are not the file's lines; Locate then returns
+// the value's own position and exact=false so the caller can also quote the
+// annotation-relative position.
+func (s *Service) Locate(key string, line, col int) (pos Pos, exact bool) {
+	v := s.annotationValues[key]
+	if v == nil {
+		return s.Pos, false
+	}
+	if v.Style&yaml.LiteralStyle == 0 {
+		return Pos{v.Line, v.Column}, false
+	}
+	// The header line holds "|"; content starts on the next line.
+	first := v.Line + 1
+	indent := blockIndent(s.lines, first)
+	if line < 1 {
+		line = 1
+	}
+	return Pos{Line: v.Line + line, Column: indent + col}, true
+}
+
+// blockIndent finds the indentation of a literal block: that of its first
+// non-blank line (an explicit indentation indicator is rare enough in
+// annotations that detection is the better trade).
+func blockIndent(lines []string, first int) int {
+	for i := first - 1; i >= 0 && i < len(lines); i++ {
+		l := lines[i]
+		trimmed := strings.TrimLeft(l, " ")
+		if strings.TrimSpace(trimmed) == "" {
+			continue
+		}
+		return len(l) - len(trimmed)
+	}
+	return 0
+}
+
+// Annotation returns the value of annotation key and whether it is set.
+func (s *Service) Annotation(key string) (string, bool) {
+	v, ok := s.Object.Annotations[key]
+	return v, ok
+}
+
+func syntaxErrorPos(err error) Pos {
+	var line int
+	if _, scanErr := fmt.Sscanf(err.Error(), "yaml: line %d:", &line); scanErr == nil && line > 0 {
+		return Pos{line, 1}
+	}
+	return Pos{1, 1}
+}
+
+// syntaxErrorMessage drops the yaml library's "yaml: line N:" prefix, since
+// the position is reported separately.
+func syntaxErrorMessage(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if strings.HasPrefix(msg, "line ") {
+		if i := strings.Index(msg, ": "); i >= 0 {
+			msg = msg[i+2:]
+		}
+	}
+	return "YAML syntax error: " + msg
+}

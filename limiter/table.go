@@ -1,0 +1,155 @@
+package limiter
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"hash/maphash"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+const (
+	// defaultMaxKeys bounds a table at roughly 15–20 MB (a bucket with its map
+	// entry and key costs about 150–200 bytes).
+	defaultMaxKeys = 100_000
+	// maxShards keeps lock contention low on a few cores; minPerShard stops small
+	// tables from being cut into shards so small that uneven hashing evicts early.
+	maxShards   = 32
+	minPerShard = 64
+	// maxKeyBytes bounds the bytes a key may pin. Longer keys (a client sending an
+	// 8 KB header value) are replaced by their SHA-256, which keeps them distinct.
+	maxKeyBytes = 64
+)
+
+// table holds the buckets of one keyed policy, sharded by key hash with one mutex
+// per shard. Each shard holds at most perShard buckets, so the table never holds
+// more than MaxKeys; the cost is that a shard unlucky in hashing may start evicting
+// a little before the table as a whole is full.
+//
+// Eviction runs when a new key finds its shard full. It first drops every bucket
+// that has refilled to Burst, since such a bucket is indistinguishable from a fresh
+// one. If the shard is still above its low-water mark (7/8 of perShard) it drops the
+// least recently used buckets down to that mark. Recency is a per-shard access
+// counter, so the order is exact within a shard; the LRU is approximate in that
+// shards are independent (a key in a crowded shard can go before an older key
+// elsewhere) and eviction works in batches. Batches make a flood of new keys cost
+// amortized O(log n) per key instead of a scan per key.
+type table struct {
+	limit    rate.Limit
+	burst    int
+	perShard int
+	seed     maphash.Seed
+	mask     uint64
+	shards   []shard
+}
+
+type shard struct {
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	tick    uint64
+	scratch []lruEntry // reused across evictions so they do not allocate
+	// Pad to a cache line so two cores working on neighbouring shards do not
+	// bounce the same line between them.
+	_ [64 - 48]byte
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	seen uint64 // shard.tick at the last use; guarded by shard.mu
+}
+
+type lruEntry struct {
+	key  string
+	seen uint64
+}
+
+func newTable(limit rate.Limit, burst, maxKeys int) *table {
+	if maxKeys <= 0 {
+		maxKeys = defaultMaxKeys
+	}
+	n := maxShards
+	for n > 1 && maxKeys/n < minPerShard {
+		n /= 2
+	}
+	t := &table{
+		limit:    limit,
+		burst:    burst,
+		perShard: maxKeys / n,
+		seed:     maphash.MakeSeed(),
+		mask:     uint64(n - 1),
+		shards:   make([]shard, n),
+	}
+	for i := range t.shards {
+		t.shards[i].buckets = make(map[string]*bucket)
+	}
+	return t
+}
+
+// get returns key's bucket, creating it (and evicting to make room) when absent.
+// The caller takes tokens after the shard lock is released; if the bucket is
+// evicted in between, that one request is judged by a bucket nobody sees again,
+// which errs towards allowing and cannot happen to the just-used (most recent) key
+// unless its bucket was full.
+func (t *table) get(now time.Time, key string) *rate.Limiter {
+	if len(key) > maxKeyBytes {
+		sum := sha256.Sum256([]byte(key))
+		key = string(sum[:])
+	}
+	s := &t.shards[0]
+	if t.mask != 0 {
+		s = &t.shards[maphash.String(t.seed, key)&t.mask]
+	}
+	s.mu.Lock()
+	s.tick++
+	b, ok := s.buckets[key]
+	if !ok {
+		if len(s.buckets) >= t.perShard {
+			t.evict(s, now)
+		}
+		b = &bucket{lim: rate.NewLimiter(t.limit, t.burst)}
+		// Clone so the map does not pin a larger string the key was sliced from.
+		s.buckets[strings.Clone(key)] = b
+	}
+	b.seen = s.tick
+	lim := b.lim
+	s.mu.Unlock()
+	return lim
+}
+
+// evict makes room in a full shard; s.mu must be held.
+func (t *table) evict(s *shard, now time.Time) {
+	full := float64(t.burst)
+	for k, b := range s.buckets {
+		if b.lim.TokensAt(now) >= full {
+			delete(s.buckets, k)
+		}
+	}
+	target := t.perShard - max(1, t.perShard/8)
+	if len(s.buckets) <= target {
+		return
+	}
+	s.scratch = s.scratch[:0]
+	for k, b := range s.buckets {
+		s.scratch = append(s.scratch, lruEntry{key: k, seen: b.seen})
+	}
+	slices.SortFunc(s.scratch, func(a, b lruEntry) int { return cmp.Compare(a.seen, b.seen) })
+	for _, e := range s.scratch[:len(s.buckets)-target] {
+		delete(s.buckets, e.key)
+	}
+	clear(s.scratch) // let evicted keys be collected
+}
+
+func (t *table) len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += len(s.buckets)
+		s.mu.Unlock()
+	}
+	return n
+}

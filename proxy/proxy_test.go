@@ -1,0 +1,207 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gatehouse-dev/gatehouse/annotations"
+	"github.com/gatehouse-dev/gatehouse/limiter"
+	"github.com/gatehouse-dev/gatehouse/snapshot"
+	"github.com/gatehouse-dev/gatehouse/upstream"
+)
+
+// compile builds a snapshot of one Service "app" in namespace "t" with
+// config, whose endpoints are the given addresses.
+func compile(tb testing.TB, config string, endpoints ...string) *snapshot.Snapshot {
+	tb.Helper()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "app", Annotations: map[string]string{annotations.Key: config}},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+	}
+	slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "app-1",
+		Labels: map[string]string{"kubernetes.io/service-name": "app"}}}
+	for _, e := range endpoints {
+		host, port, _ := net.SplitHostPort(e)
+		p, _ := strconv.Atoi(port)
+		p32, name := int32(p), "http"
+		slice.Ports = []discoveryv1.EndpointPort{{Name: &name, Port: &p32}}
+		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{Addresses: []string{host}})
+	}
+	b := snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), upstream.NewRegistry(upstream.RegistryOptions{
+		Breaker: upstream.BreakerSettings{ConsecutiveFailures: 2, OpenTimeout: time.Hour},
+	}))
+	s, reports, err := b.Build(snapshot.Input{Services: []*corev1.Service{svc}, Slices: []*discoveryv1.EndpointSlice{slice}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, r := range reports {
+		if r.Rejected {
+			tb.Fatalf("config rejected: %v", r.Problems)
+		}
+	}
+	return s
+}
+
+func serve(h http.Handler, method, target string, headers ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, nil)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
+}
+
+func TestNoSnapshotIs503(t *testing.T) {
+	h := New(Options{})
+	if w := serve(h, "GET", "/x"); w.Code != 503 || w.Header().Get("X-Request-Id") == "" {
+		t.Errorf("status %d, request id %q", w.Code, w.Header().Get("X-Request-Id"))
+	}
+}
+
+func TestServe(t *testing.T) {
+	var lastPath, lastHost, lastXFF string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lastPath, lastHost, lastXFF = r.URL.RequestURI(), r.Host, r.Header.Get("X-Forwarded-For")
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(500)
+			return
+		}
+		io.WriteString(w, "hello")
+	}))
+	defer up.Close()
+	addr := up.Listener.Addr().String()
+	cfg := `kind: Mapping
+name: app
+prefix: /app/
+service: app
+rate_limits: [two]
+---
+kind: Mapping
+name: none
+prefix: /none/
+service: app:81
+---
+kind: RateLimit
+name: two
+rate: 2
+unit: hour
+key: header
+header: x-user
+`
+	h := New(Options{})
+	h.Publish(compile(t, cfg, addr))
+
+	w := serve(h, "GET", "http://example.com/app/a/b?q=1", "X-User", "u1")
+	if w.Code != 200 || w.Body.String() != "hello" || lastPath != "/a/b?q=1" || lastHost != "example.com" || lastXFF != "192.0.2.1" {
+		t.Errorf("proxied: %d %q; upstream saw path %q host %q xff %q", w.Code, w.Body.String(), lastPath, lastHost, lastXFF)
+	}
+	if w := serve(h, "GET", "/app/../app/c", "X-User", "u1"); w.Code != 200 || lastPath != "/c" {
+		t.Errorf("dot segments: %d, upstream path %q", w.Code, lastPath)
+	}
+	if w := serve(h, "GET", "/app/x", "X-User", "u1"); w.Code != 429 || w.Header().Get("Retry-After") != "1800" {
+		t.Errorf("third request of u1: %d Retry-After %q, want 429 and 1800", w.Code, w.Header().Get("Retry-After"))
+	}
+	if w := serve(h, "GET", "/app/x", "X-User", "u2"); w.Code != 200 {
+		t.Errorf("another key is limited separately: %d", w.Code)
+	}
+	if w := serve(h, "GET", "/elsewhere"); w.Code != 404 {
+		t.Errorf("no route: %d", w.Code)
+	}
+	if w := serve(h, "GET", "/none/x"); w.Code != 503 || !strings.Contains(w.Body.String(), "no ready endpoints") {
+		t.Errorf("no endpoints: %d %q", w.Code, w.Body.String())
+	}
+}
+
+func TestBreakerOpensOnUpstream5xx(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(502) }))
+	defer up.Close()
+	h := New(Options{})
+	h.Publish(compile(t, "kind: Mapping\nname: app\nprefix: /\nservice: app\n", up.Listener.Addr().String()))
+	for i := 0; i < 2; i++ {
+		if w := serve(h, "GET", "/x"); w.Code != 502 {
+			t.Fatalf("request %d: %d, want the upstream's 502", i, w.Code)
+		}
+	}
+	if w := serve(h, "GET", "/x"); w.Code != 503 || !strings.Contains(w.Body.String(), "circuit breaker") {
+		t.Errorf("after 2 failures: %d %q, want 503 from the open breaker", w.Code, w.Body.String())
+	}
+}
+
+func TestCleanPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/a/b":         "/a/b",
+		"/a/../b":      "/b",
+		"/a/./b/":      "/a/b/",
+		"/../../etc":   "/etc",
+		"/.well-known": "/.well-known",
+		"/a/..":        "/",
+	} {
+		if got, ok := cleanPath(in); !ok || got != want {
+			t.Errorf("cleanPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if _, ok := cleanPath("example.com:443"); ok {
+		t.Errorf("authority-form path accepted")
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	if got := requestID("abc"); got != "abc" {
+		t.Errorf("kept id: %q", got)
+	}
+	for _, bad := range []string{"", "has space", strings.Repeat("x", 129), "nul\x00"} {
+		if got := requestID(bad); len(got) != 32 || got == bad {
+			t.Errorf("requestID(%q) = %q, want a fresh 32-hex id", bad, got)
+		}
+	}
+}
+
+// BenchmarkProxy measures a request through the gateway's handler to a real
+// upstream on loopback, against net/http/httputil's ReverseProxy alone to the
+// same upstream: the difference is what routing, rate limiting, the breaker
+// and bookkeeping cost.
+func BenchmarkProxy(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer up.Close()
+	addr := up.Listener.Addr().String()
+
+	var routes strings.Builder
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&routes, "kind: Mapping\nname: r%d\nprefix: /api/v%d/\nservice: app\nrate_limits: [lots]\n---\n", i, i)
+	}
+	routes.WriteString("kind: RateLimit\nname: lots\nrate: 1000000000\nunit: second\nkey: client_ip\n")
+	h := New(Options{})
+	h.Publish(compile(b, routes.String(), addr))
+
+	target, _ := url.Parse("http://" + addr)
+	baseline := httputil.NewSingleHostReverseProxy(target)
+	baseline.Transport = NewTransport()
+
+	run := func(b *testing.B, handler http.Handler, path string) {
+		b.ReportAllocs()
+		for b.Loop() {
+			req := httptest.NewRequest("GET", path, nil)
+			w := httptest.NewRecorder()
+			handler.ServeHTTP(w, req)
+			if w.Code != 200 {
+				b.Fatalf("status %d", w.Code)
+			}
+		}
+	}
+	b.Run("httputil-baseline", func(b *testing.B) { run(b, baseline, "/api/v57/users") })
+	b.Run("gatehouse", func(b *testing.B) { run(b, h, "/api/v57/users") })
+}

@@ -1,0 +1,193 @@
+// Package server assembles a running gateway: the proxy handler, the snapshot
+// builder that feeds it, and the admin endpoints (/healthz, /readyz,
+// /metrics). Sources of configuration (manifest files, the Kubernetes API)
+// hand it cluster state through Apply; it owns everything else.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gatehouse-dev/gatehouse/limiter"
+	"github.com/gatehouse-dev/gatehouse/metrics"
+	"github.com/gatehouse-dev/gatehouse/proxy"
+	"github.com/gatehouse-dev/gatehouse/snapshot"
+	"github.com/gatehouse-dev/gatehouse/upstream"
+)
+
+// Config is how a Server is set up. Zero values mean defaults.
+type Config struct {
+	Listen string // proxy address; "" means 127.0.0.1:8080
+	Admin  string // admin address; "" means 127.0.0.1:8877
+
+	// Logger receives operational logs; AccessLog adds a line per request.
+	Logger    *slog.Logger
+	AccessLog bool
+
+	Breaker upstream.BreakerSettings
+
+	// Drain bounds graceful shutdown; zero means 10s.
+	Drain time.Duration
+}
+
+// Server is one gateway process's data plane and admin endpoints.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	registry *prometheus.Registry
+	metrics  *metrics.Set
+	handler  *proxy.Handler
+
+	mu      sync.Mutex // serialises Apply: one builder, one writer
+	builder *snapshot.Builder
+
+	ready atomic.Bool
+
+	proxyAddr, adminAddr atomic.Pointer[string]
+}
+
+// New builds a Server that serves nothing until the first Apply.
+func New(cfg Config) *Server {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:8080"
+	}
+	if cfg.Admin == "" {
+		cfg.Admin = "127.0.0.1:8877"
+	}
+	if cfg.Drain == 0 {
+		cfg.Drain = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(reg)
+	s := &Server{cfg: cfg, log: cfg.Logger, registry: reg, metrics: m}
+	var access *slog.Logger
+	if cfg.AccessLog {
+		access = cfg.Logger
+	}
+	s.handler = proxy.New(proxy.Options{Logger: access, Metrics: m})
+	ups := upstream.NewRegistry(upstream.RegistryOptions{
+		Breaker: cfg.Breaker,
+		OnStateChange: func(id string, from, to upstream.State) {
+			m.BreakerState(id, int(to))
+			s.log.Warn("circuit breaker state changed", "upstream", id, "from", from.String(), "to", to.String())
+		},
+	})
+	s.builder = snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), ups)
+	return s
+}
+
+// Handler is the proxy handler, for tests and benchmarks that serve it
+// themselves.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Apply builds a snapshot from in and publishes it. Services whose annotation
+// is invalid keep their last good routes; the reports say which. The previous
+// snapshot keeps serving if the build fails as a whole.
+func (s *Server) Apply(in snapshot.Input) ([]snapshot.Report, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap, reports, err := s.builder.Build(in)
+	for _, r := range reports {
+		s.metrics.ConfigRejected(r.Service, r.Rejected)
+	}
+	if err != nil {
+		return reports, fmt.Errorf("building snapshot: %w", err)
+	}
+	s.handler.Publish(snap)
+	s.ready.Store(true)
+	s.log.Info("snapshot published", "generation", snap.Generation, "routes", snap.Table.Len())
+	return reports, nil
+}
+
+// Addrs returns the addresses the listeners are bound to, once Run has
+// bound them ("" before).
+func (s *Server) Addrs() (proxyAddr, adminAddr string) {
+	if p := s.proxyAddr.Load(); p != nil {
+		proxyAddr = *p
+	}
+	if a := s.adminAddr.Load(); a != nil {
+		adminAddr = *a
+	}
+	return proxyAddr, adminAddr
+}
+
+func (s *Server) adminMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "no snapshot served yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// Run binds both listeners, calls onListen with their addresses, and serves
+// until ctx ends; then it stops accepting and lets in-flight requests finish
+// for up to the drain period.
+func (s *Server) Run(ctx context.Context, onListen func(proxyAddr, adminAddr string)) error {
+	var lc net.ListenConfig
+	pl, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening for traffic: %w", err)
+	}
+	al, err := lc.Listen(ctx, "tcp", s.cfg.Admin)
+	if err != nil {
+		pl.Close()
+		return fmt.Errorf("listening for admin: %w", err)
+	}
+	pa, aa := pl.Addr().String(), al.Addr().String()
+	s.proxyAddr.Store(&pa)
+	s.adminAddr.Store(&aa)
+
+	proxySrv := &http.Server{
+		Handler: s.handler,
+		// Slow-loris protection: a client gets 10 s to send its headers.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	adminSrv := &http.Server{Handler: s.adminMux(), ReadHeaderTimeout: 5 * time.Second}
+
+	errs := make(chan error, 2)
+	go func() { errs <- proxySrv.Serve(pl) }()
+	go func() { errs <- adminSrv.Serve(al) }()
+	if onListen != nil {
+		onListen(pa, aa)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	s.ready.Store(false)
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Drain)
+	defer cancel()
+	shutdownErr := errors.Join(proxySrv.Shutdown(drainCtx), adminSrv.Shutdown(drainCtx))
+	if runErr != nil && !errors.Is(runErr, http.ErrServerClosed) {
+		return runErr
+	}
+	return shutdownErr
+}

@@ -1,0 +1,57 @@
+package upstream
+
+import "sync"
+
+// RegistryOptions configures a Registry.
+type RegistryOptions struct {
+	// Breaker configures the circuit breaker of every upstream.
+	Breaker BreakerSettings
+	// OnStateChange, when not nil, is told of every breaker transition, for metrics
+	// and logs. It runs on the goroutine of the request that caused the change while
+	// the breaker's lock is held: it must be quick and must not call back into the
+	// same Upstream's Allow or State, which would deadlock.
+	OnStateChange func(upstreamID string, from, to State)
+}
+
+// Registry owns every Upstream and keeps each one across snapshot rebuilds: while
+// an ID is retained, Get returns the same *Upstream, so an open breaker stays open
+// when unrelated configuration changes. It is safe for concurrent use; Get and
+// Retain run at snapshot build time, not per request.
+type Registry struct {
+	opts RegistryOptions
+
+	mu        sync.Mutex
+	upstreams map[string]*Upstream
+}
+
+// NewRegistry returns an empty Registry.
+func NewRegistry(opts RegistryOptions) *Registry {
+	return &Registry{opts: opts, upstreams: make(map[string]*Upstream)}
+}
+
+// Get returns the upstream with this ID, creating it (no endpoints, breaker
+// closed) when absent.
+func (r *Registry) Get(id string) *Upstream {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if u, ok := r.upstreams[id]; ok {
+		return u
+	}
+	u := &Upstream{id: id, breaker: newBreaker(id, r.opts.Breaker, r.opts.OnStateChange)}
+	r.upstreams[id] = u
+	return u
+}
+
+// Retain drops the upstreams whose IDs are not in keep. Call it after a new
+// snapshot is published, with the IDs that snapshot uses; snapshots still serving
+// in-flight requests keep their own pointers. An upstream that is dropped and
+// later asked for again starts over with a closed breaker.
+func (r *Registry) Retain(keep map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id := range r.upstreams {
+		if !keep[id] {
+			delete(r.upstreams, id)
+		}
+	}
+}

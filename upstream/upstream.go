@@ -1,0 +1,87 @@
+// Package upstream models the targets of routes: one Upstream per Service port, with
+// its ready endpoint addresses, a round-robin picker and a circuit breaker. A
+// Registry keeps each Upstream (and so its breaker state and picker position)
+// across snapshot rebuilds, so republishing configuration neither closes an open
+// breaker nor forgets the failures counted so far.
+package upstream
+
+import (
+	"slices"
+	"sync/atomic"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// Upstream is one target Service port. It is safe for concurrent use: Pick and
+// Allow run on every request, SetEndpoints whenever EndpointSlices change. Obtain
+// one from a Registry.
+type Upstream struct {
+	id string
+	// endpoints is swapped whole so Pick reads it without a lock; a Pick racing
+	// SetEndpoints sees either the old list or the new one, never a mixture.
+	endpoints atomic.Pointer[[]string]
+	next      atomic.Uint64
+	breaker   *gobreaker.TwoStepCircuitBreaker[struct{}]
+}
+
+// ID returns the identifier the Registry knows this upstream by.
+func (u *Upstream) ID() string { return u.id }
+
+// Pick returns the next ready endpoint address ("ip:port") in round-robin order,
+// or false when there is none. It does not allocate. After SetEndpoints the
+// rotation continues from the shared counter, so it does not restart at the first
+// address, which would send a burst to the lowest address on every change.
+func (u *Upstream) Pick() (string, bool) {
+	p := u.endpoints.Load()
+	if p == nil || len(*p) == 0 {
+		return "", false
+	}
+	eps := *p
+	n := u.next.Add(1) - 1
+	return eps[n%uint64(len(eps))], true
+}
+
+// Endpoints returns a copy of the current endpoint addresses, sorted.
+func (u *Upstream) Endpoints() []string {
+	if p := u.endpoints.Load(); p != nil {
+		return slices.Clone(*p)
+	}
+	return nil
+}
+
+// SetEndpoints replaces the endpoint list atomically with a sorted copy of addrs,
+// duplicates and empty strings dropped. Sorting makes the rotation independent of
+// the order EndpointSlices happened to list addresses in. Nil or empty means no
+// ready endpoints: Pick reports false until a non-empty list arrives.
+func (u *Upstream) SetEndpoints(addrs []string) {
+	eps := slices.Clone(addrs)
+	slices.Sort(eps)
+	eps = slices.Compact(eps)
+	if len(eps) > 0 && eps[0] == "" {
+		eps = eps[1:]
+	}
+	if old := u.endpoints.Load(); old != nil && slices.Equal(*old, eps) {
+		return
+	}
+	u.endpoints.Store(&eps)
+}
+
+// Allow asks the circuit breaker whether a request may go to this upstream. When
+// the breaker refuses, err is ErrBreakerOpen and done is nil. Otherwise done must be
+// called exactly once with the request's outcome: nil counts as a success, an error
+// as a failure unless errors.Is(err, ErrExcluded), which counts as neither (use it
+// when the client cancelled, so a client's impatience never opens the breaker). An
+// outcome reported after the breaker changed state is ignored.
+func (u *Upstream) Allow() (done func(error), err error) {
+	done, err = u.breaker.Allow()
+	if err != nil {
+		// gobreaker refuses with ErrOpenState or, when half-open probes are all in
+		// flight, ErrTooManyRequests; to the proxy both mean "do not send".
+		return nil, ErrBreakerOpen
+	}
+	return done, nil
+}
+
+// State reports the breaker's state. An open breaker whose timeout has passed
+// reports half-open.
+func (u *Upstream) State() State { return stateOf(u.breaker.State()) }
