@@ -69,9 +69,17 @@ func (li lineIndex) lineOf(off int) int {
 	return sort.Search(len(li), func(i int) bool { return li[i] > off })
 }
 
+// bom is the byte order mark the YAML library skips without counting a
+// column for it.
+const bom = "\ufeff"
+
 func (li lineIndex) position(s string, off int) Position {
 	l := li.lineOf(off)
-	return Position{Line: l, Column: utf8.RuneCountInString(s[li[l-1]:off]) + 1}
+	start := li[l-1]
+	if l == 1 && strings.HasPrefix(s, bom) && off >= len(bom) {
+		start = len(bom)
+	}
+	return Position{Line: l, Column: utf8.RuneCountInString(s[start:off]) + 1}
 }
 
 // text returns line l of s without its line break; s may be a prefix of the
@@ -85,6 +93,9 @@ func (li lineIndex) text(s string, l int) string {
 		end = min(li[l], end)
 	}
 	line := s[li[l-1]:end]
+	if l == 1 {
+		line = strings.TrimPrefix(line, bom)
+	}
 	for _, br := range []string{"\r\n", "\n", "\r", "\u0085", "\u2028", "\u2029"} {
 		if strings.HasSuffix(line, br) {
 			return line[:len(line)-len(br)]

@@ -31,6 +31,9 @@ func TestParseSyntaxErrors(t *testing.T) {
 		{"tab-only line", "a: 1\n\t\nb: 2\n", []wantProblem{{2, 1, "", "tab character used for indentation", false}}},
 		{"tab as separator is fine", "kind: Mapping\nname:\tusers\nprefix: /\nservice: s\n", nil},
 
+		{"byte order mark", "\ufeffkind: Mapping\n\tname: x\n", []wantProblem{{2, 1, "", "tab character used for indentation", false}}},
+		{"byte order mark and bad character", "\ufeffa: \x01\n", []wantProblem{{1, 4, "", "character U+0001", false}}},
+
 		// Earlier documents are still checked; later ones are not read.
 		{"error in second document", mapping + "prefx: 1\n---\nkind: Mapping\nname: b\nprefix: [\n---\nkind: Route\n", []wantProblem{
 			{5, 1, users + ".prefx", "unknown field", false},
@@ -75,4 +78,16 @@ func TestParseAliasBomb(t *testing.T) {
 		src += "x" + string(i) + ": &" + string(i) + " [" + strings.Repeat("*"+string(prev)+",", 8) + "*" + string(prev) + "]\n"
 	}
 	checkProblems(t, src, wantProblem{5, 4, users, "YAML anchors (&a) are not supported", false})
+}
+
+// BenchmarkParseSyntaxError measures the re-parsing that locates a syntax
+// error: a 200-line mapping whose last key is indented one space short.
+func BenchmarkParseSyntaxError(b *testing.B) {
+	src := "kind: Mapping\nheaders:\n" + strings.Repeat("  x-a: b\n", 200) + " c: d\n"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, problems := Parse(src, Options{}); len(problems) != 1 || problems[0].Pos.Line != 203 {
+			b.Fatal(problems)
+		}
+	}
 }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// manifest renders a Service whose annotation is a literal block. The
+// annotation's line k is line 6+k of the manifest and its column c is column
+// 6+c, which is how the expectations below are written.
+func manifest(name, annotation string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: v1\nkind: Service\nmetadata:\n  name: %s\n  annotations:\n    gatehouse.dev/config: |\n", name)
+	for _, l := range strings.Split(strings.TrimRight(annotation, "\n"), "\n") {
+		b.WriteString("      " + l + "\n")
+	}
+	b.WriteString("spec:\n  ports:\n  - port: 80\n")
+	return b.String()
+}
+
+const validMapping = "kind: Mapping\nname: ok\nprefix: /ok/\nservice: ok\n"
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name     string
+		manifest string
+		want     []string // "LINE:COL: substring", in output order
+	}{
+		{"valid", manifest("ok", validMapping), nil},
+		{"tab indentation",
+			manifest("tab", "kind: Mapping\nname: a\nprefix: /a/\nservice: a\nheaders:\n\tx-a: b\n"),
+			[]string{"12:7: tab character"}},
+		{"unknown field",
+			manifest("unknown", "kind: Mapping\nname: a\nprefix: /a/\nservice: a\ntimeout_msec: 5\n"),
+			[]string{`11:7: Mapping "a".timeout_msec: unknown field "timeout_msec" (did you mean "timeout_ms"?)`}},
+		{"wrong type",
+			manifest("wrongtype", "kind: Mapping\nname: a\nprefix: /a/\nservice: a\nprecedence: high\n"),
+			[]string{`11:19: Mapping "a".precedence: expected an integer`}},
+		{"missing prefix",
+			manifest("noprefix", "kind: Mapping\nname: a\nservice: a\n"),
+			[]string{`7:7: Mapping "a": missing required field "prefix"`}},
+		{"bad regex",
+			manifest("regex", "kind: Mapping\nname: a\nprefix: ^/(?=a)\nprefix_regex: true\nservice: a\n"),
+			[]string{`9:15: Mapping "a".prefix:`}},
+		{"two errors, and a valid Service in the same file",
+			manifest("two", "kind: Mapping\nname: a\nprefx: /a/\nprefix: /a/\nservice: a\nprecedence: high\n") + "---\n" + manifest("fine", validMapping),
+			[]string{`9:7: Mapping "a".prefx: unknown field "prefx" (did you mean "prefix"?)`, `12:19: Mapping "a".precedence: expected an integer`}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".yaml")
+			if err := os.WriteFile(file, []byte(c.manifest), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"validate", file}, &stdout, &stderr)
+			lines := strings.Split(strings.TrimRight(stdout.String(), "\n"), "\n")
+			if stdout.Len() == 0 {
+				lines = nil
+			}
+			wantCode := 0
+			if len(c.want) > 0 {
+				wantCode = 1
+			}
+			if code != wantCode {
+				t.Errorf("exit code %d, want %d; stderr %q", code, wantCode, stderr.String())
+			}
+			if len(lines) != len(c.want) {
+				t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(c.want), stdout.String())
+			}
+			for i, w := range c.want {
+				pos, msg, _ := strings.Cut(w, " ")
+				prefix := file + ":" + pos + " "
+				if !strings.HasPrefix(lines[i], prefix) || !strings.Contains(lines[i], msg) {
+					t.Errorf("line %d = %q\nwant prefix %q containing %q", i+1, lines[i], prefix, msg)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateUsage(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"validate"}, &stdout, &stderr); code != 2 {
+		t.Errorf("no files: exit %d, want 2", code)
+	}
+	if code := run(context.Background(), []string{"validate", filepath.Join(t.TempDir(), "missing.yaml")}, &stdout, &stderr); code != 2 {
+		t.Errorf("missing file: exit %d, want 2", code)
+	}
+}
