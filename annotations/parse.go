@@ -30,7 +30,9 @@ type Options struct {
 //
 // The returned Config holds what was written, with two normalisations: Host is
 // lower case and Method upper case. Defaults (rewrite "/", timeout 3000 ms,
-// key policy, burst = rate) are left for the compiler to apply.
+// key policy, burst = rate) are left for the compiler to apply; Service is
+// kept as written (ParseServiceRef with the same namespace gives its parts).
+// Parse is safe for concurrent use.
 func Parse(src string, opts Options) (*Config, Problems) {
 	p := parser{src: src, opts: opts, validate: sharedValidator()}
 	p.run()
