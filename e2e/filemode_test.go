@@ -82,9 +82,16 @@ type gateway struct {
 
 func startGateway(t *testing.T, dir string, extra ...string) *gateway {
 	t.Helper()
-	args := append([]string{"serve", "--from-dir", dir, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--reload-interval", "50ms"}, extra...)
+	return startProcess(t, "", append([]string{"serve", "--from-dir", dir, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+		"--reload-interval", "50ms"}, extra...)...)
+}
+
+// startProcess runs the gatehouse binary in workDir ("" for the test's own)
+// and waits until it serves a snapshot.
+func startProcess(t *testing.T, workDir string, args ...string) *gateway {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
+	cmd.Dir = workDir
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

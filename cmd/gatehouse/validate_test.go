@@ -93,3 +93,14 @@ func TestValidateUsage(t *testing.T) {
 		t.Errorf("missing file: exit %d, want 2", code)
 	}
 }
+
+func TestExamplesAreValid(t *testing.T) {
+	files, err := filepath.Glob("../../examples/quickstart/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no quickstart files: %v", err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), append([]string{"validate"}, files...), &stdout, &stderr); code != 0 || stdout.Len() != 0 {
+		t.Errorf("quickstart: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+}
