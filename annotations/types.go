@@ -47,31 +47,180 @@ type Mapping struct {
 	Prefix      string `json:"prefix" validate:"required"`
 	PrefixExact bool   `json:"prefix_exact,omitempty"`
 	PrefixRegex bool   `json:"prefix_regex,omitempty"`
+	// CaseSensitive nil means true. false makes the path match (prefix,
+	// exact or regex) ignore ASCII case.
+	CaseSensitive *bool `json:"case_sensitive,omitempty"`
 
-	// Service is [http://|https://]name[.namespace][:port].
+	// Service is [http://|https://]name[.namespace][:port]. With HostRedirect
+	// it is instead the host[:port] requests are redirected to.
 	Service string `json:"service" validate:"required"`
 
 	// Rewrite replaces the matched prefix. Nil means Emissary's default "/";
 	// a pointer to "" disables rewriting.
 	Rewrite *string `json:"rewrite,omitempty"`
+	// RegexRewrite rewrites the path with an RE2 pattern and substitution
+	// (\1 or $1 style groups are not used: Go's regexp ${1}/$1 syntax is);
+	// it wins over Rewrite.
+	RegexRewrite *RegexRewrite `json:"regex_rewrite,omitempty"`
+	// HostRewrite replaces the Host header sent upstream.
+	HostRewrite string `json:"host_rewrite,omitempty"`
 
-	// Host is an exact host or a "*." wildcard; a :port in the request's Host
-	// header is ignored when matching.
-	Host       string                 `json:"host,omitempty"`
-	Method     string                 `json:"method,omitempty"`
-	Headers    map[string]HeaderValue `json:"headers,omitempty"`
-	Precedence int                    `json:"precedence,omitempty"`
+	// Host is an exact host or a "*." wildcard (or, with HostRegex, an RE2
+	// expression matched against the whole host); a :port in the request's
+	// Host header is ignored when matching. Hostname is the Emissary v3 form:
+	// a DNS glob ("*", "*.example.com", "example.com"). Set one or the other.
+	Host      string `json:"host,omitempty"`
+	HostRegex bool   `json:"host_regex,omitempty"`
+	Hostname  string `json:"hostname,omitempty"`
+
+	// Method is an HTTP method, or with MethodRegex an RE2 expression matched
+	// against the whole method.
+	Method      string `json:"method,omitempty"`
+	MethodRegex bool   `json:"method_regex,omitempty"`
+
+	Headers              map[string]HeaderValue `json:"headers,omitempty"`
+	RegexHeaders         map[string]string      `json:"regex_headers,omitempty"`
+	QueryParameters      map[string]HeaderValue `json:"query_parameters,omitempty"`
+	RegexQueryParameters map[string]string      `json:"regex_query_parameters,omitempty"`
+
+	Precedence int `json:"precedence,omitempty"`
+	// Weight is the percentage of traffic this Mapping takes among Mappings of
+	// the same namespace with identical match criteria (a canary group). Nil
+	// means an even share of what explicit weights leave.
+	Weight *int `json:"weight,omitempty" validate:"omitempty,min=0,max=100"`
+
+	AddRequestHeaders     map[string]AddedHeader `json:"add_request_headers,omitempty"`
+	AddResponseHeaders    map[string]AddedHeader `json:"add_response_headers,omitempty"`
+	RemoveRequestHeaders  []string               `json:"remove_request_headers,omitempty"`
+	RemoveResponseHeaders []string               `json:"remove_response_headers,omitempty"`
 
 	// TimeoutMS bounds the whole upstream exchange. Nil means the default
 	// (3000); 0 means no timeout.
 	TimeoutMS *int `json:"timeout_ms,omitempty" validate:"omitempty,min=0"`
+	// ConnectTimeoutMS bounds connecting to an endpoint; nil means 3000.
+	ConnectTimeoutMS *int `json:"connect_timeout_ms,omitempty" validate:"omitempty,min=1"`
+	// IdleTimeoutMS ends an exchange when no bytes move for this long; nil
+	// means no idle limit beyond TimeoutMS.
+	IdleTimeoutMS *int `json:"idle_timeout_ms,omitempty" validate:"omitempty,min=1"`
+
+	RetryPolicy     *RetryPolicy     `json:"retry_policy,omitempty"`
+	CircuitBreakers []CircuitBreaker `json:"circuit_breakers,omitempty"`
+	LoadBalancer    *LoadBalancer    `json:"load_balancer,omitempty"`
+	CORS            *CORS            `json:"cors,omitempty"`
+
+	// AllowUpgrade lists protocols (case-insensitive, e.g. websocket) a
+	// client may switch to with Connection: upgrade. UseWebsocket is the
+	// deprecated spelling of [websocket].
+	AllowUpgrade []string `json:"allow_upgrade,omitempty"`
+	UseWebsocket *bool    `json:"use_websocket,omitempty"`
+	GRPC         *bool    `json:"grpc,omitempty"`
+	// Shadow mirrors requests to Service and discards its answers.
+	Shadow *bool `json:"shadow,omitempty"`
+
+	// HostRedirect answers with a redirect to Service's host instead of
+	// proxying; PathRedirect replaces the whole path, PrefixRedirect the
+	// matched prefix; RedirectResponseCode defaults to 301.
+	HostRedirect         *bool  `json:"host_redirect,omitempty"`
+	PathRedirect         string `json:"path_redirect,omitempty"`
+	PrefixRedirect       string `json:"prefix_redirect,omitempty"`
+	RedirectResponseCode *int   `json:"redirect_response_code,omitempty" validate:"omitempty,oneof=301 302 303 307 308"`
 
 	// RateLimits names RateLimit documents of the same annotation; a request
 	// must pass every one of them.
 	RateLimits []string `json:"rate_limits,omitempty"`
 
+	// Labels are Emissary's rate-limit descriptors for an external rate-limit
+	// service. Gatehouse parses them (domain → list of label groups) but does
+	// not call such a service: rate_limits is its native mechanism.
+	Labels map[string][]LabelGroup `json:"labels,omitempty"`
+
+	// AmbassadorID is read in the Emissary dialect only: which gateways take
+	// the document. Nil means ["default"].
+	AmbassadorID []string `json:"ambassador_id,omitempty"`
+
 	// Pos is where the document starts; not part of the wire format.
 	Pos Position `json:"-"`
+	// Positions maps a field path inside the document ("prefix",
+	// "headers.x-env", "rate_limits[1]") to where its value was written, so
+	// the compiler can point at a field when a cross-annotation rule fails.
+	Positions map[string]Position `json:"-"`
+}
+
+// LabelGroup is one named group of rate-limit labels in Emissary's
+// labels: {domain: [{group-name: [label, ...]}, ...]}.
+type LabelGroup struct {
+	Name   string
+	Labels []Label
+}
+
+// Label is one Emissary rate-limit label specifier. Written either as a
+// shorthand string ("remote_address", "source_cluster",
+// "destination_cluster", or any other string meaning a generic_key value) or
+// as a one-key mapping such as {request_headers: {key, header_name}}.
+type Label struct {
+	// Kind is source_cluster, destination_cluster, request_headers,
+	// remote_address or generic_key.
+	Kind             string
+	Key              string
+	HeaderName       string
+	Value            string
+	OmitIfNotPresent bool
+}
+
+// RegexRewrite rewrites a path with a regular expression.
+type RegexRewrite struct {
+	Pattern      string `json:"pattern" validate:"required"`
+	Substitution string `json:"substitution"`
+}
+
+// AddedHeader is a header to add. Written as a plain string it is the value
+// with Append true; as a mapping, {value, append}.
+type AddedHeader struct {
+	Value string `json:"value"`
+	// Append nil means true: add another value rather than replace.
+	Append *bool `json:"append,omitempty"`
+}
+
+// RetryPolicy is Emissary's retry_policy. Not enforced yet.
+type RetryPolicy struct {
+	RetryOn       string `json:"retry_on,omitempty" validate:"omitempty,oneof=5xx gateway-error connect-failure retriable-4xx refused-stream retriable-status-codes"`
+	NumRetries    *int   `json:"num_retries,omitempty" validate:"omitempty,min=0"`
+	PerTryTimeout string `json:"per_try_timeout,omitempty"` // a Go/Envoy duration such as "500ms"
+}
+
+// CircuitBreaker is Emissary's concurrency thresholds for one priority.
+type CircuitBreaker struct {
+	Priority           string `json:"priority,omitempty" validate:"omitempty,oneof=default high"`
+	MaxConnections     *int   `json:"max_connections,omitempty" validate:"omitempty,min=1"`
+	MaxPendingRequests *int   `json:"max_pending_requests,omitempty" validate:"omitempty,min=1"`
+	MaxRequests        *int   `json:"max_requests,omitempty" validate:"omitempty,min=1"`
+	MaxRetries         *int   `json:"max_retries,omitempty" validate:"omitempty,min=0"`
+}
+
+// LoadBalancer is Emissary's load_balancer.
+type LoadBalancer struct {
+	Policy   string              `json:"policy" validate:"required,oneof=round_robin least_request ring_hash maglev"`
+	Cookie   *LoadBalancerCookie `json:"cookie,omitempty"`
+	Header   string              `json:"header,omitempty"`
+	SourceIP *bool               `json:"source_ip,omitempty"`
+}
+
+// LoadBalancerCookie names the cookie a ring_hash or maglev policy hashes.
+type LoadBalancerCookie struct {
+	Name string `json:"name" validate:"required"`
+	Path string `json:"path,omitempty"`
+	TTL  string `json:"ttl,omitempty"`
+}
+
+// CORS is Emissary's cors. Not enforced yet.
+type CORS struct {
+	// Origins is a list, or (as Emissary v2 allowed) one comma-separated string.
+	Origins        []string `json:"origins,omitempty"`
+	Methods        []string `json:"methods,omitempty"`
+	Headers        []string `json:"headers,omitempty"`
+	Credentials    *bool    `json:"credentials,omitempty"`
+	ExposedHeaders []string `json:"exposed_headers,omitempty"`
+	MaxAge         string   `json:"max_age,omitempty"`
 }
 
 // HeaderValue is a header condition: an exact value, or (written as the YAML
