@@ -76,51 +76,136 @@ func flatHint(name string) string {
 	return ""
 }
 
-// decodeDocument decodes the top-level mapping of d into v (a Mapping or
-// RateLimit) and records where each field was written.
-func (p *parser) decodeDocument(d *document, v reflect.Value) {
+// notHere lists keys that are not fields of a struct where it is being
+// decoded: with a reason, the key is reported as unknown with that reason;
+// with none, the caller reads the key itself.
+type notHere []struct{ name, reason string }
+
+func (nh notHere) find(name string) (string, bool) {
+	for _, e := range nh {
+		if e.name == name {
+			return e.reason, true
+		}
+	}
+	return "", false
+}
+
+var corsType = reflect.TypeFor[CORS]()
+
+// decodeFields decodes the mapping n into the struct v field by field and
+// returns where each field was written. rel is the path of v relative to the
+// document's fields.
+func (p *parser) decodeFields(n *yaml.Node, v reflect.Value, rel string, except notHere) *structLoc {
 	fs := p.fieldsOf(v.Type())
-	seen := make(map[string]*yaml.Node, len(d.root.Content)/2)
-	for i := 0; i+1 < len(d.root.Content); i += 2 {
-		k, val := d.root.Content[i], d.root.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			p.errorAt(k, d.prefix, "field names must be plain strings, got "+describe(k))
+	sl := &structLoc{node: n, rel: rel, fields: make(map[string]fieldLoc, len(n.Content)/2), failed: make(map[string]bool)}
+	p.cur.structs[rel] = sl
+	seen := make(map[string]*yaml.Node, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if !p.fieldKey(k, p.path(rel), seen) {
 			continue
 		}
 		name := k.Value
-		path := d.prefix + "." + name
-		if first, dup := seen[name]; dup {
-			p.errorAt(k, path, fmt.Sprintf("duplicate field %q (first at line %d)", name, first.Line))
+		frel := join(rel, name)
+		reason, excepted := except.find(name)
+		if excepted && reason == "" {
 			continue
 		}
-		seen[name] = k
 		f, ok := fieldNamed(fs, name)
-		if !ok {
-			hint := flatHint(name)
-			if hint == "" {
-				hint = p.didYouMean(name, fieldNames(fs))
-			}
-			p.errorAt(k, path, fmt.Sprintf("unknown field %q%s", name, hint))
+		if !ok || excepted {
+			p.unknownField(k, v.Type(), frel, fs, except, reason)
 			continue
 		}
-		d.fields[name] = fieldLoc{key: k, value: val}
-		if !p.decodeValue(val, v.Field(f.index), path) {
-			d.failed[name] = true
+		sl.fields[name] = fieldLoc{key: k, value: val}
+		var good bool
+		if fv := v.Field(f.index); v.Type() == corsType && fv.Kind() == reflect.Slice && isStringScalar(val) {
+			good = p.decodeCommaList(val, fv, frel)
+		} else {
+			good = p.decodeValue(val, fv, frel)
+		}
+		if !good {
+			sl.failed[name] = true
 		}
 	}
+	return sl
 }
 
-var headersType = reflect.TypeFor[map[string]HeaderValue]()
+// fieldKey checks that k is a plain key not seen before in its mapping,
+// whose path in problems is base.
+func (p *parser) fieldKey(k *yaml.Node, base string, seen map[string]*yaml.Node) bool {
+	if k.Kind != yaml.ScalarNode {
+		p.errorAt(k, base, "field names must be plain strings, got "+describe(k))
+		return false
+	}
+	if first, dup := seen[k.Value]; dup {
+		p.errorAt(k, base+"."+k.Value, fmt.Sprintf("duplicate field %q (first at line %d)", k.Value, first.Line))
+		return false
+	}
+	seen[k.Value] = k
+	return true
+}
 
-// decodeValue decodes n into v, reporting problems under path. A null leaves
-// v unset, which is how YAML spells "not set". It reports success.
-func (p *parser) decodeValue(n *yaml.Node, v reflect.Value, path string) bool {
+// unknownField reports a key that is not a field of t: an error in the
+// native dialect; a warning in the Emissary dialect, where Emissary would
+// drop it without a word.
+func (p *parser) unknownField(k *yaml.Node, t reflect.Type, frel string, fs []field, except notHere, reason string) {
+	name := k.Value
+	path := p.path(frel)
+	emissaryField := ignoredByGatehouse(t, name)
+	if p.opts.Dialect == Emissary && emissaryField && reason == "" {
+		p.warnAt(k, path, "ignored: Gatehouse does not implement "+name+emissaryFieldHint(name))
+		return
+	}
+	msg := fmt.Sprintf("unknown field %q", name)
+	switch {
+	case reason != "":
+		msg += ": " + reason
+	case emissaryField:
+		msg += ": an Emissary field that Gatehouse does not implement"
+	case frel == name && flatHint(name) != "" && p.opts.Dialect == Native:
+		msg += flatHint(name)
+	default:
+		candidates := make([]string, 0, len(fs))
+		for _, f := range fs {
+			if _, out := except.find(f.name); !out {
+				candidates = append(candidates, f.name)
+			}
+		}
+		msg += p.didYouMean(name, candidates)
+	}
+	if p.opts.Dialect == Emissary {
+		p.warnAt(k, path, msg+"; Emissary drops unknown fields, and so does Gatehouse")
+		return
+	}
+	p.errorAt(k, path, msg)
+}
+
+var (
+	headersType      = reflect.TypeFor[map[string]HeaderValue]()
+	regexMapType     = reflect.TypeFor[map[string]string]()
+	addedHeadersType = reflect.TypeFor[map[string]AddedHeader]()
+	labelsType       = reflect.TypeFor[map[string][]LabelGroup]()
+)
+
+// decodeValue decodes n into v, reporting problems under the path of rel. A
+// null leaves v unset, which is how YAML spells "not set". It reports
+// success.
+func (p *parser) decodeValue(n *yaml.Node, v reflect.Value, rel string) bool {
 	if isNull(n) {
 		return true
 	}
-	if v.Type() == headersType {
-		return p.decodeHeaders(n, v, path)
+	p.record(rel, n)
+	switch v.Type() {
+	case headersType:
+		return p.decodeConditions(n, v, rel)
+	case regexMapType:
+		return p.decodeRegexConditions(n, v, rel)
+	case addedHeadersType:
+		return p.decodeAddedHeaders(n, v, rel)
+	case labelsType:
+		return p.decodeLabels(n, v, rel)
 	}
+	path := p.path(rel)
 	switch v.Kind() {
 	case reflect.String:
 		s, ok := p.decodeString(n, path)
@@ -136,17 +221,51 @@ func (p *parser) decodeValue(n *yaml.Node, v reflect.Value, path string) bool {
 		return ok
 	case reflect.Pointer:
 		elem := reflect.New(v.Type().Elem())
-		if !p.decodeValue(n, elem.Elem(), path) {
+		if !p.decodeValue(n, elem.Elem(), rel) {
 			return false
 		}
 		v.Set(elem)
 		return true
 	case reflect.Slice:
-		return p.decodeList(n, v, path)
+		return p.decodeList(n, v, rel)
+	case reflect.Struct:
+		return p.decodeStruct(n, v, rel)
 	}
 	// Only reachable if a field of a new type is added to types.go.
 	p.errorAt(n, path, fmt.Sprintf("internal error: no decoder for %s", v.Type()))
 	return false
+}
+
+// decodeStruct decodes a nested struct such as retry_policy and checks its
+// validate tags. Problems inside it do not fail the field that holds it:
+// they are reported, and checks of its other fields still run.
+func (p *parser) decodeStruct(n *yaml.Node, v reflect.Value, rel string) bool {
+	if n.Kind != yaml.MappingNode {
+		names := fieldNames(p.fieldsOf(v.Type()))
+		p.errorAt(n, p.path(rel), fmt.Sprintf("expected a mapping with fields %s; got %s", strings.Join(names, ", "), describe(n)))
+		return false
+	}
+	sl := p.decodeFields(n, v, rel, nil)
+	p.validateTags(sl, v.Addr().Interface())
+	return true
+}
+
+// decodeCommaList reads one comma-separated string as a list, as Emissary
+// v2 allowed for the cors lists.
+func (p *parser) decodeCommaList(n *yaml.Node, v reflect.Value, rel string) bool {
+	p.record(rel, n)
+	parts := strings.Split(n.Value, ",")
+	list := make([]string, len(parts))
+	for i, part := range parts {
+		list[i] = strings.TrimSpace(part)
+		if list[i] == "" {
+			p.errorAt(n, p.path(rel), fmt.Sprintf("item %d of the comma-separated list %q is empty", i+1, n.Value))
+			return false
+		}
+		p.record(indexed(rel, i), n)
+	}
+	v.Set(reflect.ValueOf(list))
+	return true
 }
 
 func (p *parser) decodeString(n *yaml.Node, path string) (string, bool) {
@@ -240,101 +359,30 @@ func isDecimal(s string) bool {
 	return true
 }
 
-func (p *parser) decodeList(n *yaml.Node, v reflect.Value, path string) bool {
+func (p *parser) decodeList(n *yaml.Node, v reflect.Value, rel string) bool {
 	if n.Kind != yaml.SequenceNode {
 		msg := "expected a list, got " + describe(n)
 		if isStringScalar(n) {
 			msg += fmt.Sprintf("; write [%s]", n.Value)
 		}
-		p.errorAt(n, path, msg)
+		p.errorAt(n, p.path(rel), msg)
 		return false
 	}
 	list := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	ok := true
 	for i, item := range n.Content {
-		itemPath := path + "[" + strconv.Itoa(i) + "]"
+		itemRel := indexed(rel, i)
 		if isNull(item) {
-			p.errorAt(item, itemPath, "expected a value, got null")
+			p.errorAt(item, p.path(itemRel), "expected a value, got null")
 			ok = false
 			continue
 		}
-		if !p.decodeValue(item, list.Index(i), itemPath) {
+		if !p.decodeValue(item, list.Index(i), itemRel) {
 			ok = false
 		}
 	}
 	v.Set(list)
 	return ok
-}
-
-// decodeHeaders decodes header conditions: name → exact value, or true for
-// "present". Names are compared case-insensitively, as HTTP does, so X-Env
-// and x-env in one mapping are a duplicate.
-func (p *parser) decodeHeaders(n *yaml.Node, v reflect.Value, path string) bool {
-	if n.Kind != yaml.MappingNode {
-		p.errorAt(n, path, "expected a mapping of header name to value, got "+describe(n))
-		return false
-	}
-	headers := make(map[string]HeaderValue, len(n.Content)/2)
-	seen := make(map[string]*yaml.Node, len(n.Content)/2)
-	ok := true
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		if !isStringScalar(k) {
-			p.errorAt(k, path, "header names must be plain strings, got "+describe(k))
-			ok = false
-			continue
-		}
-		name := k.Value
-		hpath := path + "." + name
-		if first, dup := seen[strings.ToLower(name)]; dup {
-			msg := fmt.Sprintf("duplicate header %q (first at line %d)", name, first.Line)
-			if first.Value != name {
-				msg = fmt.Sprintf("duplicate header %q: header names are case-insensitive and %q is at line %d", name, first.Value, first.Line)
-			}
-			p.errorAt(k, hpath, msg)
-			ok = false
-			continue
-		}
-		seen[strings.ToLower(name)] = k
-		if !isToken(name) {
-			p.errorAt(k, hpath, fmt.Sprintf("invalid header name %q: a header name has only %s", name, tokenRule))
-			ok = false
-		}
-		hv, good := p.decodeHeaderValue(k, val, hpath)
-		if !good {
-			ok = false
-			continue
-		}
-		headers[name] = hv
-	}
-	v.Set(reflect.ValueOf(headers))
-	return ok
-}
-
-func (p *parser) decodeHeaderValue(k, n *yaml.Node, path string) (HeaderValue, bool) {
-	const want = "a string to match exactly, or true to require presence"
-	if b, ok := plainBool(n); ok {
-		if b {
-			return HeaderValue{Present: true}, true
-		}
-		p.errorAt(n, path, "false is not supported: use true to require presence; absence is not supported yet")
-		return HeaderValue{}, false
-	}
-	if n.Kind == yaml.ScalarNode {
-		switch n.ShortTag() {
-		case "!!null":
-			p.errorAt(k, path, "missing value: write "+want)
-			return HeaderValue{}, false
-		case "!!int", "!!float":
-			p.errorAt(n, path, fmt.Sprintf("expected %s, got %s; quote it: %q", want, describe(n), n.Value))
-			return HeaderValue{}, false
-		}
-		if isStringScalar(n) {
-			return HeaderValue{Value: n.Value}, true
-		}
-	}
-	p.errorAt(n, path, fmt.Sprintf("expected %s, got %s", want, describe(n)))
-	return HeaderValue{}, false
 }
 
 func isNull(n *yaml.Node) bool {

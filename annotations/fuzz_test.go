@@ -2,7 +2,9 @@ package annotations
 
 import (
 	"cmp"
+	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -31,6 +33,20 @@ var fuzzSeeds = []string{
 	"%YAML 1.2\n---\na: 1\n...\n",
 	"? [a]\n: b\n",
 	"kind: Mapping\nname: a\nprefix: /\nservice: s\nrate_limits: [a, a, b]\n---\nkind: RateLimit\nname: a\nrate: 1\nunit: day\n---\nkind: Mapping\nname: a\n",
+	// The full Mapping language.
+	mapping + "hostname: '*.Example.com'\nhost: a.com\nhost_regex: true\nmethod: 'GET|('\nmethod_regex: true\ncase_sensitive: false\n",
+	mapping + "regex_headers: {x-id: '^\\d+$', X-ID: '('}\nquery_parameters: {a: true, a=b: x, A: false}\nregex_query_parameters: {p: '[', '': x}\n",
+	mapping + "regex_rewrite: {pattern: '^/(a)(?P<n>b)', substitution: '/\\1/$2x/${n}/${3/$$'}\nrewrite: /x\nhost_rewrite: '[::1]:0'\n",
+	mapping + "add_request_headers: {Host: a, x-a: {value: \"a\\nb\", apend: 1}, Connection: c, ':path': p}\nremove_response_headers: [Upgrade, x, X]\n",
+	mapping + "connect_timeout_ms: 0\nidle_timeout_ms: 0\nweight: 101\nretry_policy: {retry_on: 5xxx, num_retries: -1, per_try_timeout: 5, retry_back_off: {}}\n",
+	mapping + "circuit_breakers: [{priority: high, max_connections: 0}, {}, {}, 5]\nload_balancer: {policy: ring_hash, header: 'x y', source_ip: true, cookie: {ttl: x}}\n",
+	mapping + "cors: {origins: 'https://a.com,, *', methods: GET, max_age: 1d}\nallow_upgrade: [WebSocket, websocket, 'a b']\nuse_websocket: true\ngrpc: true\nshadow: true\n",
+	"kind: Mapping\nname: a\nprefix: /\nservice: https://a.com/x\nhost_redirect: true\npath_redirect: x\nprefix_redirect: /y\nredirect_response_code: 300\n",
+	mapping + "labels:\n  d:\n    - g: [remote_address, {request_headers: {key: k}}, {generic_key: {value: v}}, {x: 1}, [1]]\n    - {a: [], b: []}\n  e: x\nambassador_id: [x]\n",
+	// The Emissary dialect.
+	emMapping + "ambassador_id: [other, _automatic_]\nnamespace: other\nhost: a.com:80\nhostname: b.com\ntls: true\nprefx: 1\n",
+	emCRD + "  ambassador_id: default\n  name: x\nstatus: {}\n---\nkind: Module\nname: m\n---\nkind: RateLimit\nname: r\n---\nkind: Mapping\nprefix: /\n",
+	"apiVersion: ambassador/v0\nkind: Mapping\nname: quote-backend.v1\nprefix: /\nservice: s\nheaders: {x: True}\n---\napiVersion: x/v9\nkind: Mappin\nmetadata: 5\nspec: []\n",
 }
 
 // yamlLineCount counts lines as generously as any YAML reader could: every
@@ -47,12 +63,19 @@ func yamlLineCount(s string) int {
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add(readRealistic(f))
-	for _, s := range fuzzSeeds {
-		f.Add(s)
+	f.Add(readRealistic(f), byte(Native))
+	emissaryFixture, err := os.ReadFile("testdata/emissary.yaml")
+	if err != nil {
+		f.Fatal(err)
 	}
-	f.Fuzz(func(t *testing.T, src string) {
-		cfg, problems := Parse(src, Options{Namespace: "ns"})
+	f.Add(string(emissaryFixture), byte(Emissary))
+	for _, s := range fuzzSeeds {
+		f.Add(s, byte(Native))
+		f.Add(s, byte(Emissary))
+	}
+	f.Fuzz(func(t *testing.T, src string, dialect byte) {
+		opts := Options{Namespace: "ns", Dialect: Dialect(dialect % 2)}
+		cfg, problems := Parse(src, opts)
 		if (cfg == nil) != problems.HasErrors() {
 			t.Fatalf("config %v with problems %v", cfg, problems)
 		}
@@ -70,17 +93,17 @@ func FuzzParse(f *testing.F) {
 		}) {
 			t.Errorf("problems not sorted: %v", problems)
 		}
-		if cfg2, problems2 := Parse(src, Options{Namespace: "ns"}); !reflect.DeepEqual(problems, problems2) || !reflect.DeepEqual(cfg, cfg2) {
+		if cfg2, problems2 := Parse(src, opts); !reflect.DeepEqual(problems, problems2) || !reflect.DeepEqual(cfg, cfg2) {
 			t.Errorf("Parse is not deterministic:\n%v\n%v", problems, problems2)
 		}
 		if cfg != nil {
-			checkConfigInvariants(t, cfg)
+			checkConfigInvariants(t, cfg, opts.Dialect)
 		}
 	})
 }
 
 // checkConfigInvariants asserts what a compiler may rely on in a Config.
-func checkConfigInvariants(t *testing.T, cfg *Config) {
+func checkConfigInvariants(t *testing.T, cfg *Config, dialect Dialect) {
 	t.Helper()
 	var rateLimits []string
 	for _, rl := range cfg.RateLimits {
@@ -90,11 +113,54 @@ func checkConfigInvariants(t *testing.T, cfg *Config) {
 		rateLimits = append(rateLimits, rl.Name)
 	}
 	for _, m := range cfg.Mappings {
-		if dnsLabelProblem(m.Name) != "" || m.Prefix == "" || m.Host != strings.ToLower(m.Host) || m.Method != strings.ToUpper(m.Method) {
+		nameProblem := dnsLabelProblem(m.Name)
+		if dialect == Emissary {
+			nameProblem = subdomainProblem(m.Name)
+		}
+		if nameProblem != "" || m.Prefix == "" || m.Hostname != strings.ToLower(m.Hostname) || m.Positions == nil {
 			t.Errorf("invalid Mapping accepted: %+v", m)
 		}
-		if _, err := ParseServiceRef(m.Service, "ns"); err != nil {
+		if !m.HostRegex && m.Host != strings.ToLower(m.Host) || !m.MethodRegex && m.Method != strings.ToUpper(m.Method) {
+			t.Errorf("host or method not normalised: %+v", m)
+		}
+		if dialect == Emissary && m.Host != "" && m.Hostname != "" || dialect == Native && m.AmbassadorID != nil {
+			t.Errorf("dialect rules broken: %+v", m)
+		}
+		for _, re := range []struct {
+			on      bool
+			pattern string
+		}{{m.PrefixRegex, m.Prefix}, {m.HostRegex, m.Host}, {m.MethodRegex, m.Method}, {m.RegexRewrite != nil, regexRewritePattern(m)}} {
+			if _, err := regexp.Compile(re.pattern); re.on && err != nil {
+				t.Errorf("bad regular expression accepted: %v", err)
+			}
+		}
+		for _, re := range m.RegexHeaders {
+			if _, err := regexp.Compile(re); err != nil {
+				t.Errorf("bad regex_headers accepted: %v", err)
+			}
+		}
+		if m.HostRedirect != nil && *m.HostRedirect {
+			if msg := redirectTargetProblem(m.Service); msg != "" {
+				t.Errorf("bad redirect target %q accepted: %s", m.Service, msg)
+			}
+		} else if _, err := ParseServiceRef(m.Service, "ns"); err != nil {
 			t.Errorf("Mapping with bad service accepted: %v", err)
+		}
+		if m.Weight != nil && (*m.Weight < 0 || *m.Weight > 100) {
+			t.Errorf("weight %d accepted", *m.Weight)
+		}
+		for _, proto := range m.AllowUpgrade {
+			if proto != strings.ToLower(proto) || !isProtocol(proto) {
+				t.Errorf("allow_upgrade %q accepted", proto)
+			}
+		}
+		if m.UseWebsocket != nil && *m.UseWebsocket && !slices.Contains(m.AllowUpgrade, "websocket") {
+			t.Errorf("use_websocket not folded into allow_upgrade: %q", m.AllowUpgrade)
+		}
+		for name, ah := range m.AddRequestHeaders {
+			if headerChangeProblem(name, true, "added") != "" || strings.ContainsAny(ah.Value, "\r\n\x00") {
+				t.Errorf("added header %q: %q accepted", name, ah.Value)
+			}
 		}
 		for _, name := range m.RateLimits {
 			if !slices.Contains(rateLimits, name) {
@@ -102,6 +168,109 @@ func checkConfigInvariants(t *testing.T, cfg *Config) {
 			}
 		}
 	}
+}
+
+func regexRewritePattern(m Mapping) string {
+	if m.RegexRewrite == nil {
+		return ""
+	}
+	return m.RegexRewrite.Pattern
+}
+
+// FuzzHost feeds the host validators: host (with its "*." wildcard),
+// hostname (Emissary's DNS glob), host:port and host_regex.
+func FuzzHost(f *testing.F) {
+	for _, s := range []string{"a.com", "*.Example.COM", "*", "foo.*", "a*b.com", "a.com:80", "[::1]:8080", "::1", "10.0.0.1:0",
+		"http://a.com", "a..com", "-a.com", strings.Repeat("a", 64) + ".com", "\u212a.com", "A.COM.", "^[a-z]+\\.com$", "(?=x)"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		for _, c := range []struct {
+			name      string
+			normalize func(string) (string, string)
+		}{{"host", normalizeHost}, {"hostname", normalizeHostname}} {
+			got, msg := c.normalize(h)
+			if msg != "" {
+				if got != "" {
+					t.Fatalf("%s %q: problem %q with result %q", c.name, h, msg, got)
+				}
+				continue
+			}
+			if got != strings.ToLower(got) || strings.ContainsAny(got, ": \t\r\n/") || (got == "") != (h == "") || !strings.EqualFold(got, h) {
+				t.Fatalf("%s %q accepted as %q", c.name, h, got)
+			}
+			if again, msg := c.normalize(got); again != got || msg != "" {
+				t.Fatalf("%s %q: normalising %q again gives %q, %q", c.name, h, got, again, msg)
+			}
+			if c.name == "host" && got != "" && hostPortProblem(got) != "" && !strings.HasPrefix(got, "*.") {
+				t.Fatalf("host %q accepted, but not as host_rewrite: %s", got, hostPortProblem(got))
+			}
+		}
+		if hostPortProblem(h) == "" && (h == "" || strings.ContainsAny(h, "/?#@ ")) {
+			t.Fatalf("host:port %q accepted", h)
+		}
+		if _, msg := compileRegexp(h); msg == "" {
+			if _, err := regexp.Compile(h); err != nil {
+				t.Fatalf("host_regex %q accepted but does not compile: %v", h, err)
+			}
+		}
+	})
+}
+
+// FuzzRegexValidator feeds the regular expression and substitution checks.
+func FuzzRegexValidator(f *testing.F) {
+	for _, c := range [][2]string{
+		{`^/api/(v\d+)/(?P<rest>.*)$`, "/${rest}/$1/$$"},
+		{`(?=a)`, ""}, {`(?<!a)b`, ""}, {`(a)\1`, ""}, {`\\1`, `\1`}, {`[(?=]`, "$1x"}, {`(`, "${"}, {`a{1001}`, "$0"},
+		{`(?P<n>a)(b)`, "${n}${2}$3${01}"}, {`(a)`, "$\u00e9"},
+	} {
+		f.Add(c[0], c[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, sub string) {
+		re, msg := compileRegexp(pattern)
+		_, err := regexp.Compile(pattern)
+		if (msg == "") != (err == nil) || (re == nil) != (err != nil) {
+			t.Fatalf("compileRegexp(%q) = %v, %q; regexp.Compile says %v", pattern, re, msg, err)
+		}
+		if msg != "" && !strings.HasPrefix(msg, "invalid regular expression: ") {
+			t.Fatalf("message %q", msg)
+		}
+		if re == nil {
+			return
+		}
+		if substitutionProblem(re, sub) != "" {
+			return
+		}
+		// An accepted substitution refers only to groups that exist, so
+		// expanding it never silently drops a reference.
+		if strings.Contains(sub, "\\") {
+			for i := 0; i+1 < len(sub); i++ {
+				if sub[i] == '\\' && sub[i+1] >= '0' && sub[i+1] <= '9' {
+					t.Fatalf("Envoy-style reference accepted in %q", sub)
+				}
+			}
+		}
+		for rest := sub; ; {
+			i := strings.IndexByte(rest, '$')
+			if i < 0 {
+				break
+			}
+			rest = rest[i+1:]
+			if strings.HasPrefix(rest, "$") {
+				rest = rest[1:]
+				continue
+			}
+			name, num, after, ok := expandRef(rest)
+			if !ok {
+				continue
+			}
+			rest = after
+			if num > re.NumSubexp() || num < 0 && re.SubexpIndex(name) < 0 {
+				t.Fatalf("substitution %q refers to a missing group %q of %q", sub, name, pattern)
+			}
+		}
+		_ = re.ExpandString(nil, sub, "", nil)
+	})
 }
 
 func FuzzParseServiceRef(f *testing.F) {

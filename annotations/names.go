@@ -2,6 +2,7 @@ package annotations
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"unicode"
 )
@@ -57,9 +58,50 @@ func isToken(s string) bool {
 
 const tokenRule = "letters, digits and !#$%&'*+-.^_`|~"
 
+// subdomainProblem says what is wrong with s as a DNS-1123 subdomain (the
+// syntax of most Kubernetes object names, which Emissary accepts as names),
+// or returns "".
+func subdomainProblem(s string) string {
+	const rule = "(lowercase letters, digits, '-' and '.', each part starting and ending with a letter or digit, at most 253 characters)"
+	switch {
+	case s == "":
+		return "must not be empty"
+	case len(s) > 253:
+		return fmt.Sprintf("is %d characters long; must be a Kubernetes object name %s", len(s), rule)
+	}
+	for _, part := range strings.Split(s, ".") {
+		if part == "" {
+			return "has an empty part (check for a leading, trailing or doubled dot); must be a Kubernetes object name " + rule
+		}
+		for _, r := range part {
+			switch {
+			case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
+			case r >= 'A' && r <= 'Z':
+				return "must be lowercase; must be a Kubernetes object name " + rule
+			default:
+				return fmt.Sprintf("contains %q; must be a Kubernetes object name %s", r, rule)
+			}
+		}
+		if part[0] == '-' || part[len(part)-1] == '-' {
+			return "must start and end with a letter or digit around each dot; must be a Kubernetes object name " + rule
+		}
+	}
+	return ""
+}
+
 // normalizeHost checks a Mapping host and returns it in lower case. Problems
 // are phrased for the user because the reason is shown as is.
 func normalizeHost(h string) (string, string) {
+	return normalizeHostGlob(h, false)
+}
+
+// normalizeHostname checks a Mapping hostname, Emissary v3's DNS glob: "*",
+// "*.example.com" or an exact host name.
+func normalizeHostname(h string) (string, string) {
+	return normalizeHostGlob(h, true)
+}
+
+func normalizeHostGlob(h string, hostname bool) (string, string) {
 	if h == "" {
 		return "", ""
 	}
@@ -73,34 +115,174 @@ func normalizeHost(h string) (string, string) {
 	case strings.IndexFunc(h, isSpaceOrControl) >= 0:
 		return "", "must not contain whitespace or control characters"
 	}
+	if hostname && h == "*" {
+		return h, ""
+	}
 	rest := h
 	if strings.HasPrefix(h, "*.") {
 		rest = h[2:]
 	}
 	if strings.Contains(rest, "*") {
+		if hostname {
+			return "", `supported hostnames are "*" (any host), "*.example.com" (a wildcard as the whole leftmost label) and exact host names`
+		}
 		return "", `a wildcard "*" is only allowed as the whole leftmost label, as in "*.example.com"`
 	}
-	if len(rest) > 253 {
-		return "", fmt.Sprintf("is %d characters long; a host name has at most 253", len(rest))
-	}
-	for _, label := range strings.Split(rest, ".") {
-		switch {
-		case label == "":
-			return "", "has an empty label (check for a leading, trailing or doubled dot)"
-		case len(label) > 63:
-			return "", fmt.Sprintf("label %q is longer than 63 characters", label)
-		case label[0] == '-' || label[len(label)-1] == '-':
-			return "", fmt.Sprintf("label %q must start and end with a letter or digit", label)
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
-				return "", fmt.Sprintf("contains %q; a host name has only letters, digits, '-' and '.'", r)
-			}
-		}
+	if msg := hostNameProblem(rest); msg != "" {
+		return "", msg
 	}
 	// Only ASCII is left, so ToLower cannot change the length or map a
 	// look-alike rune (like the Kelvin sign) onto a letter.
 	return strings.ToLower(h), ""
+}
+
+// hostNameProblem checks an exact DNS host name, without wildcard or port.
+func hostNameProblem(h string) string {
+	if len(h) > 253 {
+		return fmt.Sprintf("is %d characters long; a host name has at most 253", len(h))
+	}
+	for _, label := range strings.Split(h, ".") {
+		switch {
+		case label == "":
+			return "has an empty label (check for a leading, trailing or doubled dot)"
+		case len(label) > 63:
+			return fmt.Sprintf("label %q is longer than 63 characters", label)
+		case label[0] == '-' || label[len(label)-1] == '-':
+			return fmt.Sprintf("label %q must start and end with a letter or digit", label)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Sprintf("contains %q; a host name has only letters, digits, '-' and '.'", r)
+			}
+		}
+	}
+	return ""
+}
+
+// hostPortProblem checks host[:port] as written in host_rewrite or a
+// redirect target: a host name, an IPv4 address or a bracketed IPv6 address,
+// and an optional port.
+func hostPortProblem(s string) string {
+	switch {
+	case s == "":
+		return "must not be empty"
+	case strings.Contains(s, "://"):
+		return "must be host[:port] without a scheme"
+	case strings.ContainsAny(s, "/?#"):
+		return "must be host[:port] without a path"
+	case strings.Contains(s, "@"):
+		return "must be host[:port] without user information"
+	case strings.IndexFunc(s, isSpaceOrControl) >= 0:
+		return "must not contain whitespace or control characters"
+	}
+	host, port, hasPort := s, "", false
+	if rest, ok := strings.CutPrefix(s, "["); ok {
+		addr, after, closed := strings.Cut(rest, "]")
+		if !closed {
+			return `has "[" without "]"`
+		}
+		if ip := net.ParseIP(addr); ip == nil || !strings.Contains(addr, ":") {
+			return fmt.Sprintf("%q in brackets is not an IPv6 address", addr)
+		}
+		switch {
+		case after == "":
+		case strings.HasPrefix(after, ":"):
+			port, hasPort = after[1:], true
+		default:
+			return fmt.Sprintf("unexpected %q after the IPv6 address", after)
+		}
+		host = ""
+	} else if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		if strings.Count(s, ":") > 1 {
+			return "an IPv6 address must be written in brackets, as in [::1]:8080"
+		}
+		host, port, hasPort = s[:i], s[i+1:], true
+	}
+	if hasPort {
+		if _, err := parsePort(port); err != nil {
+			return err.Error()
+		}
+	}
+	if host == "" || net.ParseIP(host) != nil {
+		if host == "" && !strings.HasPrefix(s, "[") {
+			return "has no host before the port"
+		}
+		return ""
+	}
+	return hostNameProblem(host)
+}
+
+// redirectTargetProblem checks the service of a host_redirect Mapping: a
+// host[:port] that clients are sent to, optionally with http:// or https://.
+func redirectTargetProblem(s string) string {
+	rest := s
+	if scheme, after, ok := strings.Cut(s, "://"); ok {
+		if !strings.EqualFold(scheme, "http") && !strings.EqualFold(scheme, "https") {
+			return fmt.Sprintf("unsupported scheme %q; a redirect target is [http://|https://]host[:port]", scheme)
+		}
+		rest = after
+	}
+	if msg := hostPortProblem(rest); msg != "" {
+		return msg + "; a redirect target is [http://|https://]host[:port]"
+	}
+	return ""
+}
+
+// headerNameProblem says why name cannot be an HTTP header name, or "".
+func headerNameProblem(name string) string {
+	if !isToken(name) {
+		return fmt.Sprintf("invalid header name %q: a header name has only %s", name, tokenRule)
+	}
+	return ""
+}
+
+// headerChangeProblem says why a header cannot be added or removed (verb),
+// or returns "". Hop-by-hop headers belong to each connection and are
+// managed by the proxy; changing them would break framing or upgrades.
+func headerChangeProblem(name string, request bool, verb string) string {
+	switch {
+	case strings.HasPrefix(name, ":"):
+		return fmt.Sprintf("%q is an HTTP/2 pseudo-header, which cannot be %s", name, verb)
+	case !isToken(name):
+		return headerNameProblem(name)
+	case isHopByHop(name):
+		return fmt.Sprintf("%q is a hop-by-hop header, which the proxy manages for each connection; it cannot be %s", name, verb)
+	case request && strings.EqualFold(name, "Host") && verb == "added":
+		return "the Host header cannot be added; use host_rewrite to change it"
+	case request && strings.EqualFold(name, "Host"):
+		return "the Host header cannot be " + verb
+	}
+	return ""
+}
+
+func isHopByHop(name string) bool {
+	switch strings.ToLower(name) {
+	case "connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer":
+		return true
+	}
+	return len(name) >= len("proxy-") && strings.EqualFold(name[:len("proxy-")], "proxy-")
+}
+
+// queryNameProblem says why name cannot be matched as a query parameter
+// name, or "". Names are compared as written, case-sensitively.
+func queryNameProblem(name string) string {
+	switch {
+	case name == "":
+		return "a query parameter name must not be empty"
+	case strings.ContainsAny(name, "&=#"):
+		return fmt.Sprintf("invalid query parameter name %q: it must not contain '&', '=' or '#'", name)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return fmt.Sprintf("invalid query parameter name %q: it must not contain control characters", name)
+	}
+	return ""
+}
+
+// isProtocol reports whether s is an Upgrade protocol: a token, optionally
+// followed by "/" and a version token (RFC 9110 section 7.8), such as
+// websocket or spdy/3.1.
+func isProtocol(s string) bool {
+	name, version, ok := strings.Cut(s, "/")
+	return isToken(name) && (!ok || isToken(version))
 }
 
 // standardMethods are the methods of RFC 9110 and PATCH; others are legal

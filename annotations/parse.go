@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/go-playground/validator/v10"
@@ -19,22 +20,68 @@ const (
 	maxDocuments = 1000
 )
 
+// Dialect is the language an annotation is written in.
+type Dialect uint8
+
+const (
+	// Native is the gatehouse.dev/config language: flat documents, strict
+	// about every key.
+	Native Dialect = iota
+	// Emissary reads a getambassador.io/config annotation the way Emissary
+	// does where users rely on it (flat or CRD-shaped documents, apiVersion
+	// ambassador/v0 to getambassador.io/v3alpha1, ambassador_id, other kinds
+	// and fields accepted), and reports as warnings what Emissary would drop
+	// silently.
+	Emissary
+)
+
+// String returns "native" or "emissary".
+func (d Dialect) String() string {
+	switch d {
+	case Native:
+		return "native"
+	case Emissary:
+		return "emissary"
+	}
+	return "Dialect(" + strconv.Itoa(int(d)) + ")"
+}
+
 // Options for Parse.
 type Options struct {
 	Namespace string // the Service's namespace; used to qualify bare service names
+	Dialect   Dialect
+	// AmbassadorID is this gateway's ambassador_id in the Emissary dialect: a
+	// document is read only when its ambassador_id lists it or _automatic_.
+	// "" means "default", as in Emissary.
+	AmbassadorID string
 }
 
 // Parse parses a whole annotation value (a multi-document YAML stream). It
 // reports every problem it can find in one pass, sorted by position. It
 // returns a non-nil *Config only when there are no errors (warnings allowed).
 //
-// The returned Config holds what was written, with two normalisations: Host is
-// lower case and Method upper case. Defaults (rewrite "/", timeout 3000 ms,
-// key policy, burst = rate) are left for the compiler to apply; Service is
-// kept as written (ParseServiceRef with the same namespace gives its parts).
-// Parse is safe for concurrent use.
+// The returned Config holds what was written, with these normalisations:
+//   - Host (unless HostRegex) and Hostname are lower case;
+//   - Method is upper case unless MethodRegex;
+//   - AllowUpgrade entries are lower case, and use_websocket: true adds
+//     "websocket" to them;
+//   - in the Emissary dialect, Host is cleared when Hostname is set, a port
+//     written in Host is dropped, and idle_timeout_ms: 0 (Envoy's "no idle
+//     timeout") becomes nil;
+//   - header names in AddRequestHeaders, AddResponseHeaders and the Remove
+//     lists, like all other names, are kept as written.
+//
+// Defaults (rewrite "/", timeout 3000 ms, key policy, burst = rate) are left
+// for the compiler to apply; Service is kept as written (ParseServiceRef with
+// the same namespace gives its parts; with HostRedirect it is a redirect
+// target, not a Service). Mapping.Positions says where each field was
+// written. Documents the Emissary dialect skips (another ambassador_id, other
+// kinds, no name) are not returned. Parse is safe for concurrent use.
 func Parse(src string, opts Options) (*Config, Problems) {
 	p := parser{src: src, opts: opts, validate: sharedValidator()}
+	if opts.Dialect != Native && opts.Dialect != Emissary {
+		return nil, Problems{{Pos: Position{Line: 1, Column: 1}, Message: fmt.Sprintf("internal error: unknown dialect %v", opts.Dialect)}}
+	}
 	p.run()
 	sortProblems(p.problems)
 	if p.problems.HasErrors() {
@@ -50,6 +97,7 @@ type parser struct {
 	validate *validator.Validate
 	problems Problems
 	docs     []*document
+	cur      *document // the document being read
 
 	// complete is false when reading stopped early (syntax error, limit), so
 	// a reference to a RateLimit may point into the unread rest.
@@ -62,21 +110,85 @@ type parser struct {
 
 // document is one non-empty YAML document and what was decoded from it.
 type document struct {
-	index  int        // 1-based among non-empty documents
-	root   *yaml.Node // the top-level mapping
-	kind   string     // KindMapping or KindRateLimit; "" when unknown
-	prefix string     // path of the document in problems
+	index int        // 1-based among non-empty documents
+	root  *yaml.Node // the top-level mapping
+	kind  string     // KindMapping or KindRateLimit; "" when unknown
+	// prefix is the path of the document in problems, fieldPrefix that of
+	// its fields: the same, or prefix+".spec" for a CRD-shaped document.
+	prefix, fieldPrefix string
 
-	fields map[string]fieldLoc // top-level fields as written, by name
-	failed map[string]bool     // fields whose value could not be decoded
+	top      *structLoc            // the document's fields (spec's when CRD-shaped)
+	structs  map[string]*structLoc // every decoded struct by relative path; "" is top
+	nameNode *yaml.Node            // the name's value, nil when not written
+	namePath string                // the name's path in problems
+	// positions of every value written, by path relative to the fields.
+	positions map[string]Position
 
 	mapping   *Mapping
 	rateLimit *RateLimit
 }
 
+// structLoc is where the fields of one decoded struct were written.
+type structLoc struct {
+	node   *yaml.Node // the mapping holding the fields
+	rel    string     // its path relative to the document's fields
+	fields map[string]fieldLoc
+	failed map[string]bool // fields whose value could not be decoded
+}
+
 // fieldLoc is where a field was written: its key and its value.
 type fieldLoc struct {
 	key, value *yaml.Node
+}
+
+// usable returns the value node of a field that was written and decoded.
+// A nil structLoc (a struct that was not written) has no usable fields.
+func (sl *structLoc) usable(name string) (*yaml.Node, bool) {
+	if sl == nil {
+		return nil, false
+	}
+	loc, ok := sl.fields[name]
+	if !ok || sl.failed[name] || isNull(loc.value) {
+		return nil, false
+	}
+	return loc.value, true
+}
+
+// written reports whether a field was written with a non-null value, and
+// where.
+func (sl *structLoc) written(name string) (fieldLoc, bool) {
+	if sl == nil {
+		return fieldLoc{}, false
+	}
+	loc, ok := sl.fields[name]
+	return loc, ok && !isNull(loc.value)
+}
+
+func (d *document) usable(name string) (*yaml.Node, bool) { return d.top.usable(name) }
+
+// path returns the path in problems of a field given relative to the
+// document's fields, such as "retry_policy.num_retries".
+func (p *parser) path(rel string) string {
+	if rel == "" {
+		return p.cur.fieldPrefix
+	}
+	return p.cur.fieldPrefix + "." + rel
+}
+
+// record remembers where the value of a field was written.
+func (p *parser) record(rel string, n *yaml.Node) {
+	p.cur.positions[rel] = nodePos(n)
+}
+
+func join(rel, name string) string {
+	if rel == "" {
+		return name
+	}
+	return rel + "." + name
+}
+
+func indexed(rel string, i int) string {
+	return rel + "[" + strconv.Itoa(i) + "]"
 }
 
 // streamPos remembers where the last successfully read document was, to find
@@ -168,19 +280,30 @@ var kinds = []string{KindMapping, KindRateLimit}
 
 // document decodes and checks one non-empty document.
 func (p *parser) document(root *yaml.Node, index int) {
-	d := &document{index: index, root: root, prefix: fmt.Sprintf("document %d", index)}
-	var kindKey, kindVal *yaml.Node
-	if root.Kind == yaml.MappingNode {
-		kindKey, kindVal = lookup(root, "kind")
+	d := &document{
+		index:     index,
+		root:      root,
+		prefix:    fmt.Sprintf("document %d", index),
+		structs:   make(map[string]*structLoc),
+		positions: make(map[string]Position),
 	}
-	if kindVal != nil && isStringScalar(kindVal) {
-		if kind := suggest(kindVal.Value, kinds); kind != "" {
-			d.kind = kind
-			if _, nameVal := lookup(root, "name"); nameVal != nil && isStringScalar(nameVal) && nameVal.Value != "" {
-				d.prefix = fmt.Sprintf("%s %q", d.kind, nameVal.Value)
+	p.cur = d
+	if root.Kind == yaml.MappingNode {
+		known := kinds
+		if p.opts.Dialect == Emissary {
+			known = emissaryKinds()
+		}
+		if _, kindVal := lookup(root, "kind"); kindVal != nil && isStringScalar(kindVal) {
+			if kind := suggest(kindVal.Value, known); kind != "" {
+				d.kind = kind
+				if nameVal := p.documentName(root); nameVal != nil && isStringScalar(nameVal) && nameVal.Value != "" {
+					d.prefix = fmt.Sprintf("%s %q", d.kind, nameVal.Value)
+				}
 			}
 		}
 	}
+	d.fieldPrefix = d.prefix
+	d.namePath = d.prefix + ".name"
 	// Aliases are refused before anything walks the tree through them, so
 	// that an alias bomb costs no more than its own text.
 	if n := findAnchorOrAlias(root); n != nil {
@@ -195,7 +318,29 @@ func (p *parser) document(root *yaml.Node, index int) {
 		p.errorAt(root, d.prefix, "a document must be a mapping of fields (kind: ..., name: ...), got "+describe(root))
 		return
 	}
+	if p.opts.Dialect == Emissary {
+		p.emissaryDocument(d)
+		return
+	}
+	p.nativeDocument(d)
+}
 
+// documentName returns the value of a document's name, wherever the
+// dialect keeps it, or nil.
+func (p *parser) documentName(root *yaml.Node) *yaml.Node {
+	if _, n := lookup(root, "name"); n != nil || p.opts.Dialect != Emissary {
+		return n
+	}
+	if _, meta := lookup(root, "metadata"); meta != nil && meta.Kind == yaml.MappingNode {
+		_, n := lookup(meta, "name")
+		return n
+	}
+	return nil
+}
+
+func (p *parser) nativeDocument(d *document) {
+	root := d.root
+	kindKey, kindVal := lookup(root, "kind")
 	switch {
 	case kindKey == nil:
 		p.errorAt(root, d.prefix, `missing required field "kind" (Mapping or RateLimit)`)
@@ -216,18 +361,25 @@ func (p *parser) document(root *yaml.Node, index int) {
 		p.errorAt(kindVal, d.prefix+".kind", fmt.Sprintf("unknown kind %q (did you mean %q?)", kindVal.Value, d.kind))
 	}
 
-	d.fields = make(map[string]fieldLoc, len(root.Content)/2)
-	d.failed = make(map[string]bool)
 	switch d.kind {
 	case KindMapping:
 		m := &Mapping{Pos: nodePos(root)}
 		d.mapping = m
-		p.decodeDocument(d, reflect.ValueOf(m).Elem())
+		d.top = p.decodeFields(root, reflect.ValueOf(m).Elem(), "", notHere{{"ambassador_id", ""}})
+		if k, _ := lookup(root, "ambassador_id"); k != nil {
+			p.errorAt(k, d.prefix+".ambassador_id", "ambassador_id is only read with --compat=emissary")
+		}
+		if n, ok := d.usable("name"); ok {
+			d.nameNode = n
+		}
 		p.checkMapping(d, m)
 	case KindRateLimit:
 		rl := &RateLimit{Pos: nodePos(root)}
 		d.rateLimit = rl
-		p.decodeDocument(d, reflect.ValueOf(rl).Elem())
+		d.top = p.decodeFields(root, reflect.ValueOf(rl).Elem(), "", nil)
+		if n, ok := d.usable("name"); ok {
+			d.nameNode = n
+		}
 		p.checkRateLimit(d, rl)
 	}
 	p.docs = append(p.docs, d)

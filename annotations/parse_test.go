@@ -29,6 +29,12 @@ func TestParseRealistic(t *testing.T) {
 	if problems != nil {
 		t.Fatalf("problems:\n%v", problems)
 	}
+	if got, want := cfg.Mappings[0].Positions["headers.x-env"], (Position{Line: 13, Column: 10}); got != want {
+		t.Errorf("position of headers.x-env: got %v, want %v", got, want)
+	}
+	for i := range cfg.Mappings {
+		cfg.Mappings[i].Positions = nil // checked in detail by TestParsePositions
+	}
 	empty, timeout := "", 5000
 	want := &Config{
 		Mappings: []Mapping{{
@@ -83,7 +89,12 @@ type wantProblem struct {
 
 func checkProblems(t *testing.T, src string, want ...wantProblem) *Config {
 	t.Helper()
-	cfg, got := Parse(src, Options{Namespace: "ns"})
+	return checkProblemsWith(t, Options{Namespace: "ns"}, src, want...)
+}
+
+func checkProblemsWith(t *testing.T, opts Options, src string, want ...wantProblem) *Config {
+	t.Helper()
+	cfg, got := Parse(src, opts)
 	if len(got) != len(want) {
 		t.Fatalf("got %d problems, want %d:\n%v", len(got), len(want), got)
 	}

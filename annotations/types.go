@@ -6,6 +6,10 @@
 // rendering into another configuration language. Every problem it finds carries the
 // line and column inside the annotation string and the field path, so callers can
 // translate it into a position in the manifest file or an admission message.
+//
+// The same parser reads Emissary's getambassador.io/config annotations when
+// Options.Dialect is Emissary, so that a cluster can move from Emissary
+// without rewriting them.
 package annotations
 
 // Key is the Service annotation that carries Gatehouse documents.
@@ -68,13 +72,16 @@ type Mapping struct {
 	// Host is an exact host or a "*." wildcard (or, with HostRegex, an RE2
 	// expression matched against the whole host); a :port in the request's
 	// Host header is ignored when matching. Hostname is the Emissary v3 form:
-	// a DNS glob ("*", "*.example.com", "example.com"). Set one or the other.
+	// a DNS glob ("*", "*.example.com", "example.com"). Set one or the other
+	// (in the Emissary dialect Hostname wins and Host is cleared). Parse
+	// lower-cases Host and Hostname, except a HostRegex, which is kept as
+	// written: match it against the lower-cased request host.
 	Host      string `json:"host,omitempty"`
 	HostRegex bool   `json:"host_regex,omitempty"`
 	Hostname  string `json:"hostname,omitempty"`
 
-	// Method is an HTTP method, or with MethodRegex an RE2 expression matched
-	// against the whole method.
+	// Method is an HTTP method (upper-cased by Parse), or with MethodRegex an
+	// RE2 expression matched against the whole method (kept as written).
 	Method      string `json:"method,omitempty"`
 	MethodRegex bool   `json:"method_regex,omitempty"`
 
@@ -109,12 +116,14 @@ type Mapping struct {
 	CORS            *CORS            `json:"cors,omitempty"`
 
 	// AllowUpgrade lists protocols (case-insensitive, e.g. websocket) a
-	// client may switch to with Connection: upgrade. UseWebsocket is the
-	// deprecated spelling of [websocket].
+	// client may switch to with Connection: upgrade; Parse lower-cases them.
+	// UseWebsocket is the deprecated spelling of [websocket]: Parse warns and
+	// adds "websocket" to AllowUpgrade.
 	AllowUpgrade []string `json:"allow_upgrade,omitempty"`
 	UseWebsocket *bool    `json:"use_websocket,omitempty"`
 	GRPC         *bool    `json:"grpc,omitempty"`
-	// Shadow mirrors requests to Service and discards its answers.
+	// Shadow mirrors requests to Service and discards its answers. Not
+	// enforced yet: a shadow Mapping must not take traffic as a normal route.
 	Shadow *bool `json:"shadow,omitempty"`
 
 	// HostRedirect answers with a redirect to Service's host instead of
@@ -132,10 +141,20 @@ type Mapping struct {
 	// Labels are Emissary's rate-limit descriptors for an external rate-limit
 	// service. Gatehouse parses them (domain → list of label groups) but does
 	// not call such a service: rate_limits is its native mechanism.
+	//
+	// Decision: labels are checked for structure (so a mistake is still
+	// pointed at) and always draw a warning on the labels key, in both
+	// dialects, rather than an error: an Emissary annotation that carries
+	// them must keep parsing, and nobody should believe they limit anything.
+	// Parse fills Label.Key for the three fixed kinds (remote_address,
+	// source_cluster, destination_cluster) and leaves a generic_key's Key as
+	// written ("" meaning Emissary's default "generic_key").
 	Labels map[string][]LabelGroup `json:"labels,omitempty"`
 
 	// AmbassadorID is read in the Emissary dialect only: which gateways take
-	// the document. Nil means ["default"].
+	// the document, as written (a single string becomes a one-item list).
+	// Nil or empty means ["default"]. Parse returns only documents this
+	// gateway takes; the native dialect rejects the field.
 	AmbassadorID []string `json:"ambassador_id,omitempty"`
 
 	// Pos is where the document starts; not part of the wire format.
@@ -143,6 +162,11 @@ type Mapping struct {
 	// Positions maps a field path inside the document ("prefix",
 	// "headers.x-env", "rate_limits[1]") to where its value was written, so
 	// the compiler can point at a field when a cross-annotation rule fails.
+	// Every non-null value written has an entry, nested ones included
+	// ("regex_rewrite.pattern", "circuit_breakers[0].max_requests",
+	// "add_request_headers.x-a", "labels.domain[0].group[1]"). Paths are
+	// relative to the fields: in a CRD-shaped Emissary document "prefix" is
+	// spec.prefix and "name" is metadata.name. Map keys appear as written.
 	Positions map[string]Position `json:"-"`
 }
 

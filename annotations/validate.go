@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -29,54 +28,58 @@ var sharedValidator = sync.OnceValue(func() *validator.Validate {
 	return v
 })
 
-// validateTags runs the `validate` tags of types.go over a decoded document
-// and turns each failure into a Problem at the field, or at the start of the
-// document when the field is missing.
-func (p *parser) validateTags(d *document, v any) {
+// validateTags runs the `validate` tags of types.go over a decoded struct
+// and turns each failure into a Problem at the field, or at the struct when
+// the field is missing.
+func (p *parser) validateTags(sl *structLoc, v any) {
 	err := p.validate.Struct(v)
 	if err == nil {
 		return
 	}
 	var verrs validator.ValidationErrors
 	if !errors.As(err, &verrs) {
-		p.errorAt(d.root, d.prefix, "internal error validating the document: "+err.Error())
+		p.errorAt(sl.node, p.path(sl.rel), "internal error validating the document: "+err.Error())
 		return
 	}
 	fs := p.fieldsOf(reflect.TypeOf(v).Elem())
 	for _, fe := range verrs {
+		// The validator also descends into nested structs; those were
+		// checked, with their own positions, when they were decoded.
+		if strings.Count(fe.Namespace(), ".") != 1 {
+			continue
+		}
 		name := fe.Field()
-		if d.failed[name] {
+		if sl.failed[name] {
 			continue // a decoding problem was already reported here
 		}
 		f, _ := fieldNamed(fs, name)
-		loc, present := d.fields[name]
-		path := d.prefix + "." + name
+		loc, present := sl.fields[name]
+		path := p.path(join(sl.rel, name))
+		at := sl.node
+		if present {
+			at = loc.value
+		}
 		switch tag := fe.Tag(); {
 		case tag == "required" || tag == "required_if":
 			when := requiredWhen(fs, fe)
 			switch {
 			case !present:
-				p.errorAt(d.root, d.prefix, fmt.Sprintf("missing required field %q%s", name, when))
+				p.errorAt(sl.node, p.path(sl.rel), fmt.Sprintf("missing required field %q%s", name, when))
 			case isNull(loc.value):
 				p.errorAt(loc.key, path, fmt.Sprintf("missing value for required field %q%s", name, when))
 			default:
 				p.errorAt(loc.value, path, zeroValueMessage(f, fe))
 			}
 		case tag == "oneof":
-			p.errorAt(valueOrRoot(d, loc), path, oneOfMessage(fe.Param(), fe.Value()))
+			p.errorAt(at, path, oneOfMessage(fe.Param(), fe.Value()))
 		case tag == "min":
-			p.errorAt(valueOrRoot(d, loc), path, minMessage(fe.Param(), fe.Value()))
+			p.errorAt(at, path, minMessage(fe.Param(), fe.Value()))
+		case tag == "max":
+			p.errorAt(at, path, fmt.Sprintf("must be at most %s; got %v", fe.Param(), fe.Value()))
 		default:
-			p.errorAt(valueOrRoot(d, loc), path, fmt.Sprintf("fails the %q check", fe.ActualTag()))
+			p.errorAt(at, path, fmt.Sprintf("fails the %q check", fe.ActualTag()))
 		}
 	}
-}
-
-func valueOrRoot(d *document, loc fieldLoc) *yaml.Node {
-	if loc.value != nil {
-		return loc.value
-	}
-	return d.root
 }
 
 // requiredWhen explains a required_if, e.g. " (required when key is header)".
@@ -125,84 +128,34 @@ func minMessage(param string, got any) string {
 	return fmt.Sprintf("must be at least %s; got %v", param, got)
 }
 
-// usable returns the value node of a field that was written and decoded.
-func (d *document) usable(name string) (*yaml.Node, bool) {
-	loc, ok := d.fields[name]
-	if !ok || d.failed[name] || isNull(loc.value) {
-		return nil, false
-	}
-	return loc.value, true
-}
-
+// checkCommon checks apiVersion (native documents) and the name.
 func (p *parser) checkCommon(d *document, apiVersion, name string) {
-	if n, ok := d.usable("apiVersion"); ok && apiVersion != APIVersion {
+	if n, ok := d.usable("apiVersion"); ok && apiVersion != APIVersion && p.opts.Dialect == Native {
 		msg := fmt.Sprintf("unsupported apiVersion %q; the only apiVersion is %q", apiVersion, APIVersion)
 		if strings.HasPrefix(apiVersion, "getambassador.io/") || strings.HasPrefix(apiVersion, "ambassador/") {
 			msg += " (Emissary documents belong in the getambassador.io/config annotation)"
 		}
 		p.errorAt(n, d.prefix+".apiVersion", msg)
 	}
-	if n, ok := d.usable("name"); ok && name != "" {
-		if msg := dnsLabelProblem(name); msg != "" {
-			p.errorAt(n, d.prefix+".name", fmt.Sprintf("%q %s", name, msg))
-		}
+	if d.nameNode == nil || name == "" {
+		return
 	}
-}
-
-func (p *parser) checkMapping(d *document, m *Mapping) {
-	p.validateTags(d, m)
-	p.checkCommon(d, m.APIVersion, m.Name)
-
-	if n, ok := d.usable("prefix"); ok && m.Prefix != "" {
-		switch {
-		case m.PrefixRegex:
-			if _, err := regexp.Compile(m.Prefix); err != nil {
-				p.errorAt(n, d.prefix+".prefix", explainRegexp(m.Prefix, err))
-			}
-		case !strings.HasPrefix(m.Prefix, "/"):
-			p.errorAt(n, d.prefix+".prefix", fmt.Sprintf("must start with \"/\"; got %q (set prefix_regex: true for a regular expression)", m.Prefix))
-		case strings.IndexFunc(m.Prefix, isSpaceOrControl) >= 0:
-			p.errorAt(n, d.prefix+".prefix", fmt.Sprintf("must not contain whitespace or control characters; got %q", m.Prefix))
-		}
-	}
-	if m.PrefixExact && m.PrefixRegex {
-		exact, regex := d.fields["prefix_exact"], d.fields["prefix_regex"]
-		later := regex
-		if exact.key.Line > regex.key.Line || exact.key.Line == regex.key.Line && exact.key.Column > regex.key.Column {
-			later = exact
-		}
-		p.errorAt(later.key, d.prefix+"."+later.key.Value, "prefix_exact and prefix_regex cannot both be true")
-	}
-	if n, ok := d.usable("service"); ok && m.Service != "" {
-		if _, err := parseServiceRef(m.Service, p.opts.Namespace); err != nil {
-			p.errorAt(n, d.prefix+".service", fmt.Sprintf("invalid service %q: %v", m.Service, err))
-		}
-	}
-	if n, ok := d.usable("rewrite"); ok && m.Rewrite != nil && *m.Rewrite != "" && !strings.HasPrefix(*m.Rewrite, "/") {
-		p.errorAt(n, d.prefix+".rewrite", fmt.Sprintf("must be empty or start with \"/\"; got %q", *m.Rewrite))
-	}
-	if n, ok := d.usable("host"); ok {
-		host, msg := normalizeHost(m.Host)
-		if msg != "" {
-			p.errorAt(n, d.prefix+".host", fmt.Sprintf("invalid host %q: %s", m.Host, msg))
-		}
-		m.Host = host
-	}
-	if n, ok := d.usable("method"); ok && m.Method != "" {
-		switch upper := strings.ToUpper(m.Method); {
-		case !isToken(m.Method):
-			p.errorAt(n, d.prefix+".method", fmt.Sprintf("invalid method %q: a method has only %s", m.Method, tokenRule))
-		case !isStandardMethod(upper):
-			p.warnAt(n, d.prefix+".method", fmt.Sprintf("%q is not a standard HTTP method (%s)", upper, strings.Join(standardMethods[:], ", ")))
-			m.Method = upper
-		default:
-			m.Method = upper
-		}
+	msg := dnsLabelProblem(name)
+	switch {
+	case msg == "":
+	case p.opts.Dialect == Emissary && subdomainProblem(name) == "":
+		// Emissary takes any Kubernetes object name, and names like
+		// quote-backend.v1 exist; only dots can get here.
+		p.warnAt(d.nameNode, d.namePath, fmt.Sprintf("%q %s; accepted because Emissary allows any Kubernetes object name", name, msg))
+	case p.opts.Dialect == Emissary:
+		p.errorAt(d.nameNode, d.namePath, fmt.Sprintf("%q %s", name, subdomainProblem(name)))
+	default:
+		p.errorAt(d.nameNode, d.namePath, fmt.Sprintf("%q %s", name, msg))
 	}
 }
 
 func (p *parser) checkRateLimit(d *document, rl *RateLimit) {
-	p.validateTags(d, rl)
+	p.validateTags(d.top, rl)
 	p.checkCommon(d, rl.APIVersion, rl.Name)
 
 	// validator's omitempty lets an explicit "burst: 0" through; writing it
@@ -212,7 +165,7 @@ func (p *parser) checkRateLimit(d *document, rl *RateLimit) {
 	}
 	if n, ok := d.usable("header"); ok && rl.Header != "" {
 		switch {
-		case !d.failed["key"] && (rl.Key == "" || rl.Key == KeyPolicy || rl.Key == KeyClientIP):
+		case !d.top.failed["key"] && (rl.Key == "" || rl.Key == KeyPolicy || rl.Key == KeyClientIP):
 			key := rl.Key
 			if key == "" {
 				key = KeyPolicy + " (the default)"
@@ -226,30 +179,6 @@ func (p *parser) checkRateLimit(d *document, rl *RateLimit) {
 
 // explainRegexp turns a regexp compile error into a message that names the
 // Perl/PCRE features users reach for and RE2 lacks.
-func explainRegexp(pattern string, err error) string {
-	const unsupported = "is not supported by RE2 (Go regexp)"
-	for _, c := range []struct{ syntax, name string }{
-		{"(?<=", "look-behind"},
-		{"(?<!", "negative look-behind"},
-		{"(?=", "look-ahead"},
-		{"(?!", "negative look-ahead"},
-	} {
-		if strings.Contains(pattern, c.syntax) {
-			return fmt.Sprintf("invalid regular expression: %s %q %s", c.name, c.syntax, unsupported)
-		}
-	}
-	for i := 0; i+1 < len(pattern); i++ {
-		if pattern[i] != '\\' {
-			continue
-		}
-		if d := pattern[i+1]; d >= '1' && d <= '9' {
-			return fmt.Sprintf("invalid regular expression: back-reference %q %s", pattern[i:i+2], unsupported)
-		}
-		i++ // skip the escaped character, so \\1 is not a back-reference
-	}
-	return "invalid regular expression: " + strings.TrimPrefix(err.Error(), "error parsing regexp: ")
-}
-
 // crossCheck runs the checks that need every document: unique names and
 // references from Mappings to RateLimits.
 func (p *parser) crossCheck() {
@@ -257,13 +186,13 @@ func (p *parser) crossCheck() {
 	firstName := make(map[named]*yaml.Node)
 	var declared []string
 	for _, d := range p.docs {
-		n, ok := d.usable("name")
-		if !ok || n.Value == "" || !isStringScalar(n) {
+		n := d.nameNode
+		if n == nil || n.Value == "" {
 			continue
 		}
 		key := named{d.kind, n.Value}
 		if first, dup := firstName[key]; dup {
-			p.errorAt(n, d.prefix+".name", fmt.Sprintf("duplicate %s name %q (first defined at line %d)", d.kind, n.Value, first.Line))
+			p.errorAt(n, d.namePath, fmt.Sprintf("duplicate %s name %q (first defined at line %d)", d.kind, n.Value, first.Line))
 			continue
 		}
 		firstName[key] = n
@@ -278,7 +207,7 @@ func (p *parser) crossCheck() {
 	}
 	used := make(map[string]bool, len(declared))
 	for _, d := range p.docs {
-		list, ok := d.fields["rate_limits"]
+		list, ok := d.top.fields["rate_limits"]
 		if d.kind != KindMapping || !ok || list.value.Kind != yaml.SequenceNode {
 			continue
 		}
@@ -321,8 +250,8 @@ func (p *parser) crossCheck() {
 		return
 	}
 	for _, d := range p.docs {
-		if n, ok := d.usable("name"); ok && d.kind == KindRateLimit && !used[n.Value] {
-			p.warnAt(n, d.prefix+".name", fmt.Sprintf("RateLimit %q is not used by any Mapping in this annotation", n.Value))
+		if n := d.nameNode; n != nil && d.kind == KindRateLimit && !used[n.Value] {
+			p.warnAt(n, d.namePath, fmt.Sprintf("RateLimit %q is not used by any Mapping in this annotation", n.Value))
 		}
 	}
 }

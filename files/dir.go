@@ -18,6 +18,8 @@ type Dir struct {
 	// inotify) is deliberate: editors and ConfigMap mounts replace files by
 	// rename and symlink swaps, which polling sees the same way every time.
 	Interval time.Duration
+
+	afterPoll func() // test hook: called after every poll
 }
 
 // Load reads every manifest file in the directory, in name order.
@@ -80,16 +82,19 @@ func (d Dir) files() ([]string, error) {
 }
 
 // Watch loads the directory and calls onChange with the result, then again
-// each time the directory's content changes, until ctx ends. A directory that
-// cannot be read is reported through onError and retried; what was loaded last
-// stays in force with the caller.
+// each time the directory's content changes, until ctx ends. A change is
+// applied only once it has held still for one poll: a file caught half
+// written (an editor or a copy in progress) would otherwise be read as
+// deleting its Services' routes. A directory that cannot be read is reported
+// through onError and retried; what was loaded last stays in force with the
+// caller.
 func (d Dir) Watch(ctx context.Context, onChange func(*Manifests, []Problem), onError func(error)) {
 	interval := d.Interval
 	if interval <= 0 {
 		interval = 250 * time.Millisecond
 	}
-	var last [32]byte
-	first := true
+	var applied, pending [32]byte
+	first, havePending := true, false
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -97,10 +102,20 @@ func (d Dir) Watch(ctx context.Context, onChange func(*Manifests, []Problem), on
 		switch {
 		case err != nil:
 			onError(err)
-		case first || sum != last:
-			first = false
-			last = sum
+		case first:
+			// Nothing serves yet, so there is nothing to protect.
+			first, applied = false, sum
 			onChange(m, problems)
+		case sum == applied:
+			havePending = false
+		case havePending && sum == pending:
+			applied, havePending = sum, false
+			onChange(m, problems)
+		default:
+			pending, havePending = sum, true
+		}
+		if d.afterPoll != nil {
+			d.afterPoll()
 		}
 		select {
 		case <-ctx.Done():

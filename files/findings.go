@@ -1,6 +1,7 @@
 package files
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 
@@ -11,10 +12,24 @@ import (
 
 // Finding is a problem placed in a file: FILE:LINE:COL: message.
 type Finding struct {
-	File    string
-	Pos     Pos
-	Message string
-	Warning bool
+	File    string `json:"file"`
+	Pos     Pos    `json:"-"`
+	Message string `json:"message"`
+	Warning bool   `json:"warning"`
+	// Path is the field path inside the annotation, Annotation its key;
+	// both empty for problems with the manifest itself.
+	Path       string `json:"path,omitempty"`
+	Annotation string `json:"annotation,omitempty"`
+}
+
+// MarshalJSON flattens the position, for CI tools reading validate -o json.
+func (f Finding) MarshalJSON() ([]byte, error) {
+	type plain Finding
+	return json.Marshal(struct {
+		plain
+		Line   int `json:"line"`
+		Column int `json:"column"`
+	}{plain(f), f.Pos.Line, f.Pos.Column})
 }
 
 func (f Finding) String() string {
@@ -22,7 +37,11 @@ func (f Finding) String() string {
 	if f.Warning {
 		sev = "warning: "
 	}
-	return fmt.Sprintf("%s:%d:%d: %s%s", f.File, f.Pos.Line, f.Pos.Column, sev, f.Message)
+	path := ""
+	if f.Path != "" {
+		path = f.Path + ": "
+	}
+	return fmt.Sprintf("%s:%d:%d: %s%s%s", f.File, f.Pos.Line, f.Pos.Column, sev, path, f.Message)
 }
 
 // FileFindings turns manifest-level problems into Findings.
@@ -53,24 +72,21 @@ func (m *Manifests) Lookup(key string) *Service {
 	return nil
 }
 
-// Locate places the problems of service's annotation (positions relative to
-// the annotation string) in its file.
-func (m *Manifests) Locate(service string, problems annotations.Problems) []Finding {
+// Locate places the problems of service's annotation key (positions relative
+// to the annotation string) in its file.
+func (m *Manifests) Locate(service, key string, problems annotations.Problems) []Finding {
 	s := m.Lookup(service)
 	if s == nil {
 		return nil
 	}
 	out := make([]Finding, 0, len(problems))
 	for _, p := range problems {
-		pos, exact := s.Locate(annotations.Key, p.Pos.Line, p.Pos.Column)
+		pos, exact := s.Locate(key, p.Pos.Line, p.Pos.Column)
 		msg := p.Message
-		if p.Path != "" {
-			msg = p.Path + ": " + msg
-		}
 		if !exact {
 			msg = fmt.Sprintf("%s (annotation line %d, column %d)", msg, p.Pos.Line, p.Pos.Column)
 		}
-		out = append(out, Finding{File: s.File, Pos: pos, Message: msg, Warning: p.Warning})
+		out = append(out, Finding{File: s.File, Pos: pos, Message: msg, Warning: p.Warning, Path: p.Path, Annotation: key})
 	}
 	return out
 }

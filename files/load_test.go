@@ -118,12 +118,19 @@ func TestWatchReloadsOnChange(t *testing.T) {
 
 	var mu sync.Mutex
 	var loads [][]string
+	polls := 0
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan struct{})
+	d := Dir{Path: dir, Interval: time.Millisecond}
+	d.afterPoll = func() {
+		mu.Lock()
+		polls++
+		mu.Unlock()
+	}
 	go func() {
 		defer close(done)
-		Dir{Path: dir, Interval: time.Millisecond}.Watch(ctx, func(m *Manifests, _ []Problem) {
+		d.Watch(ctx, func(m *Manifests, _ []Problem) {
 			var names []string
 			for _, s := range m.Services {
 				names = append(names, s.Object.Name)
@@ -133,34 +140,73 @@ func TestWatchReloadsOnChange(t *testing.T) {
 			mu.Unlock()
 		}, func(err error) { t.Error(err) })
 	}()
-	waitLoads := func(n int) [][]string {
+	// waitFor polls until cond holds on (loads, polls).
+	waitFor := func(what string, cond func([][]string, int) bool) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			mu.Lock()
-			got := append([][]string(nil), loads...)
+			ok := cond(loads, polls)
 			mu.Unlock()
-			if len(got) >= n {
-				return got
+			if ok {
+				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("got %d loads, want %d", len(got), n)
+				t.Fatalf("timed out waiting for %s; loads %v", what, loads)
 			}
 			time.Sleep(time.Millisecond)
 		}
 	}
-	if got := waitLoads(1); strings.Join(got[0], ",") != "a" {
-		t.Fatalf("first load %v", got[0])
+	waitFor("the first load", func(l [][]string, _ int) bool { return len(l) == 1 })
+	if got := strings.Join(loads[0], ","); got != "a" {
+		t.Fatalf("first load %v", got)
 	}
 	write("b.yml", svc("b"))
-	if got := waitLoads(2); strings.Join(got[1], ",") != "a,b" {
-		t.Fatalf("second load %v", got[1])
+	waitFor("a load with both files", func(l [][]string, _ int) bool {
+		return len(l) > 1 && strings.Join(l[len(l)-1], ",") == "a,b"
+	})
+	mu.Lock()
+	seen, base := len(loads), polls
+	mu.Unlock()
+	waitFor("ten more polls", func(_ [][]string, p int) bool { return p >= base+10 })
+	mu.Lock()
+	if len(loads) != seen {
+		t.Errorf("unchanged files were reloaded: %v", loads[seen:])
 	}
+	mu.Unlock()
 	cancel()
 	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	if len(loads) != 2 {
-		t.Errorf("unchanged files were reloaded: %d loads", len(loads))
+}
+
+func TestWatchWaitsForWritesToSettle(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a.yaml")
+	if err := os.WriteFile(file, []byte("apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var loads []int
+	polls := 0
+	// afterPoll runs on the watching goroutine, so the writes below land
+	// between exactly the polls they are meant for.
+	d := Dir{Path: dir, Interval: time.Microsecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.afterPoll = func() {
+		polls++
+		switch polls {
+		case 1:
+			// A writer truncated the file and has not written it yet.
+			os.WriteFile(file, nil, 0o644)
+		case 2:
+			// It finished before the next poll: the empty state never held still.
+			os.WriteFile(file, []byte("apiVersion: v1\nkind: Service\nmetadata:\n  name: b\n"), 0o644)
+		case 4:
+			cancel()
+		}
+	}
+	d.Watch(ctx, func(m *Manifests, _ []Problem) { loads = append(loads, len(m.Services)) }, func(err error) { t.Error(err) })
+	// Load 1 at start (1 Service); the empty file is never applied; the
+	// rewritten file is applied once seen twice.
+	if len(loads) != 2 || loads[0] != 1 || loads[1] != 1 {
+		t.Errorf("loads (Services per load) = %v, want [1 1]: a half-written file must not be applied", loads)
 	}
 }

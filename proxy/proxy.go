@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"path"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -52,18 +51,29 @@ type Handler struct {
 	now     func() time.Time
 }
 
-// NewTransport returns the upstream transport: a connect timeout like
-// Emissary's default (3 s) and a larger idle pool than net/http's default of
-// 2 per host, which would make a busy gateway reconnect constantly.
+// NewTransport returns the upstream transport: each route's connect timeout
+// (Emissary's connect_timeout_ms, 3 s by default) and a larger idle pool than
+// net/http's default of 2 per host, which would make a busy gateway reconnect
+// constantly.
 func NewTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil, // never send upstream traffic through an environment proxy
-		DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dial,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   128,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
+}
+
+// dial connects to an endpoint within the route's connect timeout, which
+// reaches it through the request context.
+func dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: snapshot.DefaultConnectTimeout, KeepAlive: 30 * time.Second}
+	if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok && ex.route.ConnectTimeout > 0 {
+		d.Timeout = ex.route.ConnectTimeout
+	}
+	return d.DialContext(ctx, network, addr)
 }
 
 // New returns a Handler with no snapshot; it answers 503 until Publish.
@@ -109,6 +119,7 @@ type exchange struct {
 	upstream  int   // status the upstream answered, 0 when none
 	err       error // transport error, nil when the upstream answered
 	clientErr bool  // the client went away
+	idle      *time.Timer
 }
 
 type exchangeKey struct{}
@@ -125,12 +136,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(sw, http.StatusServiceUnavailable, "no configuration loaded yet")
 		return
 	}
-	reqPath, ok := cleanPath(r.URL.Path)
+	req, ok := snapshot.RouterRequest(r)
 	if !ok {
 		h.fail(sw, http.StatusBadRequest, "request path must be absolute")
 		return
 	}
-	route, ok := snap.Table.Match(r.Host, r.Method, reqPath, r.Header)
+	route, ok := snap.Table.Match(&req)
 	if !ok {
 		h.fail(sw, http.StatusNotFound, "no route for this host and path")
 		return
@@ -148,6 +159,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if rt.Redirect != nil {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		sw.Header().Set("Location", rt.RedirectLocation(scheme, req.Path, req.RawQuery))
+		sw.WriteHeader(rt.Redirect.Code)
+		return
+	}
+
+	// Go's ReverseProxy would tunnel any upgrade; Emissary (like Envoy)
+	// only allows the protocols a Mapping lists.
+	if up := upgradeProtocol(r.Header); up != "" && !rt.AllowsUpgrade(up) {
+		h.fail(sw, http.StatusForbidden, "upgrade to "+up+" is not allowed on this route")
+		return
+	}
+
+	if rt.InFlight != nil {
+		if rt.InFlight.Add(1) > rt.MaxRequests {
+			rt.InFlight.Add(-1)
+			h.fail(sw, http.StatusServiceUnavailable, "too many concurrent requests for this route")
+			return
+		}
+		defer rt.InFlight.Add(-1)
+	}
+
 	endpoint, ok := rt.Upstream.Pick()
 	if !ok {
 		h.fail(sw, http.StatusServiceUnavailable, "no ready endpoints")
@@ -163,15 +200,45 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { done(ex.outcome()) }()
 
 	ex.endpoint = endpoint
-	ex.path = rt.UpstreamPath(reqPath)
+	ex.path = rt.UpstreamPath(req.Path)
 	ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
 	if rt.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
 		defer cancel()
 	}
+	if rt.IdleTimeout > 0 {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		ex.idle = time.AfterFunc(rt.IdleTimeout, func() { cancel(errIdleTimeout) })
+		defer func() {
+			ex.idle.Stop()
+			cancel(nil)
+		}()
+	}
 	ex.sent = time.Now()
 	h.rp.ServeHTTP(sw, r.WithContext(ctx))
+}
+
+// errIdleTimeout ends an exchange in which no bytes moved for a route's
+// idle_timeout_ms.
+var errIdleTimeout = errors.New("upstream idle timeout")
+
+// upgradeProtocol returns the protocol a request asks to upgrade to, "" when
+// it asks for none.
+func upgradeProtocol(h http.Header) string {
+	for _, v := range h["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				up := h.Get("Upgrade")
+				if up == "" {
+					return "unknown"
+				}
+				return up
+			}
+		}
+	}
+	return ""
 }
 
 // errUpstreamStatus marks an upstream 5xx answer as a breaker failure.
@@ -201,36 +268,74 @@ func rewrite(pr *httputil.ProxyRequest) {
 	// Keep the client's Host header, as Emissary does without host_rewrite:
 	// upstreams often serve several names.
 	pr.Out.Host = pr.In.Host
+	if ex.route.HostRewrite != "" {
+		pr.Out.Host = ex.route.HostRewrite
+	}
 	pr.SetXForwarded()
 	pr.Out.Header.Set("X-Request-Id", ex.requestID)
+	applyHeaders(pr.Out.Header, ex.route.RequestHeadersRemove, ex.route.RequestHeadersAdd)
+}
+
+// applyHeaders removes, then adds, so a Mapping can replace a header by
+// removing it and adding it back.
+func applyHeaders(h http.Header, remove []string, add []snapshot.HeaderOp) {
+	for _, name := range remove {
+		h.Del(name)
+	}
+	for _, op := range add {
+		if op.Append {
+			h.Add(op.Name, op.Value)
+		} else {
+			h.Set(op.Name, op.Value)
+		}
+	}
 }
 
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	ex := resp.Request.Context().Value(exchangeKey{}).(*exchange)
 	ex.upstream = resp.StatusCode
 	h.metrics.UpstreamLatency(ex.route.Upstream.ID(), time.Since(ex.sent))
+	applyHeaders(resp.Header, ex.route.ResponseHeadersRemove, ex.route.ResponseHeadersAdd)
+	if ex.idle != nil {
+		ex.idle.Reset(ex.route.IdleTimeout)
+		resp.Body = &idleReader{ReadCloser: resp.Body, timer: ex.idle, idle: ex.route.IdleTimeout}
+	}
 	return nil
+}
+
+// idleReader restarts the idle timer whenever response bytes arrive.
+type idleReader struct {
+	io.ReadCloser
+	timer *time.Timer
+	idle  time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if n > 0 {
+		r.timer.Reset(r.idle)
+	}
+	return n, err
 }
 
 func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	ex := r.Context().Value(exchangeKey{}).(*exchange)
+	cause := context.Cause(r.Context())
 	switch {
-	case ex.clientGone(r):
+	case errors.Is(cause, errIdleTimeout):
+		ex.err = errIdleTimeout
+		h.fail(w, http.StatusGatewayTimeout, "upstream idle for too long")
+	case errors.Is(cause, context.Canceled):
+		// Only the client going away cancels without a cause of ours.
 		ex.clientErr = true
 		w.WriteHeader(StatusClientClosed)
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(r.Context().Err(), context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(cause, context.DeadlineExceeded):
 		ex.err = err
 		h.fail(w, http.StatusGatewayTimeout, "upstream timed out")
 	default:
 		ex.err = err
 		h.fail(w, http.StatusBadGateway, "upstream unreachable or answered badly")
 	}
-}
-
-// clientGone tells a client's cancellation from our own timeout: the client
-// going away cancels the request context, our deadline expires it.
-func (ex *exchange) clientGone(r *http.Request) bool {
-	return errors.Is(r.Context().Err(), context.Canceled)
 }
 
 func (h *Handler) fail(w http.ResponseWriter, status int, msg string) {
@@ -293,23 +398,6 @@ func requestID(given string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
 	return hex.EncodeToString(b[:])
-}
-
-// cleanPath removes dot segments so "/public/../admin" is routed as "/admin",
-// the path an upstream would resolve, and cannot slip past a route's prefix.
-// A trailing slash is kept because prefixes often end in one.
-func cleanPath(p string) (string, bool) {
-	if p == "" || p[0] != '/' {
-		return "", false
-	}
-	if !strings.Contains(p, "/.") {
-		return p, true
-	}
-	c := path.Clean(p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
-	}
-	return c, true
 }
 
 // statusWriter records the status and size of the response for logs and

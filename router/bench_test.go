@@ -2,7 +2,7 @@ package router
 
 import (
 	"fmt"
-	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -16,25 +16,38 @@ var githubPaths = []string{
 	"/marketplace_listing/plans",
 }
 
-// benchRoutes returns n routes: a few host-less and wildcard routes, then
-// services svc0.example.com, svc1.example.com, ... each with the API's
-// prefixes, an exact route, a method route, a header route and a regex.
+// benchRoutes returns n routes: a few host-less routes, then services
+// svc0.example.com, svc1.example.com, ... each with the API's prefixes, a
+// query route, a case-insensitive route, a 90/10 weighted group, a regex, a
+// header route, a method route and an exact route; after the first service,
+// wildcard and host-regex routes.
 func benchRoutes(n int) []Route[string] {
 	routes := []Route[string]{
 		{ID: "healthz", Path: "/healthz", Kind: Exact},
 		{ID: "metrics", Path: "/metrics", Kind: Exact, Method: "GET"},
-		{ID: "tenant-api", Host: "*.tenant.example.net", Path: "/api/v3/"},
-		{ID: "tenant-users", Host: "*.tenant.example.net", Path: "/api/v3/users/"},
 		{ID: "legacy", Path: "/v1/legacy/[a-z]+/[0-9]+", Kind: Regex, Precedence: 1},
 	}
 	for svc := 0; len(routes) < n; svc++ {
 		host := fmt.Sprintf("svc%d.example.com", svc)
 		id := func(s string) string { return fmt.Sprintf("ns%d/%s/%s", svc%7, host, s) }
-		for _, p := range githubPaths[:2] { // first, so that even 10 routes hold /repos/ and /users/
-			routes = append(routes, Route[string]{ID: id(p), Host: host, Path: "/api/v3" + p})
+		// First, so that even 10 routes hold every kind the benchmarks hit.
+		routes = append(routes,
+			Route[string]{ID: id("/repos/"), Host: host, Path: "/api/v3/repos/"},
+			Route[string]{ID: id("/users/"), Host: host, Path: "/api/v3/users/"},
+			Route[string]{ID: id("search-code"), Host: host, Path: "/api/v3/search/code", Query: []QueryMatch{{Name: "type", Value: "code"}}},
+			Route[string]{ID: id("docs"), Host: host, Path: "/api/v3/docs/", CaseInsensitive: true},
+			Route[string]{ID: id("checkout-a"), Host: host, Path: "/api/v3/checkout/", Group: id("checkout"), Weight: 90},
+			Route[string]{ID: id("checkout-b"), Host: host, Path: "/api/v3/checkout/", Group: id("checkout"), Weight: 10},
+			Route[string]{ID: id("pulls"), Host: host, Path: "/api/v3/repos/[^/]+/[^/]+/pulls/[0-9]+(/.*)?", Kind: Regex, Precedence: 1},
+		)
+		if svc == 0 {
+			routes = append(routes,
+				Route[string]{ID: "tenant-api", Host: "*.tenant.example.net", Path: "/api/v3/"},
+				Route[string]{ID: "tenant-users", Host: "*.tenant.example.net", Path: "/api/v3/users/"},
+				Route[string]{ID: "regions", Host: `[a-z]+-[0-9]\.regions\.example\.net`, HostRegex: true, Path: "/api/v3/"},
+			)
 		}
 		routes = append(routes,
-			Route[string]{ID: id("pulls"), Host: host, Path: "/api/v3/repos/[^/]+/[^/]+/pulls/[0-9]+(/.*)?", Kind: Regex, Precedence: 1},
 			Route[string]{ID: id("canary"), Host: host, Path: "/api/v3/repos/", Headers: []HeaderMatch{{Name: "X-Env", Value: "canary"}}},
 			Route[string]{ID: id("create"), Host: host, Path: "/api/v3/repos/", Method: "POST"},
 			Route[string]{ID: id("meta"), Host: host, Path: "/api/v3/meta", Kind: Exact},
@@ -44,6 +57,9 @@ func benchRoutes(n int) []Route[string] {
 		}
 	}
 	routes = routes[:n]
+	if last := &routes[n-1]; strings.HasSuffix(last.ID, "checkout-a") {
+		last.Group = "" // its partner was cut off
+	}
 	for i := range routes {
 		routes[i].Value = routes[i].ID
 	}
@@ -51,8 +67,8 @@ func benchRoutes(n int) []Route[string] {
 }
 
 type benchRequest struct {
-	name, host, method, path string
-	h                        http.Header
+	name string
+	req  Request
 }
 
 // benchRequests aims at the middle service of a table built by benchRoutes(n).
@@ -60,18 +76,24 @@ func benchRequests(n int) []benchRequest {
 	routes := benchRoutes(n)
 	services := 0
 	for _, r := range routes {
-		if r.ID[len(r.ID)-len("pulls"):] == "pulls" {
+		if strings.HasSuffix(r.ID, "/pulls") {
 			services++
 		}
 	}
 	host := fmt.Sprintf("svc%d.example.com:443", (services-1)/2)
-	h := http.Header{"Accept": {"application/json"}, "User-Agent": {"gh/2.0"}, "X-Env": {"prod"}}
+	h := map[string][]string{"Accept": {"application/json"}, "User-Agent": {"gh/2.0"}, "X-Env": {"prod"}}
+	get := func(name, host, path, query string) benchRequest {
+		return benchRequest{name, Request{Host: host, Method: "GET", Path: path, RawQuery: query, Header: h}}
+	}
 	return []benchRequest{
-		{"hit", host, "GET", "/api/v3/users/octocat/repos", h},
+		get("hit", host, "/api/v3/users/octocat/repos", ""),
 		// A precedence-1 regex shares the /repos/ stem, so it runs (and fails) first.
-		{"hit-regex-stem", host, "GET", "/api/v3/repos/gatehouse-dev/gatehouse/issues", h},
-		{"miss", "nowhere.example.org", "GET", "/api/v3/repos/gatehouse-dev/gatehouse", h},
-		{"deep", host, "GET", "/api/v3/repos/gatehouse-dev/gatehouse/git/refs/heads/feature/a/very/deep/branch/name/with/many/segments/in/it", h},
+		get("hit-regex-stem", host, "/api/v3/repos/gatehouse-dev/gatehouse/issues", ""),
+		get("miss", "nowhere.example.org", "/api/v3/repos/gatehouse-dev/gatehouse", ""),
+		get("deep", host, "/api/v3/repos/gatehouse-dev/gatehouse/git/refs/heads/feature/a/very/deep/branch/name/with/many/segments/in/it", ""),
+		get("query", host, "/api/v3/search/code", "q=radix+tree&type=code&per_page=50"),
+		get("case-insensitive", host, "/API/V3/Docs/getting-started", ""),
+		get("weighted", host, "/api/v3/checkout/cart", ""),
 	}
 }
 
@@ -80,14 +102,14 @@ var benchSizes = []int{10, 1000, 10000}
 func BenchmarkMatch(b *testing.B) {
 	for _, n := range benchSizes {
 		tbl := mustNew(b, benchRoutes(n))
-		for _, req := range benchRequests(n) {
-			if _, ok := tbl.Match(req.host, req.method, req.path, req.h); ok != (req.name != "miss") {
-				b.Fatalf("%d routes, %s: matched = %v", n, req.name, ok)
+		for _, q := range benchRequests(n) {
+			if _, ok := tbl.Match(&q.req); ok != (q.name != "miss") {
+				b.Fatalf("%d routes, %s: matched = %v", n, q.name, ok)
 			}
-			b.Run(fmt.Sprintf("routes=%d/%s", n, req.name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("routes=%d/%s", n, q.name), func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					tbl.Match(req.host, req.method, req.path, req.h)
+					tbl.Match(&q.req)
 				}
 			})
 		}
@@ -99,11 +121,11 @@ func BenchmarkMatch(b *testing.B) {
 func BenchmarkLinear(b *testing.B) {
 	for _, n := range benchSizes {
 		ref := newLinear(benchRoutes(n))
-		for _, req := range benchRequests(n) {
-			b.Run(fmt.Sprintf("routes=%d/%s", n, req.name), func(b *testing.B) {
+		for _, q := range benchRequests(n) {
+			b.Run(fmt.Sprintf("routes=%d/%s", n, q.name), func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					ref.match(req.host, req.method, req.path, req.h)
+					ref.match(&q.req)
 				}
 			})
 		}

@@ -22,6 +22,13 @@ func TestWriteToGolden(t *testing.T) {
 		{ID: "health", Path: "/healthz", Kind: Exact},
 		{ID: "static", Path: "/static/"},
 		{ID: "anything", Path: ".*", Kind: Regex, Precedence: -1},
+		{ID: "docs", Host: "api.example.com", Path: "/Docs/", CaseInsensitive: true},
+		{ID: "docs-re", Host: "api.example.com", Path: "^/Docs/v[0-9]+/.*", Kind: Regex, CaseInsensitive: true},
+		{ID: "search", Path: "/search", Kind: Exact, Query: []QueryMatch{{Name: "q", Present: true}, {Name: "page", Value: "[0-9]+", Regex: true}, {Name: "lang", Value: "go"}}},
+		{ID: "read", Host: `[a-z]+\.regions\.example\.com`, HostRegex: true, Path: "/", Method: "GET|HEAD", MethodRegex: true},
+		{ID: "beta", Host: `[a-z]+\.regions\.example\.com`, HostRegex: true, Path: "/beta/", Headers: []HeaderMatch{{Name: "x-user", Value: "[0-9]+", Regex: true}}},
+		{ID: "shop-v2", Path: "/shop/", Group: "shop", Weight: 10},
+		{ID: "shop-v1", Path: "/shop/", Group: "shop", Weight: 90},
 	})
 	var buf bytes.Buffer
 	n, err := tbl.WriteTo(&buf)

@@ -11,21 +11,48 @@ func ExampleTable_Match() {
 	tbl, err := router.New([]router.Route[string]{
 		{ID: "a", Path: "/api/", Value: "api-backend"},
 		{ID: "b", Path: "/api/v1/", Method: "GET", Value: "v1-reader"},
+		{ID: "c", Path: "/api/", Query: []router.QueryMatch{{Name: "debug", Present: true}}, Value: "debugger"},
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	for _, method := range []string{"GET", "POST"} {
-		r, ok := tbl.Match("x.example.com:8080", method, "/api/v1/users", nil)
+		r, ok := tbl.Match(&router.Request{Host: "x.example.com:8080", Method: method, Path: "/api/v1/users"})
 		fmt.Println(method, r.ID, r.Value, ok)
 	}
-	_, ok := tbl.Match("x.example.com", "GET", "/other", nil)
+	r, _ := tbl.Match(&router.Request{Method: "POST", Path: "/api/v1/users", RawQuery: "debug"})
+	fmt.Println("?debug", r.ID)
+	_, ok := tbl.Match(&router.Request{Host: "x.example.com", Method: "GET", Path: "/other"})
 	fmt.Println("/other", ok)
 	// Output:
 	// GET b v1-reader true
 	// POST a api-backend true
+	// ?debug c
 	// /other false
+}
+
+func ExampleTable_MatchRoll() {
+	tbl, _ := router.New([]router.Route[string]{
+		{ID: "checkout-v1", Group: "checkout", Weight: 90, Path: "/checkout/"},
+		{ID: "checkout-v2", Group: "checkout", Weight: 10, Path: "/checkout/"},
+	})
+	req := &router.Request{Method: "GET", Path: "/checkout/cart"}
+	for _, roll := range []uint32{0, 89, 90, 99} {
+		r, _ := tbl.MatchRoll(req, roll)
+		fmt.Println(roll, r.ID)
+	}
+	r, _ := tbl.Match(req) // a random member, 90 % of the time checkout-v1
+	for _, m := range tbl.Group(r) {
+		fmt.Println(m.ID, m.Weight)
+	}
+	// Output:
+	// 0 checkout-v1
+	// 89 checkout-v1
+	// 90 checkout-v2
+	// 99 checkout-v2
+	// checkout-v1 90
+	// checkout-v2 10
 }
 
 func ExampleTable_WriteTo() {
@@ -45,9 +72,12 @@ func ExampleNew_error() {
 	_, err := router.New([]router.Route[int]{
 		{ID: "default/users/api", Host: "api.example.com:8080", Path: "/"},
 		{ID: "default/users/re", Path: "/users/(", Kind: router.Regex},
+		{ID: "default/shop/v1", Path: "/shop/", Group: "default/shop", Weight: 80},
+		{ID: "default/shop/v2", Path: "/shop/", Group: "default/shop", Weight: 30},
 	})
 	fmt.Println(err)
 	// Output:
 	// building route table: route "default/users/api" (index 0): invalid host "api.example.com:8080": remove the port, request ports are ignored
 	// route "default/users/re" (index 1): compiling regex path "/users/(": error parsing regexp: missing closing ): `/users/(`
+	// group "default/shop" (routes "default/shop/v1", "default/shop/v2"): weights add up to 110, want 100 ("default/shop/v1"=80, "default/shop/v2"=30)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -15,50 +16,122 @@ var (
 		"", "", "", "api.example.com", "API.Example.com", "*.example.com", "*.b.example.com",
 		"a.b.example.com", "example.com", "other.org", "*.org", "[::1]", "127.0.0.1",
 	}
+	propHostRegexes = []string{
+		`[a-z]+\.example\.com`, `(api|www)\.example\.(com|org)`, `.*\.org`, `.*`, `API\.example\.com`,
+		`(?i)API\.EXAMPLE\.com`, `[0-9.]+`, `::1`, `a\..*`, `.*k.*`,
+	}
 	propStems = []string{
 		"/", "/a", "/api", "/api/", "/api/v1", "/api/v1/", "/api/v1/users", "/api/v1/users/",
 		"/api/v1/users/42", "/api/v2/", "/apix", "/users", "/users/", "/users/42", "/u",
-		"/static/css/", "/static/", "/x/y/z",
+		"/static/css/", "/static/", "/x/y/z", "/Api/V1/", "/keys/", "/KEYS",
 	}
 	propRegexes = []string{
 		"/api/v[0-9]+/.*", "/users/[0-9]+", ".*", "/api/.*", "(?i)/API/.*", "^/users/.*$",
-		"/a|/u", "/api/v1/(users|orgs)/[^/]+", "/static/.*\\.css", "",
+		"/a|/u", "/api/v1/(users|orgs)/[^/]+", "/static/.*\\.css", "", "/keys/.*", "/Api/(?-i:V1)/.*",
+		"/\u212aeys/.*", "/x/y/z\\b.*",
 	}
-	propMethods    = []string{"", "", "", "GET", "POST", "get"}
-	propReqHosts   = []string{"api.example.com", "x.example.com", "a.b.example.com", "b.example.com", "example.com", "z.a.b.example.com", "other.org", "sub.other.org", "[::1]", "::1", "127.0.0.1", "unknown.net", "", ".example.com", "a..example.com"}
-	propReqMethods = []string{"GET", "POST", "get", "PUT"}
-	propSuffixes   = []string{"", "", "x", "/", "/1", "foo", "/deep/er", ".css", "s/42", "42"}
+	propMethods       = []string{"", "", "", "GET", "POST", "get"}
+	propMethodRegexes = []string{"GET|HEAD", "P.*", "get", "(?i)get", "[A-Z]+"}
+	propQueryNames    = []string{"q", "page", "a b", "tag", "é"}
+	propQueryValues   = []string{"1", "x y", "", "go", "✓"}
+	propQueryRegexes  = []string{"[0-9]+", "x.*", ".*", "[a-z ]+"}
+
+	propReqHosts   = []string{"api.example.com", "x.example.com", "a.b.example.com", "b.example.com", "example.com", "z.a.b.example.com", "other.org", "sub.other.org", "[::1]", "::1", "127.0.0.1", "unknown.net", "", ".example.com", "a..example.com", "www.example.org", "key.example.com", "\u212aey.example.com"}
+	propReqMethods = []string{"GET", "POST", "get", "PUT", "HEAD"}
+	propSuffixes   = []string{"", "", "x", "/", "/1", "foo", "/deep/er", ".css", "s/42", "42", "/\u212a", "\u017f/1"}
+	// propFoldTraps fold to ASCII stems under RE2's (?i) (Kelvin sign, long
+	// s) but not under ASCII case folding.
+	propFoldTraps = []string{"/u\u017fers/42", "/\u212aeys/1", "/api/v1/u\u017fers/x", "/\u017ftatic/a.css", "/\u212aEYS"}
+	propReqPairs  = []string{
+		"q=1", "q=x+y", "q=x%20y", "%71=1", "q=2", "page=2", "page=", "page", "a+b=go", "a%20b=go",
+		"tag=go", "tag=rust", "q=%zz", "q;x=1", "", "=1", "q=1;2", "tag=%E2%9C%93", "Q=1", "%C3%A9=1",
+		"page=%", "q=abc", "tag=x+y+z",
+	}
 )
+
+func pick[E any](rng *rand.Rand, pool []E) E { return pool[rng.IntN(len(pool))] }
 
 func randomRoutes(rng *rand.Rand, n int) []Route[string] {
 	routes := make([]Route[string], n)
 	for i, id := range rng.Perm(n) { // shuffled IDs so input order and ID order differ
 		r := Route[string]{
 			ID:         fmt.Sprintf("r%03d", id),
-			Host:       propHosts[rng.IntN(len(propHosts))],
-			Method:     propMethods[rng.IntN(len(propMethods))],
+			Host:       pick(rng, propHosts),
+			Method:     pick(rng, propMethods),
 			Precedence: rng.IntN(3) - rng.IntN(2),
+		}
+		if rng.IntN(6) == 0 {
+			r.Host, r.HostRegex = pick(rng, propHostRegexes), true
+		}
+		if rng.IntN(8) == 0 {
+			r.Method, r.MethodRegex = pick(rng, propMethodRegexes), true
 		}
 		switch k := rng.IntN(10); {
 		case k < 6:
-			r.Kind, r.Path = Prefix, propStems[rng.IntN(len(propStems))]
+			r.Kind, r.Path = Prefix, pick(rng, propStems)
 		case k < 9:
-			r.Kind, r.Path = Exact, propStems[rng.IntN(len(propStems))]
+			r.Kind, r.Path = Exact, pick(rng, propStems)
 		default:
-			r.Kind, r.Path = Regex, propRegexes[rng.IntN(len(propRegexes))]
+			r.Kind, r.Path = Regex, pick(rng, propRegexes)
 		}
+		r.CaseInsensitive = rng.IntN(4) == 0
 		for range rng.IntN(3) {
-			switch rng.IntN(3) {
+			switch rng.IntN(5) {
 			case 0:
-				r.Headers = append(r.Headers, HeaderMatch{Name: "x-env", Value: []string{"canary", "prod"}[rng.IntN(2)]})
+				r.Headers = append(r.Headers, HeaderMatch{Name: "x-env", Value: pick(rng, []string{"canary", "prod"})})
 			case 1:
-				r.Headers = append(r.Headers, HeaderMatch{Name: "X-Debug", Present: true})
-			default:
+				r.Headers = append(r.Headers, HeaderMatch{Name: "X-Debug", Present: true, Regex: rng.IntN(2) == 0})
+			case 2:
 				r.Headers = append(r.Headers, HeaderMatch{Name: "X-User", Value: "1"})
+			case 3:
+				r.Headers = append(r.Headers, HeaderMatch{Name: "X-Env", Value: "can.*", Regex: true})
+			default:
+				r.Headers = append(r.Headers, HeaderMatch{Name: "x-user", Value: "[0-9]+", Regex: true})
 			}
 		}
-		r.Value = "v:" + r.ID
+		if rng.IntN(3) == 0 {
+			for range 1 + rng.IntN(2) {
+				q := QueryMatch{Name: pick(rng, propQueryNames)}
+				switch rng.IntN(3) {
+				case 0:
+					q.Present = true
+				case 1:
+					q.Value = pick(rng, propQueryValues)
+				default:
+					q.Value, q.Regex = pick(rng, propQueryRegexes), true
+				}
+				r.Query = append(r.Query, q)
+			}
+		}
 		routes[i] = r
+	}
+	// Weighted groups: copies of a route with the same criteria, and now and
+	// then an ungrouped copy, which must not join the group.
+	for g := range 1 + rng.IntN(4) {
+		base := routes[rng.IntN(n)]
+		if rng.IntN(2) == 0 { // broader, so that requests reach the group often
+			base.Headers, base.Query = nil, nil
+		}
+		members := 1 + rng.IntN(3)
+		cuts := []int{0, 100}
+		for range members - 1 {
+			cuts = append(cuts, rng.IntN(101))
+		}
+		slices.Sort(cuts)
+		for m := range members {
+			r := base
+			r.ID = fmt.Sprintf("g%d-%d", g, rng.IntN(1000)*10+m) // unique, in random ID order
+			r.Group, r.Weight = fmt.Sprintf("group%d", g), cuts[m+1]-cuts[m]
+			routes = append(routes, r)
+		}
+		if rng.IntN(2) == 0 {
+			r := base
+			r.ID = fmt.Sprintf("g%d-%d", g, rng.IntN(1000)*10+5) // may sort between members
+			routes = append(routes, r)
+		}
+	}
+	for i := range routes {
+		routes[i].Value = "v:" + routes[i].ID
 	}
 	return routes
 }
@@ -73,62 +146,88 @@ func randomCase(rng *rand.Rand, s string) string {
 	return string(b)
 }
 
-func randomRequest(rng *rand.Rand) (host, method, path string, h http.Header) {
-	host = randomCase(rng, propReqHosts[rng.IntN(len(propReqHosts))])
+func randomRequest(rng *rand.Rand) Request {
+	host := randomCase(rng, pick(rng, propReqHosts))
 	if rng.IntN(3) == 0 {
 		if strings.Contains(host, ":") {
 			host = "[" + strings.Trim(host, "[]") + "]"
 		}
 		host += ":8080"
 	}
-	path = propStems[rng.IntN(len(propStems))] + propSuffixes[rng.IntN(len(propSuffixes))]
-	if rng.IntN(20) == 0 {
-		path = strings.ToUpper(path)
+	path := pick(rng, propStems) + pick(rng, propSuffixes)
+	if rng.IntN(10) == 0 {
+		path = pick(rng, propFoldTraps)
 	}
-	h = http.Header{}
+	switch rng.IntN(8) {
+	case 0:
+		path = strings.ToUpper(path)
+	case 1:
+		path = randomCase(rng, path)
+	}
+	h := http.Header{}
 	if rng.IntN(2) == 0 {
-		h.Set("X-Env", []string{"canary", "prod"}[rng.IntN(2)])
+		h.Set("X-Env", pick(rng, []string{"canary", "prod"}))
 	}
 	if rng.IntN(3) == 0 {
 		h.Set("X-Debug", "")
 	}
 	if rng.IntN(3) == 0 {
-		h.Set("X-User", "1")
+		h.Set("X-User", pick(rng, []string{"1", "x"}))
 	}
-	return host, propReqMethods[rng.IntN(len(propReqMethods))], path, h
+	var pairs []string
+	for range rng.IntN(4) {
+		pairs = append(pairs, pick(rng, propReqPairs))
+	}
+	return Request{Host: host, Method: pick(rng, propReqMethods), Path: path, RawQuery: strings.Join(pairs, "&"), Header: h}
 }
 
 // TestMatchAgreesWithReference is the main correctness argument: for random
-// route sets full of ties and overlaps, the tree picks what the linear scan
-// over the documented order picks.
+// route sets full of ties, overlaps and groups, the tree picks what the
+// linear scan over the documented order picks, for the same roll.
 func TestMatchAgreesWithReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(20240601, 7))
 	const sets, requestsPerSet = 100, 500 // 50,000 requests
-	hits := 0
+	hits, grouped := 0, 0
 	for set := range sets {
 		routes := randomRoutes(rng, 1+rng.IntN(120))
 		tbl := mustNew(t, routes)
 		ref := newLinear(routes)
 		for range requestsPerSet {
-			host, method, path, h := randomRequest(rng)
-			got, gotOK := tbl.Match(host, method, path, h)
-			want, wantOK := ref.match(host, method, path, h)
+			req := randomRequest(rng)
+			roll := rng.Uint32N(100)
+			if rng.IntN(10) == 0 {
+				roll = rng.Uint32()
+			}
+			got, gotOK := tbl.MatchRoll(&req, roll)
+			want, wantOK := ref.matchRoll(&req, roll)
 			if gotOK != wantOK || (gotOK && got.ID != want.ID) {
 				var dump strings.Builder
 				tbl.WriteTo(&dump)
-				t.Fatalf("set %d: Match(%q, %q, %q, %v) = %v, reference = %v\n%s", set, host, method, path, h, idOf(got), idOf(want), dump.String())
+				t.Fatalf("set %d: MatchRoll(%+v, %d) = %v, reference = %v\n%s", set, req, roll, idOf(got), idOf(want), dump.String())
 			}
-			if gotOK {
-				hits++
-				if got.Value != "v:"+got.ID {
-					t.Fatalf("route %q carries value %q", got.ID, got.Value)
+			if !gotOK {
+				continue
+			}
+			hits++
+			if got.Value != "v:"+got.ID {
+				t.Fatalf("route %q carries value %q", got.ID, got.Value)
+			}
+			if got.Group != "" {
+				grouped++
+				// Match picks at random, but within the same group.
+				if r, _ := tbl.Match(&req); r.Group != got.Group || r.Weight == 0 {
+					t.Fatalf("set %d: Match(%+v) = %s (group %q, weight %d), want a member of %q", set, req, r.ID, r.Group, r.Weight, got.Group)
 				}
+			} else if r, _ := tbl.Match(&req); r != got {
+				t.Fatalf("set %d: Match(%+v) = %s, MatchRoll = %s", set, req, r.ID, got.ID)
 			}
 		}
 	}
-	// Guard against a generator that never matches (which would prove nothing).
-	if hits < sets*requestsPerSet/5 {
-		t.Errorf("only %d of %d requests matched; the generator is too sparse", hits, sets*requestsPerSet)
+	// Guard against a generator that never matches or never reaches a group
+	// (which would prove nothing).
+	t.Logf("%d of %d requests matched, %d a group", hits, sets*requestsPerSet, grouped)
+	if hits < sets*requestsPerSet/5 || grouped < sets*requestsPerSet/100 {
+		t.Errorf("%d of %d requests matched, %d a group; the generator is too sparse", hits, sets*requestsPerSet, grouped)
 	}
 }
 

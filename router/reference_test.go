@@ -1,7 +1,7 @@
 package router
 
 import (
-	"net/http"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -9,29 +9,78 @@ import (
 
 // linear is the reference the tree is checked against: every route in one
 // slice, sorted by the documented order, scanned until the first match. It is
-// written from the package comment, sharing no matching code with the tree.
+// written from the package comment, sharing no matching code with the tree:
+// queries go through url.ParseQuery, case folding through a plain loop,
+// regular expressions are compiled here.
 type linear[T any] struct {
 	routes []linearRoute[T]
 }
 
 type linearRoute[T any] struct {
 	Route[T]
-	host string // lower-case, IPv6 brackets removed
-	re   *regexp.Regexp
+	host      string // lower-case, IPv6 brackets removed; the expression for host regexes
+	hostRe    *regexp.Regexp
+	methodRe  *regexp.Regexp
+	re        *regexp.Regexp
+	headerRes []*regexp.Regexp // parallel to Headers; nil where not a regex
+	queryRes  []*regexp.Regexp // parallel to Query
+	unitID    string           // the lowest member ID of the route's group, else its ID
+	members   []*Route[T]      // the group in ID order; just the route when ungrouped
+}
+
+func anchored(expr string) *regexp.Regexp {
+	return regexp.MustCompile("^(?:" + expr + ")$")
+}
+
+func optionalRegex(on bool, expr string) *regexp.Regexp {
+	if !on {
+		return nil
+	}
+	return anchored(expr)
 }
 
 // newLinear expects routes that New accepted.
 func newLinear[T any](routes []Route[T]) *linear[T] {
 	l := &linear[T]{}
-	for _, r := range routes {
-		lr := linearRoute[T]{Route: r, host: strings.Trim(asciiLower(r.Host), "[]")}
+	groups := map[string][]*Route[T]{}
+	for i := range routes {
+		if g := routes[i].Group; g != "" {
+			groups[g] = append(groups[g], &routes[i])
+		}
+	}
+	for _, members := range groups {
+		sort.Slice(members, func(i, j int) bool { return members[i].ID < members[j].ID })
+	}
+	for i := range routes {
+		r := routes[i]
+		lr := linearRoute[T]{Route: r, unitID: r.ID, members: []*Route[T]{&routes[i]}}
+		if r.Group != "" {
+			lr.members = groups[r.Group]
+			lr.unitID = lr.members[0].ID
+		}
+		if r.HostRegex {
+			lr.host, lr.hostRe = r.Host, anchored(r.Host)
+		} else {
+			lr.host = strings.Trim(refLower(r.Host), "[]")
+		}
 		if r.Kind == Regex {
-			lr.re = regexp.MustCompile("^(?:" + r.Path + ")$")
+			if r.CaseInsensitive {
+				lr.re = regexp.MustCompile("(?i)^(?:" + r.Path + ")$")
+			} else {
+				lr.re = anchored(r.Path)
+			}
+		}
+		lr.methodRe = optionalRegex(r.MethodRegex, r.Method)
+		for _, hm := range r.Headers {
+			lr.headerRes = append(lr.headerRes, optionalRegex(hm.Regex && !hm.Present, hm.Value))
+		}
+		for _, qm := range r.Query {
+			lr.queryRes = append(lr.queryRes, optionalRegex(qm.Regex && !qm.Present, qm.Value))
 		}
 		l.routes = append(l.routes, lr)
 	}
 	count := func(r *Route[T]) int {
-		n := len(r.Headers)
+		n := len(r.Headers) + len(r.Query)
 		if r.Host != "" {
 			n++
 		}
@@ -42,26 +91,28 @@ func newLinear[T any](routes []Route[T]) *linear[T] {
 	}
 	kindOrder := map[PathKind]int{Exact: 0, Prefix: 1, Regex: 2}
 	sort.Slice(l.routes, func(i, j int) bool {
-		a, b := &l.routes[i].Route, &l.routes[j].Route
+		a, b := &l.routes[i], &l.routes[j]
 		switch {
 		case a.Precedence != b.Precedence:
 			return a.Precedence > b.Precedence
 		case len(a.Path) != len(b.Path):
 			return len(a.Path) > len(b.Path)
-		case count(a) != count(b):
-			return count(a) > count(b)
+		case count(&a.Route) != count(&b.Route):
+			return count(&a.Route) > count(&b.Route)
 		case a.Kind != b.Kind:
 			return kindOrder[a.Kind] < kindOrder[b.Kind]
+		case a.unitID != b.unitID:
+			return a.unitID < b.unitID
 		}
 		return a.ID < b.ID
 	})
 	return l
 }
 
-// asciiLower folds only ASCII: DNS names are case-insensitive in ASCII only,
+// refLower folds only ASCII: DNS names are case-insensitive in ASCII only,
 // and strings.ToLower would turn the Kelvin sign into "k".
 // It copies only when it must, so BenchmarkLinear measures the scan.
-func asciiLower(s string) string {
+func refLower(s string) string {
 	if !strings.ContainsFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' }) {
 		return s
 	}
@@ -74,7 +125,30 @@ func asciiLower(s string) string {
 	return string(b)
 }
 
-func (l *linear[T]) match(host, method, path string, h http.Header) (*Route[T], bool) {
+// first returns the first value of key and whether there is one.
+func first(vals []string) (string, bool) {
+	if len(vals) == 0 {
+		return "", false
+	}
+	return vals[0], true
+}
+
+// condHolds applies the shared Present / Value / Regex rule.
+func condHolds(v string, found, present bool, want string, re *regexp.Regexp) bool {
+	switch {
+	case !found:
+		return false
+	case present:
+		return true
+	case re != nil:
+		return re.MatchString(v)
+	}
+	return v == want
+}
+
+// matchRoute returns the first matching route, before any weighted pick.
+func (l *linear[T]) matchRoute(req *Request) (*linearRoute[T], bool) {
+	host, method, path := req.Host, req.Method, req.Path
 	reqHost := host
 	if strings.HasPrefix(host, "[") {
 		if end := strings.Index(host, "]"); end > 0 {
@@ -84,14 +158,18 @@ func (l *linear[T]) match(host, method, path string, h http.Header) (*Route[T], 
 		reqHost, _, _ = strings.Cut(host, ":")
 	}
 	hostOK := len(reqHost) <= 253
-	reqHost = asciiLower(reqHost)
-
+	reqHost = refLower(reqHost)
+	var query url.Values // parsed on first need, as a handler would
 	for i := range l.routes {
 		r := &l.routes[i]
 		switch {
 		case r.host == "":
 		case !hostOK:
 			continue
+		case r.hostRe != nil:
+			if !r.hostRe.MatchString(reqHost) {
+				continue
+			}
 		case strings.HasPrefix(r.host, "*."):
 			suffix := r.host[1:]
 			if !strings.HasSuffix(reqHost, suffix) || len(reqHost) == len(suffix) {
@@ -100,13 +178,17 @@ func (l *linear[T]) match(host, method, path string, h http.Header) (*Route[T], 
 		case r.host != reqHost:
 			continue
 		}
+		p, rp := path, r.Path
+		if r.CaseInsensitive {
+			p, rp = refLower(p), refLower(rp)
+		}
 		switch r.Kind {
 		case Prefix:
-			if !strings.HasPrefix(path, r.Path) {
+			if !strings.HasPrefix(p, rp) {
 				continue
 			}
 		case Exact:
-			if path != r.Path {
+			if p != rp {
 				continue
 			}
 		case Regex:
@@ -114,20 +196,54 @@ func (l *linear[T]) match(host, method, path string, h http.Header) (*Route[T], 
 				continue
 			}
 		}
-		if r.Method != "" && strings.ToUpper(r.Method) != method {
+		switch {
+		case r.methodRe != nil:
+			if !r.methodRe.MatchString(method) {
+				continue
+			}
+		case r.Method != "" && strings.ToUpper(r.Method) != method:
 			continue
 		}
 		ok := true
-		for _, hm := range r.Headers {
-			vals := h.Values(hm.Name)
-			if len(vals) == 0 || (!hm.Present && vals[0] != hm.Value) {
-				ok = false
-				break
+		for k, hm := range r.Headers {
+			v, found := first(req.Header.Values(hm.Name))
+			ok = ok && condHolds(v, found, hm.Present, hm.Value, r.headerRes[k])
+		}
+		for k, qm := range r.Query {
+			if query == nil {
+				query, _ = url.ParseQuery(req.RawQuery)
 			}
+			v, found := first(query[qm.Name])
+			ok = ok && condHolds(v, found, qm.Present, qm.Value, r.queryRes[k])
 		}
 		if ok {
-			return &r.Route, true
+			return r, true
 		}
 	}
 	return nil, false
+}
+
+// matchRoll picks within a group like MatchRoll: members in ID order, each
+// owning the next Weight values of 0..99.
+func (l *linear[T]) matchRoll(req *Request, roll uint32) (*Route[T], bool) {
+	r, ok := l.matchRoute(req)
+	if !ok {
+		return nil, false
+	}
+	if r.Group == "" {
+		return &r.Route, true
+	}
+	roll %= 100
+	sum := uint32(0)
+	for _, m := range r.members {
+		sum += uint32(m.Weight)
+		if roll < sum {
+			return m, true
+		}
+	}
+	panic("weights of group " + r.Group + " do not add up to 100")
+}
+
+func (l *linear[T]) match(req *Request) (*Route[T], bool) {
+	return l.matchRoll(req, 0)
 }

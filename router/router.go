@@ -1,6 +1,7 @@
 // Package router picks the route for a request: an immutable table, compiled
-// once from a list of routes, that maps (host, method, path, headers) to the
-// first route that matches in a documented, deterministic order.
+// once from a list of routes, that maps a request (host, method, path,
+// headers, query) to the first route that matches in a documented,
+// deterministic order, and splits traffic within weighted groups.
 //
 // The package is generic over the route payload and knows nothing of
 // Kubernetes or of the annotation language; the snapshot builder turns
@@ -14,17 +15,29 @@
 //     least one more label ("a.example.com", "a.b.example.com", but not
 //     "example.com"). The request host is compared case-insensitively and any
 //     ":port" is ignored ("API.example.com:8443" and "[::1]:8080" work).
-//     Request hosts longer than 253 bytes (the DNS limit) match only
-//     host-less routes.
+//     With HostRegex, Host is an RE2 expression that must match the whole
+//     request host after ASCII lower-casing and port stripping, so write it
+//     in lower case: `[a-z]+\.example\.com`. Request hosts longer than 253
+//     bytes (the DNS limit) match only host-less routes.
 //   - Path, by Kind: [Prefix] is a plain string prefix and is not aware of
 //     segments, so "/foo" matches "/foobar" as in Emissary; [Exact] needs the
 //     whole path to be equal; [Regex] is an RE2 expression that must match
-//     the whole path. Paths are compared case-sensitively, byte for byte.
+//     the whole path. Paths are compared byte for byte unless
+//     CaseInsensitive is set: then Prefix and Exact ignore ASCII case and a
+//     Regex is compiled with (?i), which folds case as RE2 does.
 //   - Method: "" matches any method; otherwise the request method must equal
-//     the route's method upper-cased (request methods are not folded).
+//     the route's method upper-cased (request methods are not folded), or,
+//     with MethodRegex, the RE2 expression must match the whole method.
 //   - Headers: every condition holds. A condition with Present needs the
 //     header to be there; otherwise the first value of the header must equal
-//     Value exactly.
+//     Value, or with Regex match the RE2 expression Value as a whole.
+//   - Query: every condition holds, on the parameters as [net/url.ParseQuery]
+//     reads RawQuery, so the router agrees with what handlers see: pairs are
+//     split at '&'; a pair holding ';' or a malformed %-escape is ignored;
+//     names and values are unescaped ("+" is a space); a parameter's first
+//     value counts; "?debug" and "?debug=" make debug present with the empty
+//     value; a query of more than 10,000 parameters has none. Names are
+//     case-sensitive; Present, Value and Regex work as for headers.
 //
 // # Evaluation order
 //
@@ -34,35 +47,60 @@
 //  2. then longer Path (for Regex routes, the length of the expression's
 //     source, as in Emissary, which is why regex routes usually need a
 //     Precedence);
-//  3. then more constraints, counted as one for a Host, one for a Method and
-//     one per header condition;
+//  3. then more constraints, counted as one for a Host (exact, wildcard or
+//     regex), one for a Method (exact or regex), one per header condition
+//     and one per query condition;
 //  4. then Kind: Exact before Prefix before Regex;
 //  5. then ID ascending, in byte order.
 //
 // IDs are unique, so the order is total: it never depends on input order or
-// map iteration.
+// map iteration. CaseInsensitive and HostRegex do not change a route's rank.
+//
+// # Weighted groups
+//
+// Routes that share a non-empty Group form one weighted group. They must
+// have identical match criteria, and their Weights, percentages from 0 to
+// 100, must add up to 100; New rejects the table otherwise. A group takes
+// one place in the order, at its members' shared rank with its lowest member
+// ID for the final tie-break. When the group wins, [Table.Match] picks a
+// member at random in proportion to the weights and [Table.MatchRoll] picks
+// deterministically from a roll. Routes with identical criteria but no
+// common Group are not grouped: the ID decides between them.
 //
 // # Structure
 //
-// Routes are bucketed by host (an exact-host map, a wildcard map keyed by
-// ".suffix", and a bucket for host-less routes). Each bucket is a radix tree
-// over paths whose nodes hold the routes whose path (or, for Regex routes,
-// whose expression's literal prefix) ends there, sorted by rank. A lookup
-// walks every bucket the host selects, descends the tree as far as the path
-// allows, and checks candidates from the deepest node up, skipping any route
-// whose rank is no better than the best match found so far. Match does not
-// allocate.
+// Routes are bucketed by host: an exact-host map, a wildcard map keyed by
+// ".suffix", a bucket for host-less routes, and a list of host-regex buckets
+// sorted by the best rank they hold. Each bucket has two radix trees over
+// paths, one for case-sensitive routes and one for case-insensitive routes
+// keyed by lower-cased paths, walked while lower-casing the request path
+// byte by byte. A node holds the groups and routes (together, units) whose
+// path, or for Regex routes the expression's literal prefix, ends there,
+// sorted by rank. A lookup walks every bucket the host selects, descends
+// each tree as far as the path allows, and checks candidates from the
+// deepest node up, skipping any unit whose rank is no better than the best
+// match found so far; host-regex buckets are visited best first and the
+// walk stops at the first that cannot improve on the best match, before its
+// expression runs.
+//
+// Match does not allocate. The two cases that need a decoded copy of the
+// input for a regular expression, a mixed-case host checked against a host
+// regex and a %-escaped query value checked against a regex condition,
+// borrow a buffer from a per-table pool.
 package router
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net/http"
 	"net/textproto"
-	"regexp"
-	"regexp/syntax"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 // PathKind says how a route's Path is compared with the request path.
@@ -103,15 +141,43 @@ func (k PathKind) order() int {
 	return 2
 }
 
+// Request is what a lookup looks at. Callers pass a pointer to a value on
+// their stack; Match keeps no reference to it.
+type Request struct {
+	Host     string // may carry ":port", any case
+	Method   string
+	Path     string      // already cleaned by the caller, without the query
+	RawQuery string      // URL.RawQuery, not yet decoded
+	Header   http.Header // may be nil
+}
+
 // HeaderMatch is one header condition of a route.
 type HeaderMatch struct {
 	// Name is matched case-insensitively; New canonicalises it with
 	// textproto.CanonicalMIMEHeaderKey so lookups index http.Header directly.
 	Name string
-	// Value must equal the first value of the header, unless Present is set.
+	// Value must equal the first value of the header, unless Present or
+	// Regex is set.
 	Value string
-	// Present requires only that the header is there; Value is ignored.
+	// Present requires only that the header is there; Value and Regex are
+	// ignored.
 	Present bool
+	// Regex makes Value an RE2 expression the whole first value must match.
+	Regex bool
+}
+
+// QueryMatch is one query-parameter condition of a route.
+type QueryMatch struct {
+	// Name is the decoded parameter name, compared case-sensitively.
+	Name string
+	// Value must equal the first decoded value, unless Present or Regex is set.
+	Value string
+	// Present requires only that the parameter is there, even with an empty
+	// value; Value and Regex are ignored.
+	Present bool
+	// Regex makes Value an RE2 expression the whole first decoded value must
+	// match.
+	Regex bool
 }
 
 // Route is one routing rule with its payload.
@@ -120,21 +186,35 @@ type Route[T any] struct {
 	// names the route in errors (e.g. "default/users/users-api").
 	ID string
 	// Host is "" for any host, "api.example.com" for one host, or
-	// "*.example.com" for every host below example.com.
-	Host string
+	// "*.example.com" for every host below example.com; with HostRegex, an
+	// RE2 expression for the whole lower-cased host without port.
+	Host      string
+	HostRegex bool
 	// Path is interpreted according to Kind.
 	Path string
 	Kind PathKind
-	// Method is "" for any method; New upper-cases it.
-	Method     string
-	Headers    []HeaderMatch
-	Precedence int
-	Value      T
+	// CaseInsensitive makes the path comparison ignore ASCII case (a Regex
+	// gets (?i)).
+	CaseInsensitive bool
+	// Method is "" for any method; New upper-cases it unless MethodRegex
+	// makes it an RE2 expression for the whole request method.
+	Method      string
+	MethodRegex bool
+	Headers     []HeaderMatch
+	Query       []QueryMatch
+	Precedence  int
+	// Group names the weighted group the route belongs to; "" for none. All
+	// members must have identical match criteria.
+	Group string
+	// Weight is the member's share of its group's traffic in percent, 0 to
+	// 100; the members' weights add up to 100. Ignored outside a group.
+	Weight int
+	Value  T
 }
 
 // constraints is the third key of the evaluation order.
 func (r *Route[T]) constraints() int {
-	n := len(r.Headers)
+	n := len(r.Headers) + len(r.Query)
 	if r.Host != "" {
 		n++
 	}
@@ -157,49 +237,71 @@ func (e *RouteError) Error() string {
 
 func (e *RouteError) Unwrap() error { return e.Err }
 
+// GroupError reports a weighted group that New rejected.
+type GroupError struct {
+	Group string
+	IDs   []string // the members, in ID order
+	Err   error
+}
+
+func (e *GroupError) Error() string {
+	ids := make([]string, len(e.IDs))
+	for i, id := range e.IDs {
+		ids[i] = strconv.Quote(id)
+	}
+	return fmt.Sprintf("group %q (routes %s): %v", e.Group, strings.Join(ids, ", "), e.Err)
+}
+
+func (e *GroupError) Unwrap() error { return e.Err }
+
 // Table is a compiled, immutable set of routes. It is safe for concurrent
 // use by any number of goroutines. The zero value and a nil *Table are empty
-// tables that match nothing.
+// tables that match nothing. A Table must not be copied.
 type Table[T any] struct {
-	routes []Route[T] // evaluation order: a route's index is its rank
-	conds  []cond     // parallel to routes: what Match checks beyond host and path
+	routes []Route[T] // evaluation order; a group's members are adjacent, in ID order
+	cum    []uint8    // parallel to routes: cumulative weight within the unit, ending at 100
+	units  []unit     // evaluation order: a unit's index is its rank
+	conds  []cond     // parallel to units: what Match checks beyond host and path
 
-	exact map[string]*node // lower-case host → path tree
-	wild  map[string]*node // ".example.com" for "*.example.com" → path tree
-	any   *node            // host-less routes; nil when there are none
+	exact   map[string]*bucket // lower-case host → trees
+	wild    map[string]*bucket // ".example.com" for "*.example.com" → trees
+	any     *bucket            // host-less routes; nil when there are none
+	hostRes []hostRegex        // best rank first
 
 	// wildLens has bit i set when some wildcard suffix is i bytes long, so
 	// Match hashes only the suffixes of the request host that could be keys.
 	wildLens [(maxHostLen + 64) / 64]uint64
+
+	scratch sync.Pool // *scratch
 }
 
-// cond is the compiled form of a route's non-host conditions.
-type cond struct {
-	kind    PathKind
-	method  string
-	headers []HeaderMatch // canonical names
-	re      *regexp.Regexp
-	key     string // where the route sits in its bucket's tree
+// unit is a place in the evaluation order: one ungrouped route or a group.
+type unit struct {
+	first, n int32 // routes[first : first+n]
 }
 
 // New compiles routes into a table. It rejects duplicate or empty IDs,
 // invalid hosts (including hosts with a port, and a bare "*": use "" for any
-// host), Prefix and Exact paths that do
-// not start with "/", regular expressions that do not compile, unknown kinds,
-// and methods or header names that are not HTTP tokens. The returned error
-// lists every rejected route as a *RouteError (use errors.As to get the
-// first).
+// host), Prefix and Exact paths that do not start with "/", regular
+// expressions that do not compile (path, host, method, header and query),
+// empty host or method regexes, unknown kinds, methods or header names that
+// are not HTTP tokens, empty query names, and groups whose members differ
+// in match criteria or whose weights are outside 0–100 or do not add up to
+// 100. The returned error lists every rejected route as a *RouteError and
+// every rejected group as a *GroupError (use errors.As to get the first).
 //
 // The table keeps normalised copies of the routes: Host lower-cased (IPv6
-// literals without brackets), Method upper-cased, header names canonical,
-// Value cleared on Present conditions, Headers nil when empty.
+// literals without brackets) unless it is a regex, Method upper-cased unless
+// it is a regex, header names canonical, Value and Regex cleared on Present
+// conditions, Headers and Query nil when empty.
 func New[T any](routes []Route[T]) (*Table[T], error) {
-	t := &Table[T]{
-		routes: make([]Route[T], len(routes)),
-		conds:  make([]cond, len(routes)),
-	}
+	norm := make([]Route[T], len(routes))
+	conds := make([]cond, len(routes))
+	valid := make([]bool, len(routes))
 	var errs []error
 	seen := make(map[string]int, len(routes))
+	groups := make(map[string][]int)
+	rc := regexCache{}
 	for i := range routes {
 		in := &routes[i]
 		if j, dup := seen[in.ID]; dup {
@@ -207,75 +309,143 @@ func New[T any](routes []Route[T]) (*Table[T], error) {
 			continue
 		}
 		seen[in.ID] = i
-		c, norm, err := compile(in)
+		if in.Group != "" {
+			groups[in.Group] = append(groups[in.Group], i)
+		}
+		c, out, err := compile(in, &rc)
 		if err != nil {
 			errs = append(errs, &RouteError{ID: in.ID, Index: i, Err: err})
 			continue
 		}
-		t.routes[i], t.conds[i] = norm, c
+		norm[i], conds[i], valid[i] = out, c, true
+	}
+	for _, name := range slices.Sorted(maps.Keys(groups)) {
+		members := groups[name]
+		slices.SortFunc(members, func(a, b int) int { return strings.Compare(routes[a].ID, routes[b].ID) })
+		if err := checkGroup(routes, norm, valid, members); err != nil {
+			ids := make([]string, len(members))
+			for k, i := range members {
+				ids[k] = routes[i].ID
+			}
+			errs = append(errs, &GroupError{Group: name, IDs: ids, Err: err})
+		}
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("building route table: %w", errors.Join(errs...))
 	}
 
-	perm := make([]int, len(routes))
-	for i := range perm {
-		perm[i] = i
+	// Rank representatives only: an ungrouped route stands for itself, a
+	// group for its lowest-ID member, whose criteria all members share.
+	keys := make([]rankKey, 0, len(routes))
+	for i := range norm {
+		if g := norm[i].Group; g == "" || groups[g][0] == i {
+			keys = append(keys, keyOf(&norm[i], i))
+		}
 	}
-	slices.SortFunc(perm, func(a, b int) int { return compareRoutes(&t.routes[a], &t.routes[b]) })
-	sorted := make([]Route[T], len(perm))
-	sortedConds := make([]cond, len(perm))
-	for rank, i := range perm {
-		sorted[rank], sortedConds[rank] = t.routes[i], t.conds[i]
+	// Sort positions, not the keys: swapping int32s is cheaper than moving
+	// keys that hold strings.
+	order := make([]int32, len(keys))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	t.routes, t.conds = sorted, sortedConds
+	slices.SortFunc(order, func(a, b int32) int { return compareKeys(&keys[a], &keys[b]) })
+
+	t := &Table[T]{
+		routes: make([]Route[T], 0, len(routes)),
+		cum:    make([]uint8, 0, len(routes)),
+		units:  make([]unit, len(keys)),
+		conds:  make([]cond, len(keys)),
+	}
+	for rank, k := range order {
+		rep := keys[k].index
+		t.conds[rank] = conds[rep]
+		first := int32(len(t.routes))
+		if g := norm[rep].Group; g == "" {
+			// An ungrouped route takes all of its unit's traffic.
+			t.routes = append(t.routes, norm[rep])
+			t.cum = append(t.cum, 100)
+		} else {
+			sum := 0
+			for _, i := range groups[g] {
+				sum += norm[i].Weight
+				t.routes = append(t.routes, norm[i])
+				t.cum = append(t.cum, uint8(sum))
+			}
+		}
+		t.units[rank] = unit{first: first, n: int32(len(t.routes)) - first}
+	}
 
 	// Inserting in rank order keeps every node's candidate list sorted.
-	for rank := range t.routes {
-		r := &t.routes[rank]
-		root := t.bucket(r.Host)
-		root.insert(t.conds[rank].key, int32(rank))
+	hostRes := map[string]int{} // expression → index in t.hostRes
+	for rank := range t.units {
+		r := &t.routes[t.units[rank].first]
+		c := &t.conds[rank]
+		var b *bucket
+		if r.HostRegex {
+			i, ok := hostRes[r.Host]
+			if !ok {
+				i = len(t.hostRes)
+				hostRes[r.Host] = i
+				t.hostRes = append(t.hostRes, hostRegex{src: r.Host, re: c.hostRe, bucket: newBucket()})
+			}
+			b = t.hostRes[i].bucket
+		} else {
+			b = t.bucket(r.Host)
+		}
+		b.insert(c.key, c.fold, int32(rank))
 	}
-	for _, root := range t.exact {
-		root.finish()
+	// Buckets were created in rank order of their first unit, which is their
+	// best rank: t.hostRes is already sorted best first, as lookup requires.
+	for _, b := range t.exact {
+		b.finish()
 	}
-	for _, root := range t.wild {
-		root.finish()
+	for _, b := range t.wild {
+		b.finish()
 	}
 	if t.any != nil {
 		t.any.finish()
 	}
+	for i := range t.hostRes {
+		t.hostRes[i].finish()
+	}
 	return t, nil
 }
 
-// compareRoutes is the evaluation order; see the package comment.
-func compareRoutes[T any](a, b *Route[T]) int {
-	if a.Precedence != b.Precedence {
-		if a.Precedence > b.Precedence {
-			return -1
-		}
-		return 1
-	}
-	if d := len(b.Path) - len(a.Path); d != 0 {
-		return d
-	}
-	if d := b.constraints() - a.constraints(); d != 0 {
-		return d
-	}
-	if d := a.Kind.order() - b.Kind.order(); d != 0 {
-		return d
-	}
-	return strings.Compare(a.ID, b.ID)
+// rankKey holds the keys of the evaluation order (see the package comment)
+// of one unit, so that sorting compares small values in place instead of
+// reaching into large routes.
+type rankKey struct {
+	precedence  int
+	pathLen     int
+	constraints int
+	kind        int
+	id          string
+	index       int // of the route in New's input
 }
 
-// bucket returns the path tree for a normalised route host, creating it.
-func (t *Table[T]) bucket(host string) *node {
-	var m *map[string]*node
+func keyOf[T any](r *Route[T], index int) rankKey {
+	return rankKey{r.Precedence, len(r.Path), r.constraints(), r.Kind.order(), r.ID, index}
+}
+
+func compareKeys(a, b *rankKey) int {
+	return cmp.Or(
+		cmp.Compare(b.precedence, a.precedence),
+		cmp.Compare(b.pathLen, a.pathLen),
+		cmp.Compare(b.constraints, a.constraints),
+		cmp.Compare(a.kind, b.kind),
+		strings.Compare(a.id, b.id),
+	)
+}
+
+// bucket returns the trees for a normalised, non-regex route host, creating
+// them.
+func (t *Table[T]) bucket(host string) *bucket {
+	var m *map[string]*bucket
 	key := host
 	switch {
 	case host == "":
 		if t.any == nil {
-			t.any = &node{}
+			t.any = newBucket()
 		}
 		return t.any
 	case strings.HasPrefix(host, "*."):
@@ -287,91 +457,240 @@ func (t *Table[T]) bucket(host string) *node {
 		m = &t.exact
 	}
 	if *m == nil {
-		*m = make(map[string]*node)
+		*m = make(map[string]*bucket)
 	}
-	root := (*m)[key]
-	if root == nil {
-		root = &node{}
-		(*m)[key] = root
+	b := (*m)[key]
+	if b == nil {
+		b = newBucket()
+		(*m)[key] = b
 	}
-	return root
+	return b
+}
+
+// Len returns the number of routes.
+func (t *Table[T]) Len() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.routes)
+}
+
+// Routes returns a copy of the normalised routes in evaluation order, the
+// members of a group adjacent and in ID order.
+func (t *Table[T]) Routes() []Route[T] {
+	if t == nil {
+		return nil
+	}
+	out := slices.Clone(t.routes)
+	for i := range out {
+		out[i].Headers = slices.Clone(out[i].Headers)
+		out[i].Query = slices.Clone(out[i].Query)
+	}
+	return out
+}
+
+// Match returns the first route, in evaluation order, that matches the
+// request; when that is a weighted group, a member picked at random in
+// proportion to the weights. The returned route points into the table's
+// storage and must not be modified. Match does not allocate.
+//
+// For example, with routes {ID: "a", Path: "/api/"} and {ID: "b", Path:
+// "/api/v1/", Method: "GET"}, a request {Host: "x.example.com:8080",
+// Method: "GET", Path: "/api/v1/users"} matches b, and with method "POST"
+// matches a.
+func (t *Table[T]) Match(r *Request) (*Route[T], bool) {
+	if t == nil {
+		return nil, false
+	}
+	rank := t.lookup(r)
+	if rank < 0 {
+		return nil, false
+	}
+	u := t.units[rank]
+	if u.n == 1 {
+		return &t.routes[u.first], true
+	}
+	// The top-level functions of math/rand/v2 use a per-thread generator:
+	// no lock, no allocation, safe for concurrent use.
+	return t.pick(u, rand.Uint32N(100)), true
+}
+
+// MatchRoll is Match with the random pick replaced by roll: within a group,
+// it selects the member whose range of cumulative weights (members in ID
+// order) contains roll % 100. With weights 90 and 10, rolls 0–89 pick the
+// first member and 90–99 the second. It makes picks reproducible for tests
+// and for `gatehouse explain`.
+func (t *Table[T]) MatchRoll(r *Request, roll uint32) (*Route[T], bool) {
+	if t == nil {
+		return nil, false
+	}
+	rank := t.lookup(r)
+	if rank < 0 {
+		return nil, false
+	}
+	return t.pick(t.units[rank], roll%100), true
+}
+
+func (t *Table[T]) pick(u unit, roll uint32) *Route[T] {
+	last := u.first + u.n - 1
+	for i := u.first; i < last; i++ {
+		if roll < uint32(t.cum[i]) {
+			return &t.routes[i]
+		}
+	}
+	return &t.routes[last]
+}
+
+// Group returns the members of r's weighted group in ID order, or just the
+// table's copy of r when it is ungrouped, or nil when the table holds no
+// route with r's ID. It finds r by ID in linear time: it is for explaining
+// a decision, not for the request path.
+func (t *Table[T]) Group(r *Route[T]) []*Route[T] {
+	if t == nil || r == nil {
+		return nil
+	}
+	i := slices.IndexFunc(t.routes, func(x Route[T]) bool { return x.ID == r.ID })
+	if i < 0 {
+		return nil
+	}
+	g := t.routes[i].Group
+	if g == "" {
+		return []*Route[T]{&t.routes[i]}
+	}
+	lo, hi := i, i+1
+	for lo > 0 && t.routes[lo-1].Group == g {
+		lo--
+	}
+	for hi < len(t.routes) && t.routes[hi].Group == g {
+		hi++
+	}
+	out := make([]*Route[T], 0, hi-lo)
+	for k := lo; k < hi; k++ {
+		out = append(out, &t.routes[k])
+	}
+	return out
 }
 
 // compile validates one route and returns its conditions and normalised copy.
-func compile[T any](in *Route[T]) (cond, Route[T], error) {
+func compile[T any](in *Route[T], rc *regexCache) (cond, Route[T], error) {
 	out := *in
+	var c cond
 	if in.ID == "" {
-		return cond{}, out, errors.New("empty ID")
+		return c, out, errors.New("empty ID")
 	}
-	host, err := normaliseHost(in.Host)
-	if err != nil {
-		return cond{}, out, err
+	if in.HostRegex {
+		if in.Host == "" {
+			return c, out, errors.New("empty host regex (use an empty Host without HostRegex for any host)")
+		}
+		re, _, err := rc.compile(in.Host, false)
+		if err != nil {
+			return c, out, fmt.Errorf("compiling host regex %q: %w", in.Host, err)
+		}
+		c.hostRe = re
+	} else {
+		host, err := normaliseHost(in.Host)
+		if err != nil {
+			return c, out, err
+		}
+		out.Host = host
 	}
-	out.Host = host
 
-	c := cond{kind: in.Kind, key: in.Path}
+	c.kind, c.fold = in.Kind, in.CaseInsensitive
 	switch in.Kind {
 	case Prefix, Exact:
 		if !strings.HasPrefix(in.Path, "/") {
-			return cond{}, out, fmt.Errorf("%s path %q does not start with \"/\"", in.Kind, in.Path)
+			return c, out, fmt.Errorf("%s path %q does not start with \"/\"", in.Kind, in.Path)
+		}
+		c.key = in.Path
+		if c.fold {
+			c.key = asciiLower(in.Path)
 		}
 	case Regex:
-		// Parse the source alone first: wrapped, ")|(" would compile into a
-		// different, valid expression.
-		if _, err := syntax.Parse(in.Path, syntax.Perl); err != nil {
-			return cond{}, out, fmt.Errorf("compiling regex path %q: %w", in.Path, err)
-		}
-		re, err := regexp.Compile("^(?:" + in.Path + ")$")
+		re, prefix, err := rc.compile(in.Path, c.fold)
 		if err != nil {
-			return cond{}, out, fmt.Errorf("compiling regex path %q: %w", in.Path, err)
+			return c, out, fmt.Errorf("compiling regex path %q: %w", in.Path, err)
 		}
-		c.re = re
-		c.key = regexPrefix(re, in.Path)
+		c.re, c.key = re, prefix
 	default:
-		return cond{}, out, fmt.Errorf("unknown path kind %d", uint8(in.Kind))
+		return c, out, fmt.Errorf("unknown path kind %d", uint8(in.Kind))
 	}
 
-	if in.Method != "" {
+	switch {
+	case in.MethodRegex:
+		if in.Method == "" {
+			return c, out, errors.New("empty method regex (use an empty Method without MethodRegex for any method)")
+		}
+		re, _, err := rc.compile(in.Method, false)
+		if err != nil {
+			return c, out, fmt.Errorf("compiling method regex %q: %w", in.Method, err)
+		}
+		c.methodRe = re
+	case in.Method != "":
 		if !isToken(in.Method) {
-			return cond{}, out, fmt.Errorf("method %q is not an HTTP token", in.Method)
+			return c, out, fmt.Errorf("method %q is not an HTTP token", in.Method)
 		}
 		out.Method = strings.ToUpper(in.Method)
+		c.method = out.Method
 	}
-	c.method = out.Method
 
+	out.Headers = nil
 	if len(in.Headers) > 0 {
 		out.Headers = make([]HeaderMatch, len(in.Headers))
+		c.headers = make([]paramCond, len(in.Headers))
 		for i, hm := range in.Headers {
 			if !isToken(hm.Name) {
-				return cond{}, out, fmt.Errorf("header %d: name %q is not an HTTP token", i, hm.Name)
+				return c, out, fmt.Errorf("header %d: name %q is not an HTTP token", i, hm.Name)
 			}
 			hm.Name = textproto.CanonicalMIMEHeaderKey(hm.Name)
-			if hm.Present {
-				hm.Value = ""
+			pc, err := compileParam(hm.Name, &hm.Value, &hm.Present, &hm.Regex, rc)
+			if err != nil {
+				return c, out, fmt.Errorf("header %d (%s): %w", i, hm.Name, err)
 			}
-			out.Headers[i] = hm
+			out.Headers[i], c.headers[i] = hm, pc
 		}
-	} else {
-		out.Headers = nil
 	}
-	c.headers = out.Headers
+
+	out.Query = nil
+	if len(in.Query) > 0 {
+		out.Query = make([]QueryMatch, len(in.Query))
+		c.query = make([]paramCond, len(in.Query))
+		for i, qm := range in.Query {
+			if qm.Name == "" {
+				return c, out, fmt.Errorf("query %d: empty name", i)
+			}
+			pc, err := compileParam(qm.Name, &qm.Value, &qm.Present, &qm.Regex, rc)
+			if err != nil {
+				return c, out, fmt.Errorf("query %d (%s): %w", i, qm.Name, err)
+			}
+			out.Query[i], c.query[i] = qm, pc
+		}
+	}
+	c.regexes = c.re != nil || c.methodRe != nil
+	for _, pc := range c.headers {
+		c.regexes = c.regexes || pc.re != nil
+	}
+	for _, pc := range c.query {
+		c.regexes = c.regexes || pc.re != nil
+	}
 	return c, out, nil
 }
 
-// regexPrefix returns a literal every path matched by re starts with, so a
-// Regex route can sit under it in the tree and be tried only for paths that
-// might match. The anchored expression reports no prefix when the source
-// carries its own "^" (as Emissary users often write), so the unanchored
-// source is asked too: any match of it also starts with its prefix.
-func regexPrefix(re *regexp.Regexp, src string) string {
-	if p, _ := re.LiteralPrefix(); p != "" {
-		return p
+// compileParam normalises a header or query condition in place (Present
+// wins over Value and Regex) and compiles it.
+func compileParam(name string, value *string, present, regex *bool, rc *regexCache) (paramCond, error) {
+	if *present {
+		*value, *regex = "", false
+		return paramCond{name: name, present: true}, nil
 	}
-	if un, err := regexp.Compile(src); err == nil {
-		p, _ := un.LiteralPrefix()
-		return p
+	pc := paramCond{name: name, value: *value}
+	if *regex {
+		re, _, err := rc.compile(*value, false)
+		if err != nil {
+			return pc, fmt.Errorf("compiling regex %q: %w", *value, err)
+		}
+		pc.re = re
 	}
-	return ""
+	return pc, nil
 }
 
 // isToken reports whether s is a non-empty RFC 9110 token: anything else can
@@ -392,93 +711,24 @@ func isToken(s string) bool {
 	return true
 }
 
-// Len returns the number of routes.
-func (t *Table[T]) Len() int {
-	if t == nil {
-		return 0
-	}
-	return len(t.routes)
-}
-
-// Routes returns a copy of the normalised routes in evaluation order.
-func (t *Table[T]) Routes() []Route[T] {
-	if t == nil {
-		return nil
-	}
-	out := slices.Clone(t.routes)
-	for i := range out {
-		out[i].Headers = slices.Clone(out[i].Headers)
-	}
-	return out
-}
-
-// Match returns the first route, in evaluation order, that matches the
-// request. host may carry a port and any case; path is the request path
-// without the query. The returned route points into the table's storage and
-// must not be modified. Match does not allocate.
-//
-// For example, with routes {ID: "a", Path: "/api/"} and {ID: "b", Path:
-// "/api/v1/", Method: "GET"}, Match("x.example.com:8080", "GET",
-// "/api/v1/users", nil) returns b, and with method "POST" returns a.
-func (t *Table[T]) Match(host, method, path string, h http.Header) (*Route[T], bool) {
-	if t == nil {
-		return nil, false
-	}
-	best := int32(len(t.routes)) // sentinel: worse than every rank
-	if len(t.exact) > 0 || len(t.wild) > 0 {
-		hn := stripPort(host)
-		if len(hn) <= maxHostLen {
-			// Lower-case on the stack: map lookups keyed by string(buf[...])
-			// do not allocate, strings.ToLower would.
-			var buf [maxHostLen]byte
-			n := copy(buf[:], hn)
-			for i := 0; i < n; i++ {
-				if c := buf[i]; 'A' <= c && c <= 'Z' {
-					buf[i] = c + ('a' - 'A')
-				}
+// asciiLower folds only ASCII, as the case-insensitive path walk does; it
+// copies only when it must.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				b[j] = lower(b[j])
 			}
-			if root := t.exact[string(buf[:n])]; root != nil {
-				best = root.lookup(t.conds, method, path, h, best)
-			}
-			if len(t.wild) > 0 {
-				// Each ".suffix" that leaves at least one byte in front is a
-				// candidate wildcard: O(labels) lookups, none allocating.
-				for i := 1; i < n; i++ {
-					if l := n - i; buf[i] != '.' || t.wildLens[l/64]&(1<<(l%64)) == 0 {
-						continue
-					}
-					if root := t.wild[string(buf[i:n])]; root != nil {
-						best = root.lookup(t.conds, method, path, h, best)
-					}
-				}
-			}
+			return string(b)
 		}
 	}
-	if t.any != nil {
-		best = t.any.lookup(t.conds, method, path, h, best)
-	}
-	if int(best) == len(t.routes) {
-		return nil, false
-	}
-	return &t.routes[best], true
+	return s
 }
 
-// matches checks everything but host and path prefix; atEnd says the path
-// ends exactly at the node holding the route.
-func (c *cond) matches(atEnd bool, method, path string, h http.Header) bool {
-	if c.kind == Exact && !atEnd {
-		return false
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + ('a' - 'A')
 	}
-	if c.method != "" && c.method != method {
-		return false
-	}
-	for i := range c.headers {
-		hm := &c.headers[i]
-		v := h[hm.Name]
-		if len(v) == 0 || (!hm.Present && v[0] != hm.Value) {
-			return false
-		}
-	}
-	// The regex goes last: it is the only expensive check.
-	return c.re == nil || c.re.MatchString(path)
+	return c
 }

@@ -37,6 +37,9 @@ type Config struct {
 
 	Breaker upstream.BreakerSettings
 
+	// Build says which annotations are read (Emissary compatibility).
+	Build snapshot.Options
+
 	// Drain bounds graceful shutdown; zero means 10s.
 	Drain time.Duration
 }
@@ -87,7 +90,7 @@ func New(cfg Config) *Server {
 			s.log.Warn("circuit breaker state changed", "upstream", id, "from", from.String(), "to", to.String())
 		},
 	})
-	s.builder = snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), ups)
+	s.builder = snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), ups, cfg.Build)
 	return s
 }
 

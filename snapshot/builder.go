@@ -3,9 +3,9 @@ package snapshot
 import (
 	"fmt"
 	"sort"
-	"time"
+	"strings"
+	"sync/atomic"
 
-	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
@@ -21,18 +21,30 @@ type Input struct {
 	Slices   []*discoveryv1.EndpointSlice
 }
 
-// Report says what happened to one annotated Service in a build.
+// Options say which annotations a Builder reads.
+type Options struct {
+	// Emissary also reads getambassador.io/config, in Emissary's dialect.
+	Emissary bool
+	// AmbassadorID selects Emissary documents by ambassador_id; "" means
+	// "default".
+	AmbassadorID string
+}
+
+// Report says what happened to one annotation of one Service in a build.
 type Report struct {
-	Service string // "namespace/name"
-	// Problems of the Service's current annotation, positions relative to
-	// the annotation string. Compile-time problems (a cross-namespace target,
-	// a host and path another namespace owns) point at the Mapping.
+	Service    string // "namespace/name"
+	Annotation string // the annotation key the problems are in
+	// Problems of the annotation, positions relative to the annotation
+	// string. Compile-time problems (a cross-namespace target, a host and
+	// path another namespace owns, a canary group over 100%) point at the
+	// Mapping's field.
 	Problems annotations.Problems
-	// Rejected is true when the current annotation has errors; the Service
-	// then serves its last good configuration, or nothing if it never had one.
+	// Rejected is true when the Service's current annotations have errors;
+	// the Service then serves its last good configuration, or nothing if it
+	// never had one.
 	Rejected bool
 	// ServingLastGood is true when a rejected Service still serves routes
-	// from an earlier annotation.
+	// from earlier annotations.
 	ServingLastGood bool
 }
 
@@ -41,18 +53,28 @@ type Report struct {
 // and upstream registries so bucket and breaker state survive rebuilds. A
 // Builder is used by one goroutine.
 type Builder struct {
+	opts       Options
+	keys       []string // annotation keys read, in order
 	limiters   *limiter.Registry
 	upstreams  *upstream.Registry
 	services   map[string]*serviceState
+	inFlight   map[string]*atomic.Int64 // by route ID, kept across rebuilds
 	generation uint64
 }
 
+// sourced is one annotation's parsed configuration.
+type sourced struct {
+	key string
+	cfg *annotations.Config
+}
+
 type serviceState struct {
-	annotation string                // the annotation last parsed
-	parsed     *annotations.Config   // its config, nil when it had errors
-	problems   annotations.Problems  // its problems
-	good       *annotations.Config   // what this Service serves
-	claims     map[claimKey]struct{} // host+path keys good holds
+	texts    map[string]string               // annotation key → text last parsed
+	cfgs     map[string]*annotations.Config  // annotation key → its config, nil when invalid
+	problems map[string]annotations.Problems // annotation key → its parse problems
+	good     []sourced                       // what this Service serves
+	claims   map[claimKey]struct{}           // host+path keys good holds
+	weights  map[string]int                  // canary group → explicit weight good adds
 }
 
 // claimKey is the unit of ownership between namespaces: one namespace owns a
@@ -65,14 +87,25 @@ type claimKey struct {
 
 // NewBuilder returns a Builder that keeps limiter and upstream state in the
 // given registries.
-func NewBuilder(limiters *limiter.Registry, upstreams *upstream.Registry) *Builder {
-	return &Builder{limiters: limiters, upstreams: upstreams, services: map[string]*serviceState{}}
+func NewBuilder(limiters *limiter.Registry, upstreams *upstream.Registry, opts Options) *Builder {
+	b := &Builder{
+		opts:      opts,
+		keys:      []string{annotations.Key},
+		limiters:  limiters,
+		upstreams: upstreams,
+		services:  map[string]*serviceState{},
+		inFlight:  map[string]*atomic.Int64{},
+	}
+	if opts.Emissary {
+		b.keys = append(b.keys, annotations.EmissaryKey)
+	}
+	return b
 }
 
-// Build compiles in into a new Snapshot. Only Services whose annotation
-// changed since the last Build are parsed again. A Service whose annotation
-// is invalid keeps serving its last good configuration; nothing else is
-// affected. Reports list every annotated Service with problems or changes.
+// Build compiles in into a new Snapshot. Only Services whose annotations
+// changed since the last Build are parsed again. A Service whose annotations
+// are invalid keeps serving its last good configuration; nothing else is
+// affected. Reports cover every annotation that changed or has problems.
 func (b *Builder) Build(in Input) (*Snapshot, []Report, error) {
 	services := make(map[string]*corev1.Service, len(in.Services))
 	var keys []string
@@ -82,7 +115,7 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report, error) {
 			continue // first one wins; files may repeat a Service by mistake
 		}
 		services[key] = svc
-		if _, ok := svc.Annotations[annotations.Key]; ok {
+		if b.annotated(svc) {
 			keys = append(keys, key)
 		}
 	}
@@ -102,48 +135,50 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report, error) {
 		return keys[i] < keys[j]
 	})
 
-	// Forget Services that are gone or lost their annotation.
+	// Forget Services that are gone or lost their annotations.
 	for key := range b.services {
-		if svc, ok := services[key]; !ok || !hasAnnotation(svc) {
+		if svc, ok := services[key]; !ok || !b.annotated(svc) {
 			delete(b.services, key)
 		}
 	}
 
+	// What incumbents hold stands before any change is considered.
 	owners := map[claimKey]string{} // claim → owning namespace
-	var reports []Report
-	// Incumbents' claims stand before any change is considered.
+	weights := map[string]int{}     // canary group → explicit weights in force
 	for _, key := range keys {
-		if st := b.services[key]; st != nil {
-			for c := range st.claims {
-				if _, taken := owners[c]; !taken {
-					owners[c] = services[key].Namespace
-				}
+		st := b.services[key]
+		if st == nil {
+			continue
+		}
+		for c := range st.claims {
+			if _, taken := owners[c]; !taken {
+				owners[c] = services[key].Namespace
 			}
+		}
+		for g, w := range st.weights {
+			weights[g] += w
 		}
 	}
 
+	var reports []Report
 	for _, key := range keys {
 		svc := services[key]
-		text := svc.Annotations[annotations.Key]
 		st := b.services[key]
 		if st == nil {
-			st = &serviceState{}
+			st = &serviceState{texts: map[string]string{}, cfgs: map[string]*annotations.Config{}, problems: map[string]annotations.Problems{}}
 			b.services[key] = st
 		}
-		changed := st.parsed == nil && st.problems == nil || st.annotation != text
-		if changed {
-			cfg, problems := annotations.Parse(text, annotations.Options{Namespace: svc.Namespace})
-			st.annotation, st.parsed, st.problems = text, nil, problems
-			if !problems.HasErrors() {
-				st.parsed = cfg
-			}
+		changed, candidate := b.parse(svc, st)
+		all := map[string]annotations.Problems{}
+		for k, ps := range st.problems {
+			all[k] = append(annotations.Problems(nil), ps...)
 		}
-		problems := st.problems
-		candidate := st.parsed
-		if candidate != nil && candidate != st.good {
-			claims, compileProblems := b.check(svc, candidate, st, owners)
-			problems = append(append(annotations.Problems(nil), problems...), compileProblems...)
-			if compileProblems.HasErrors() {
+		if candidate != nil && !sameSources(candidate, st.good) {
+			claims, groupWeights, compileProblems := b.check(svc, candidate, st, owners, weights)
+			for k, ps := range compileProblems {
+				all[k] = append(all[k], ps...)
+			}
+			if anyErrors(compileProblems) {
 				candidate = nil
 			} else {
 				for c := range st.claims {
@@ -154,17 +189,31 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report, error) {
 				for c := range claims {
 					owners[c] = svc.Namespace
 				}
-				st.good, st.claims = candidate, claims
+				for g, w := range st.weights {
+					weights[g] -= w
+				}
+				for g, w := range groupWeights {
+					weights[g] += w
+				}
+				st.good, st.claims, st.weights = candidate, claims, groupWeights
 			}
 		}
 		rejected := candidate == nil
-		if changed || rejected || len(problems) > 0 {
-			reports = append(reports, Report{
-				Service:         key,
-				Problems:        problems,
-				Rejected:        rejected,
-				ServingLastGood: rejected && st.good != nil,
-			})
+		for _, k := range b.keys {
+			ps := all[k]
+			if _, present := svc.Annotations[k]; !present {
+				continue
+			}
+			if changed[k] || rejected || len(ps) > 0 {
+				sortProblems(ps)
+				reports = append(reports, Report{
+					Service:         key,
+					Annotation:      k,
+					Problems:        ps,
+					Rejected:        rejected,
+					ServingLastGood: rejected && st.good != nil,
+				})
+			}
 		}
 	}
 
@@ -175,36 +224,168 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report, error) {
 	return snap, reports, nil
 }
 
-func hasAnnotation(svc *corev1.Service) bool {
-	_, ok := svc.Annotations[annotations.Key]
-	return ok
+func (b *Builder) annotated(svc *corev1.Service) bool {
+	for _, k := range b.keys {
+		if _, ok := svc.Annotations[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// parse re-parses the annotations of svc that changed, records which, and
+// returns every annotation's config when none has errors (nil otherwise).
+func (b *Builder) parse(svc *corev1.Service, st *serviceState) (map[string]bool, []sourced) {
+	changed := map[string]bool{}
+	var srcs []sourced
+	failed := false
+	for _, k := range b.keys {
+		text, present := svc.Annotations[k]
+		old, had := st.texts[k]
+		switch {
+		case !present:
+			if had {
+				delete(st.texts, k)
+				delete(st.cfgs, k)
+				delete(st.problems, k)
+				changed[k] = true
+			}
+			continue
+		case !had || old != text:
+			changed[k] = true
+			opts := annotations.Options{Namespace: svc.Namespace}
+			if k == annotations.EmissaryKey {
+				opts.Dialect = annotations.Emissary
+				opts.AmbassadorID = b.opts.AmbassadorID
+			}
+			st.texts[k] = text
+			st.cfgs[k], st.problems[k] = annotations.Parse(text, opts)
+		}
+		if st.cfgs[k] == nil {
+			failed = true
+			continue
+		}
+		srcs = append(srcs, sourced{key: k, cfg: st.cfgs[k]})
+	}
+	if failed {
+		return changed, nil
+	}
+	return changed, srcs
+}
+
+func sortProblems(ps annotations.Problems) {
+	sort.SliceStable(ps, func(i, j int) bool {
+		if ps[i].Pos.Line != ps[j].Pos.Line {
+			return ps[i].Pos.Line < ps[j].Pos.Line
+		}
+		return ps[i].Pos.Column < ps[j].Pos.Column
+	})
+}
+
+func sameSources(a, b []sourced) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func anyErrors(m map[string]annotations.Problems) bool {
+	for _, ps := range m {
+		if ps.HasErrors() {
+			return true
+		}
+	}
+	return false
 }
 
 // check applies the rules that need more than one annotation: targets stay
-// in the Mapping's namespace, and a host and path owned by another namespace
-// cannot be taken. It returns the claims the config would hold.
-func (b *Builder) check(svc *corev1.Service, cfg *annotations.Config, st *serviceState, owners map[claimKey]string) (map[claimKey]struct{}, annotations.Problems) {
-	var problems annotations.Problems
+// in the Mapping's namespace, a host and path owned by another namespace
+// cannot be taken, Mapping names are unique across a Service's annotations,
+// and a canary group's explicit weights stay within 100%. It returns the
+// claims and group weights the config would hold.
+func (b *Builder) check(svc *corev1.Service, srcs []sourced, st *serviceState, owners map[claimKey]string, weights map[string]int) (map[claimKey]struct{}, map[string]int, map[string]annotations.Problems) {
+	problems := map[string]annotations.Problems{}
 	claims := map[claimKey]struct{}{}
-	for _, m := range cfg.Mappings {
-		path := `Mapping "` + m.Name + `"`
-		ref, err := annotations.ParseServiceRef(m.Service, svc.Namespace)
-		if err != nil {
-			problems = append(problems, annotations.Problem{Pos: m.Pos, Path: path + ".service", Message: err.Error()})
-			continue
+	groupWeights := map[string]int{}
+	names := map[string]string{} // Mapping name → annotation key
+	for _, src := range srcs {
+		add := func(m annotations.Mapping, field, msg string) {
+			problems[src.key] = append(problems[src.key], annotations.Problem{Pos: fieldPos(m, field), Path: `Mapping "` + m.Name + `"` + dotted(field), Message: msg})
 		}
-		if ref.Namespace != svc.Namespace {
-			problems = append(problems, annotations.Problem{Pos: m.Pos, Path: path + ".service",
-				Message: fmt.Sprintf("service %q is in namespace %q; a Mapping may only route to Services in its own namespace %q", m.Service, ref.Namespace, svc.Namespace)})
+		for _, m := range src.cfg.Mappings {
+			if other, dup := names[m.Name]; dup {
+				add(m, "name", fmt.Sprintf("Mapping %q is also declared in annotation %s", m.Name, other))
+				continue
+			}
+			names[m.Name] = src.key
+			if isShadow(m) {
+				continue // not routed, so it claims nothing
+			}
+			if !isRedirect(m) {
+				ref, err := annotations.ParseServiceRef(m.Service, svc.Namespace)
+				if err != nil {
+					add(m, "service", err.Error())
+					continue
+				}
+				if ref.Namespace != svc.Namespace {
+					add(m, "service", fmt.Sprintf("service %q is in namespace %q; a Mapping may only route to Services in its own namespace %q", m.Service, ref.Namespace, svc.Namespace))
+				}
+			}
+			c := claimKey{host: matchHost(m), kind: pathKind(m), path: m.Prefix}
+			if owner, taken := owners[c]; taken && owner != svc.Namespace {
+				add(m, "prefix", fmt.Sprintf("host %q and %s %q are already routed by namespace %q", hostOrAny(c.host), c.kind, m.Prefix, owner))
+			}
+			claims[c] = struct{}{}
+			if m.Weight != nil {
+				g := groupKey(svc.Namespace, m)
+				groupWeights[g] += *m.Weight
+				total := weights[g] - st.weights[g] + groupWeights[g]
+				if total > 100 {
+					add(m, "weight", fmt.Sprintf("the weights of this canary group add up to %d%%; at most 100%% is possible", total))
+				}
+			}
 		}
-		c := claimKey{host: m.Host, kind: pathKind(m), path: m.Prefix}
-		if owner, taken := owners[c]; taken && owner != svc.Namespace {
-			problems = append(problems, annotations.Problem{Pos: m.Pos, Path: path,
-				Message: fmt.Sprintf("host %q and %s %q are already routed by namespace %q", hostOrAny(m.Host), pathKind(m), m.Prefix, owner)})
-		}
-		claims[c] = struct{}{}
 	}
-	return claims, problems
+	return claims, groupWeights, problems
+}
+
+// fieldPos is where field of m was written, or where m starts.
+func fieldPos(m annotations.Mapping, field string) annotations.Position {
+	if p, ok := m.Positions[field]; ok {
+		return p
+	}
+	return m.Pos
+}
+
+func dotted(field string) string {
+	if field == "" || field == "name" {
+		return ""
+	}
+	return "." + field
+}
+
+func isRedirect(m annotations.Mapping) bool { return m.HostRedirect != nil && *m.HostRedirect }
+
+// isShadow tells a mirror Mapping, which Emissary sends copies of traffic to
+// and which must never take traffic itself.
+func isShadow(m annotations.Mapping) bool { return m.Shadow != nil && *m.Shadow }
+
+// matchHost is the router host a Mapping matches: hostname wins over host
+// (Emissary's rule), "*" means any.
+func matchHost(m annotations.Mapping) string {
+	h := m.Host
+	if m.Hostname != "" {
+		h = m.Hostname
+	}
+	if h == "*" {
+		return ""
+	}
+	return h
 }
 
 func hostOrAny(h string) string {
@@ -224,107 +405,52 @@ func pathKind(m annotations.Mapping) router.PathKind {
 	return router.Prefix
 }
 
-// compile turns every Service's good configuration into a router table.
-func (b *Builder) compile(keys []string, services map[string]*corev1.Service, slices []*discoveryv1.EndpointSlice) (*Snapshot, error) {
-	var routes []router.Route[*Route]
-	keepLimiters := map[string]bool{}
-	keepUpstreams := map[string]bool{}
-	for _, key := range keys {
-		st := b.services[key]
-		if st == nil || st.good == nil {
-			continue
-		}
-		svc := services[key]
-		policies := map[string]annotations.RateLimit{}
-		for _, rl := range st.good.RateLimits {
-			policies[rl.Name] = rl
-		}
-		for _, m := range st.good.Mappings {
-			ref, err := annotations.ParseServiceRef(m.Service, svc.Namespace)
-			if err != nil {
-				return nil, fmt.Errorf("compiling %s: %w", key, err) // checked before; a bug if reached
-			}
-			upstreamID := fmt.Sprintf("%s/%s:%d", ref.Namespace, ref.Name, ref.Port)
-			up := b.upstreams.Get(upstreamID)
-			up.SetEndpoints(resolveEndpoints(services[ref.Namespace+"/"+ref.Name], ref.Port, slices))
-			keepUpstreams[upstreamID] = true
-
-			r := &Route{
-				Mapping:        displayName(svc.Namespace, m.Name),
-				Service:        key,
-				Kind:           pathKind(m),
-				Prefix:         m.Prefix,
-				Rewrite:        "/",
-				RewriteEnabled: true,
-				Timeout:        DefaultTimeout,
-				Target:         ref,
-				Upstream:       up,
-			}
-			if m.Rewrite != nil {
-				r.Rewrite = *m.Rewrite
-				r.RewriteEnabled = *m.Rewrite != ""
-			}
-			if m.TimeoutMS != nil {
-				r.Timeout = time.Duration(*m.TimeoutMS) * time.Millisecond
-			}
-			for _, name := range m.RateLimits {
-				rl := policies[name]
-				p := policy(key, rl)
-				keepLimiters[p.ID] = true
-				r.Limiters = append(r.Limiters, b.limiters.Get(p))
-				r.RateLimits = append(r.RateLimits, displayName(svc.Namespace, name))
-			}
-			var headers []router.HeaderMatch
-			for name, v := range m.Headers {
-				headers = append(headers, router.HeaderMatch{Name: name, Value: v.Value, Present: v.Present})
-			}
-			sort.Slice(headers, func(i, j int) bool { return headers[i].Name < headers[j].Name })
-			routes = append(routes, router.Route[*Route]{
-				ID:         key + "/" + m.Name,
-				Host:       m.Host,
-				Path:       m.Prefix,
-				Kind:       r.Kind,
-				Method:     m.Method,
-				Headers:    headers,
-				Precedence: m.Precedence,
-				Value:      r,
-			})
-		}
+// groupKey identifies a canary group: Mappings of one namespace whose match
+// criteria are identical. Emissary groups across namespaces, which lets one
+// team take a share of another's traffic; Gatehouse does not.
+func groupKey(namespace string, m annotations.Mapping) string {
+	var b strings.Builder
+	field := func(s string) {
+		b.WriteString(s)
+		b.WriteByte(0)
 	}
-	table, err := router.New(routes)
-	if err != nil {
-		return nil, fmt.Errorf("building router: %w", err)
+	field(namespace)
+	field(matchHost(m))
+	field(fmt.Sprint(m.HostRegex, pathKind(m), !caseSensitive(m), m.MethodRegex, m.Precedence))
+	field(m.Prefix)
+	field(m.Method)
+	writeMap := func(kv map[string]string) {
+		keys := make([]string, 0, len(kv))
+		for k := range kv {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			field(k)
+			field(kv[k])
+		}
+		field("")
 	}
-	b.limiters.Retain(keepLimiters)
-	b.upstreams.Retain(keepUpstreams)
-	b.generation++
-	return &Snapshot{Generation: b.generation, Table: table}, nil
+	writeMap(headerStrings(m.Headers, true))
+	writeMap(m.RegexHeaders)
+	writeMap(headerStrings(m.QueryParameters, false))
+	writeMap(m.RegexQueryParameters)
+	return b.String()
 }
 
-// policy compiles a RateLimit. Its ID includes the declaring Service because
-// RateLimit names are scoped to one annotation.
-func policy(serviceKey string, rl annotations.RateLimit) limiter.Policy {
-	per := map[string]time.Duration{
-		annotations.UnitSecond: time.Second,
-		annotations.UnitMinute: time.Minute,
-		annotations.UnitHour:   time.Hour,
-		annotations.UnitDay:    24 * time.Hour,
-	}[rl.Unit]
-	burst := rl.Burst
-	if burst == 0 {
-		burst = rl.Rate
+func headerStrings(h map[string]annotations.HeaderValue, fold bool) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		if fold {
+			k = strings.ToLower(k)
+		}
+		if v.Present {
+			out[k] = "\x00present"
+		} else {
+			out[k] = v.Value
+		}
 	}
-	p := limiter.Policy{
-		ID:    serviceKey + "/" + rl.Name,
-		Limit: rate.Limit(float64(rl.Rate) / per.Seconds()),
-		Burst: burst,
-	}
-	switch rl.Key {
-	case annotations.KeyClientIP:
-		p.Key = limiter.KeyClientIP
-	case annotations.KeyHeader:
-		p.Key = limiter.KeyHeader
-		p.Header = rl.Header
-	}
-	return p
+	return out
 }
+
+func caseSensitive(m annotations.Mapping) bool { return m.CaseSensitive == nil || *m.CaseSensitive }

@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 
@@ -17,7 +16,7 @@ import (
 )
 
 func newBuilder() *Builder {
-	return NewBuilder(limiter.NewRegistry(limiter.Options{}), upstream.NewRegistry(upstream.RegistryOptions{}))
+	return NewBuilder(limiter.NewRegistry(limiter.Options{}), upstream.NewRegistry(upstream.RegistryOptions{}), Options{})
 }
 
 func service(ns, name, config string) *corev1.Service {
@@ -38,11 +37,15 @@ func mapping(name, prefix, svc string, extra ...string) string {
 // served returns which Mapping a GET of path (any host) reaches.
 func served(t *testing.T, s *Snapshot, host, path string) string {
 	t.Helper()
-	r, ok := s.Table.Match(host, "GET", path, http.Header{})
+	r, ok := match(s, host, path)
 	if !ok {
 		return ""
 	}
 	return r.Value.Mapping
+}
+
+func match(s *Snapshot, host, path string) (*router.Route[*Route], bool) {
+	return s.Table.Match(&router.Request{Host: host, Method: "GET", Path: path})
 }
 
 func build(t *testing.T, b *Builder, in Input) (*Snapshot, []Report) {
@@ -65,7 +68,7 @@ func TestBuildCompilesRoutes(t *testing.T) {
 	if s.Generation != 1 || s.Table.Len() != 2 {
 		t.Fatalf("generation %d, %d routes", s.Generation, s.Table.Len())
 	}
-	m, _ := s.Table.Match("x", "GET", "/users/7", http.Header{})
+	m, _ := match(s, "x", "/users/7")
 	r := m.Value
 	if r.Mapping != "team/users" || r.Service != "team/users" || r.Timeout != DefaultTimeout || r.UpstreamPath("/users/7") != "/7" {
 		t.Errorf("route %+v", r)
@@ -80,7 +83,7 @@ func TestBuildCompilesRoutes(t *testing.T) {
 	if p.Limit != 1 || p.Burst != 60 || p.Key != limiter.KeyClientIP {
 		t.Errorf("policy %+v, want 1/s, burst 60 (= rate), per client", p)
 	}
-	m, _ = s.Table.Match("x", "GET", "/raw/a", http.Header{})
+	m, _ = match(s, "x", "/raw/a")
 	if m.Value.Timeout != 0 || m.Value.UpstreamPath("/raw/a") != "/raw/a" {
 		t.Errorf("timeout_ms 0 and rewrite \"\": %+v", m.Value)
 	}
@@ -113,7 +116,7 @@ func TestInvalidEditKeepsLastGood(t *testing.T) {
 	good := service("team", "users", mapping("users", "/users/", "users"))
 	other := service("team", "orders", mapping("orders", "/orders/", "orders"))
 	s1, _ := build(t, b, Input{Services: []*corev1.Service{good, other}})
-	up1, _ := s1.Table.Match("", "GET", "/users/1", nil)
+	up1, _ := match(s1, "", "/users/1")
 
 	bad := service("team", "users", mapping("users", "/users/", "users", "prefx: /typo/"))
 	s2, reports := build(t, b, Input{Services: []*corev1.Service{bad, other}})
@@ -129,7 +132,7 @@ func TestInvalidEditKeepsLastGood(t *testing.T) {
 	if got := served(t, s2, "", "/orders/1"); got != "team/orders" {
 		t.Errorf("an unrelated Service lost its route: %q", got)
 	}
-	up2, _ := s2.Table.Match("", "GET", "/users/1", nil)
+	up2, _ := match(s2, "", "/users/1")
 	if up1.Value.Upstream != up2.Value.Upstream {
 		t.Errorf("upstream (and its breaker) was not kept across rebuilds")
 	}
@@ -222,8 +225,8 @@ func TestLimiterStateSurvivesRebuild(t *testing.T) {
 	cfg := mapping("a", "/a/", "a", "rate_limits: [rl]") + "---\nkind: RateLimit\nname: rl\nrate: 1\nunit: hour\n"
 	s1, _ := build(t, b, Input{Services: []*corev1.Service{service("t", "a", cfg), service("t", "b", mapping("b", "/b/", "b"))}})
 	s2, _ := build(t, b, Input{Services: []*corev1.Service{service("t", "a", cfg), service("t", "b", mapping("b", "/bb/", "b"))}})
-	r1, _ := s1.Table.Match("", "GET", "/a/", nil)
-	r2, _ := s2.Table.Match("", "GET", "/a/", nil)
+	r1, _ := match(s1, "", "/a/")
+	r2, _ := match(s2, "", "/a/")
 	if r1.Value.Limiters[0] != r2.Value.Limiters[0] {
 		t.Errorf("an unchanged RateLimit got fresh buckets on rebuild")
 	}

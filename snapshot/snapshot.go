@@ -6,7 +6,9 @@ package snapshot
 
 import (
 	"net/url"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/annotations"
@@ -14,10 +16,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/router"
 	"github.com/gatehouse-dev/gatehouse/upstream"
 )
-
-// DefaultTimeout bounds an upstream exchange when a Mapping sets no timeout_ms,
-// as in Emissary.
-const DefaultTimeout = 3000 * time.Millisecond
 
 // Snapshot is one immutable, compiled view of all routes.
 type Snapshot struct {
@@ -32,16 +30,50 @@ type Route struct {
 	Mapping string
 	// Service is the annotated Service that declared the Mapping.
 	Service string
+	// Annotation is the annotation key the Mapping came from.
+	Annotation string
 
-	Kind   router.PathKind
-	Prefix string
+	Kind            router.PathKind
+	Prefix          string
+	CaseInsensitive bool
 	// Rewrite replaces the matched prefix (Prefix routes) or the whole path
-	// (Exact and Regex routes) when RewriteEnabled.
+	// (Exact and Regex routes) when RewriteEnabled. RegexRewrite, when set,
+	// wins: every match of it is replaced by Substitution (Go regexp syntax).
 	Rewrite        string
 	RewriteEnabled bool
+	RegexRewrite   *regexp.Regexp
+	Substitution   string
+	// HostRewrite replaces the Host header sent upstream; "" keeps the
+	// client's.
+	HostRewrite string
 
-	// Timeout bounds the upstream exchange; zero means none.
-	Timeout time.Duration
+	RequestHeadersAdd     []HeaderOp
+	RequestHeadersRemove  []string
+	ResponseHeadersAdd    []HeaderOp
+	ResponseHeadersRemove []string
+
+	// Timeout bounds the upstream exchange; zero means none. ConnectTimeout
+	// bounds dialing an endpoint. IdleTimeout, when non-zero, ends an exchange
+	// in which no bytes moved for that long.
+	Timeout        time.Duration
+	ConnectTimeout time.Duration
+	IdleTimeout    time.Duration
+
+	// AllowUpgrade lists the lower-case protocols a client may upgrade to.
+	AllowUpgrade []string
+
+	// MaxRequests caps concurrent requests through this Mapping (Emissary's
+	// circuit_breakers max_requests + max_pending_requests); zero means no
+	// cap. InFlight counts them and is kept across rebuilds.
+	MaxRequests int64
+	InFlight    *atomic.Int64
+
+	// Redirect, when set, answers requests with a redirect instead of
+	// proxying them.
+	Redirect *Redirect
+
+	// Weight is this Mapping's share (percent) of its canary group.
+	Weight int
 
 	// RateLimits names the policies ("namespace/name") in Limiters' order.
 	RateLimits []string
@@ -49,13 +81,37 @@ type Route struct {
 
 	Target   annotations.ServiceRef
 	Upstream *upstream.Upstream
+
+	// Warnings are the not-yet-enforced settings the Mapping carries, for
+	// routes and explain output.
+	Warnings []string
+}
+
+// HeaderOp adds a header: appended as another value, or replacing any.
+type HeaderOp struct {
+	Name   string
+	Value  string
+	Append bool
+}
+
+// Redirect is an Emissary host_redirect.
+type Redirect struct {
+	// Scheme is "http" or "https", or "" to keep the request's.
+	Scheme string
+	Host   string // host[:port]
+	// Path replaces the whole path; Prefix replaces the matched prefix.
+	Path, Prefix string
+	Code         int
 }
 
 // UpstreamPath returns the path the upstream receives for a request path that
 // matched this route, following Emissary: a prefix is replaced by the rewrite
 // ("/backend/" + "/backend/x" → "/x"), exact and regex routes have the whole
-// path replaced.
+// path replaced, and a regex_rewrite replaces every match of its pattern.
 func (r *Route) UpstreamPath(path string) string {
+	if r.RegexRewrite != nil {
+		return r.RegexRewrite.ReplaceAllString(path, r.Substitution)
+	}
 	if !r.RewriteEnabled {
 		return path
 	}
@@ -65,10 +121,32 @@ func (r *Route) UpstreamPath(path string) string {
 	return r.Rewrite
 }
 
-// TargetURL is the scheme and host the upstream is reached with, given one
-// endpoint address ("ip:port").
-func (r *Route) TargetURL(endpoint string) *url.URL {
-	return &url.URL{Scheme: r.Target.Scheme, Host: endpoint}
+// RedirectLocation is where a redirect route sends a request for path and
+// rawQuery arriving over scheme.
+func (r *Route) RedirectLocation(scheme, path, rawQuery string) string {
+	rd := r.Redirect
+	if rd.Scheme != "" {
+		scheme = rd.Scheme
+	}
+	switch {
+	case rd.Path != "":
+		path = rd.Path
+	case rd.Prefix != "" && r.Kind == router.Prefix:
+		path = rd.Prefix + path[min(len(r.Prefix), len(path)):]
+	}
+	u := url.URL{Scheme: scheme, Host: rd.Host, Path: path, RawQuery: rawQuery}
+	return u.String()
+}
+
+// AllowsUpgrade reports whether protocol (an Upgrade header value) may be
+// switched to.
+func (r *Route) AllowsUpgrade(protocol string) bool {
+	for _, p := range r.AllowUpgrade {
+		if strings.EqualFold(p, protocol) {
+			return true
+		}
+	}
+	return false
 }
 
 // displayName turns an internal id "namespace/service/name" into the

@@ -3,6 +3,8 @@
 //
 //	gatehouse serve --from-dir DIR     serve manifests from a directory
 //	gatehouse validate FILE...         check manifests offline
+//	gatehouse routes -f FILE...        print the compiled route table
+//	gatehouse explain -f FILE... M URL tell what a request would do
 //	gatehouse demo                     serve the quickstart with example upstreams
 //	gatehouse version
 package main
@@ -29,6 +31,8 @@ const usage = `usage: gatehouse <command> [flags]
 commands:
   serve     serve traffic from manifests (--from-dir DIR)
   validate  check manifests offline: gatehouse validate FILE...
+  routes    print the compiled route table: gatehouse routes -f FILE...
+  explain   tell what a request would do: gatehouse explain -f FILE... GET http://host/path
   demo      serve examples/quickstart with example upstreams (no cluster needed)
   version   print the version
 
@@ -46,6 +50,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serveCmd(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return validateCmd(args[1:], stdout, stderr)
+	case "routes":
+		return routesCmd(args[1:], stdout, stderr)
+	case "explain":
+		return explainCmd(args[1:], stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, args[1:], stdout, stderr)
 	case "version":

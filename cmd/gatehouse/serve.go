@@ -15,6 +15,7 @@ import (
 )
 
 type serveFlags struct {
+	dialect        dialectFlags
 	dir            string
 	listen, admin  string
 	accessLog      bool
@@ -32,6 +33,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.breakerOpen, "breaker-open-timeout", 10*time.Second, "how long a breaker stays open before letting a probe through")
 	fs.DurationVar(&f.reloadInterval, "reload-interval", 250*time.Millisecond, "how often --from-dir is checked for changes")
 	fs.DurationVar(&f.drain, "drain", 10*time.Second, "how long in-flight requests may finish on shutdown")
+	f.dialect.register(fs)
 }
 
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -41,6 +43,10 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.dir, "from-dir", "", "serve the Services and EndpointSlices in the manifests of this directory (reloaded on change)")
 	f.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if _, err := f.dialect.options(); err != nil {
+		fmt.Fprintln(stderr, "gatehouse serve:", err)
 		return 2
 	}
 	if f.dir == "" {
@@ -56,7 +62,13 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // addresses.
 func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func(proxyAddr, adminAddr string)) int {
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	opts, err := f.dialect.options()
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", err)
+		return 2
+	}
 	srv := server.New(server.Config{
+		Build:     opts,
 		Listen:    f.listen,
 		Admin:     f.admin,
 		Logger:    logger,
@@ -78,7 +90,7 @@ func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func
 			reports, err := srv.Apply(snapshot.Input{Services: m.ServiceObjects(), Slices: m.Slices})
 			findings := files.FileFindings(problems)
 			for _, r := range reports {
-				findings = append(findings, m.Locate(r.Service, r.Problems)...)
+				findings = append(findings, m.Locate(r.Service, r.Annotation, r.Problems)...)
 				switch {
 				case r.ServingLastGood:
 					logger.Warn("annotation rejected; serving the last good routes", "service", r.Service)
@@ -98,7 +110,7 @@ func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func
 		})
 	}()
 
-	err := srv.Run(ctx, func(p, a string) {
+	err = srv.Run(ctx, func(p, a string) {
 		logger.Info("listening", "proxy", p, "admin", a, "from_dir", f.dir)
 		if onListen != nil {
 			onListen(p, a)

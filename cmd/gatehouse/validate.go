@@ -1,61 +1,54 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/gatehouse-dev/gatehouse/files"
-	"github.com/gatehouse-dev/gatehouse/limiter"
-	"github.com/gatehouse-dev/gatehouse/snapshot"
-	"github.com/gatehouse-dev/gatehouse/upstream"
 )
 
 func validateCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	var d dialectFlags
+	d.register(fs)
+	output := fs.String("o", "text", `output format: "text" (FILE:LINE:COL: message) or "json" (one array of problems)`)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gatehouse validate FILE...\n\nChecks Kubernetes manifests offline and prints every problem as FILE:LINE:COL: message.\nExits 1 when anything is wrong, 0 otherwise.")
+		fmt.Fprintln(stderr, "usage: gatehouse validate [flags] FILE...\n\nChecks Kubernetes manifests offline with the gateway's own parser and compiler and prints\nevery problem as FILE:LINE:COL: message. Exits 1 when anything is wrong, 0 otherwise.\n\nflags:")
+		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	paths, err := parseInterspersed(fs, args)
+	if err != nil {
 		return 2
 	}
-	if fs.NArg() == 0 {
+	opts, err := d.options()
+	if err != nil || (*output != "text" && *output != "json") || len(paths) == 0 {
+		if err != nil {
+			fmt.Fprintln(stderr, "gatehouse validate:", err)
+		}
 		fs.Usage()
 		return 2
 	}
-	all := &files.Manifests{}
-	var findings []files.Finding
-	for _, name := range fs.Args() {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			fmt.Fprintf(stderr, "gatehouse validate: %v\n", err)
-			return 2
-		}
-		m, problems := files.Parse(name, data)
-		findings = append(findings, files.FileFindings(problems)...)
-		all.Services = append(all.Services, m.Services...)
-		all.Slices = append(all.Slices, m.Slices...)
-	}
-	// The same builder the gateway runs, so validate rejects exactly what
-	// serve would (cross-namespace targets, host and path takeovers too).
-	b := snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), upstream.NewRegistry(upstream.RegistryOptions{}))
-	_, reports, err := b.Build(snapshot.Input{Services: all.ServiceObjects(), Slices: all.Slices})
+	_, _, findings, err := compileFiles(paths, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse validate: %v\n", err)
-		return 1
+		return 2
 	}
-	for _, r := range reports {
-		findings = append(findings, all.Locate(r.Service, r.Problems)...)
+	if *output == "json" {
+		if findings == nil {
+			findings = []files.Finding{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(findings)
+	} else {
+		for _, f := range findings {
+			fmt.Fprintln(stdout, f.String())
+		}
 	}
-	files.SortFindings(findings)
-	failed := false
-	for _, f := range findings {
-		fmt.Fprintln(stdout, f.String())
-		failed = failed || !f.Warning
-	}
-	if failed {
+	if hasErrors(findings) {
 		return 1
 	}
 	return 0

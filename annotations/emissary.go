@@ -1,0 +1,390 @@
+package annotations
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The Emissary dialect reads getambassador.io/config annotations so that a
+// cluster can move from Emissary without rewriting them: what Emissary
+// accepts parses here, what Emissary silently drops is reported as a
+// warning, and what would route differently or break Envoy is an error.
+
+// EmissaryKey is the Service annotation Emissary-ingress reads; Parse reads
+// its value with Options.Dialect set to Emissary.
+const EmissaryKey = "getambassador.io/config"
+
+// automaticID in a document's ambassador_id makes every gateway take it.
+const automaticID = "_automatic_"
+
+// emissaryKinds are the kinds the Emissary dialect knows: Mapping is read,
+// the rest are ignored with a warning.
+var emissaryKindList = []string{
+	KindMapping, KindRateLimit,
+	"Module", "AuthService", "RateLimitService", "TracingService", "LogService",
+	"TLSContext", "Host", "Listener", "TCPMapping",
+	"KubernetesServiceResolver", "KubernetesEndpointResolver", "ConsulResolver", "DevPortal",
+}
+
+func emissaryKinds() []string { return emissaryKindList }
+
+// ignoredMappingFields are Emissary Mapping fields Gatehouse does not
+// implement. The Emissary dialect accepts them with a warning; the native
+// dialect rejects them, saying where they come from.
+var ignoredMappingFields = []string{
+	"add_linkerd_headers", "auto_host_rewrite", "bypass_auth", "auth_context_extensions",
+	"bypass_error_response_overrides", "error_response_overrides", "cluster_idle_timeout_ms",
+	"cluster_max_connection_lifetime_ms", "cluster_tag", "dns_type", "docs", "enable_ipv4",
+	"enable_ipv6", "envoy_override", "health_checks", "keepalive", "modules",
+	"outlier_detection", "priority", "regex_redirect", "resolver", "respect_dns_ttl",
+	"stats_name", "tls", "v2BoolHeaders", "v2BoolQueryParameters", "v2ExplicitTLS",
+	"metadata_labels",
+}
+
+var (
+	mappingType         = reflect.TypeFor[Mapping]()
+	retryPolicyType     = reflect.TypeFor[RetryPolicy]()
+	addedHeaderType     = reflect.TypeFor[AddedHeader]()
+	genericKeyLabelType = reflect.TypeFor[genericKeyLabel]()
+)
+
+// ignoredByGatehouse reports whether name is a field Emissary has on the
+// type that t stands for and Gatehouse does not implement.
+func ignoredByGatehouse(t reflect.Type, name string) bool {
+	switch t {
+	case mappingType:
+		return slices.Contains(ignoredMappingFields, name)
+	case retryPolicyType:
+		return name == "retry_back_off"
+	case corsType:
+		return name == "v2CommaSeparatedOrigins"
+	case addedHeaderType:
+		return name == "v2Representation"
+	case genericKeyLabelType:
+		return name == "v2Shorthand"
+	}
+	return false
+}
+
+// emissaryFieldHint says what to write instead of an ignored field, where
+// ignoring it changes what reaches the upstream.
+func emissaryFieldHint(name string) string {
+	switch name {
+	case "tls":
+		return "; to originate TLS, write the service as https://name"
+	case "auto_host_rewrite":
+		return "; the upstream receives the client's Host header (set host_rewrite to change it)"
+	}
+	return ""
+}
+
+// emissaryVersion returns the version part of an Emissary apiVersion
+// (ambassador/vN means getambassador.io/vN), or false.
+func emissaryVersion(apiVersion string) (string, bool) {
+	version, ok := strings.CutPrefix(apiVersion, "getambassador.io/")
+	if !ok {
+		version, ok = strings.CutPrefix(apiVersion, "ambassador/")
+	}
+	switch version {
+	case "v0", "v1", "v2", "v3alpha1":
+		return version, ok
+	}
+	return "", false
+}
+
+// emissaryDocument reads one document of a getambassador.io/config
+// annotation, flat or CRD-shaped.
+func (p *parser) emissaryDocument(d *document) {
+	root := d.root
+	_, meta := lookup(root, "metadata")
+	specKey, spec := lookup(root, "spec")
+	crd := meta != nil || specKey != nil
+	body := root
+	if crd {
+		d.fieldPrefix = d.prefix + ".spec"
+		d.namePath = d.prefix + ".metadata.name"
+		body = nil
+		if spec != nil && spec.Kind == yaml.MappingNode {
+			body = spec
+		}
+	}
+
+	// A document for another gateway is none of this one's business, so
+	// ambassador_id is read before anything is checked.
+	ids, ok := p.emissaryIDs(body)
+	if !ok || !p.selected(ids) {
+		return
+	}
+	if !p.emissaryKind(d) {
+		return
+	}
+	if crd && body == nil {
+		switch {
+		case specKey == nil:
+			p.errorAt(root, d.prefix, `missing required field "spec" (a document with metadata is CRD-shaped: its fields belong in spec)`)
+		case isNull(spec):
+			p.errorAt(specKey, d.prefix+".spec", `missing value for required field "spec"`)
+		default:
+			p.errorAt(spec, d.prefix+".spec", "expected a mapping of fields, got "+describe(spec))
+		}
+		return
+	}
+
+	m := &Mapping{Pos: nodePos(root), Kind: KindMapping, AmbassadorID: ids}
+	if _, kindVal := lookup(root, "kind"); kindVal != nil {
+		p.record("kind", kindVal)
+	}
+	m.APIVersion = p.emissaryAPIVersion(d)
+	container := root
+	if crd {
+		p.emissaryRoot(d)
+		if container = p.emissaryMetadata(d, meta); container == nil {
+			return
+		}
+	}
+	if !p.emissaryName(d, container, m) {
+		return
+	}
+	p.emissaryNamespace(d, container)
+
+	const gatehouseOnly = "rate_limits belongs to the " + Key + " annotation, where RateLimit documents are read"
+	except := notHere{{"apiVersion", ""}, {"kind", ""}, {"name", ""}, {"namespace", ""}, {"ambassador_id", ""}, {"rate_limits", gatehouseOnly}}
+	if crd {
+		except = notHere{
+			{"apiVersion", "apiVersion belongs at the top level, next to kind"},
+			{"kind", "kind belongs at the top level, next to apiVersion"},
+			{"name", "name belongs in metadata"},
+			{"namespace", "namespace belongs in metadata"},
+			{"ambassador_id", ""},
+			{"rate_limits", gatehouseOnly},
+		}
+	}
+	d.mapping = m
+	d.top = p.decodeFields(body, reflect.ValueOf(m).Elem(), "", except)
+	p.checkMapping(d, m)
+	p.docs = append(p.docs, d)
+}
+
+// emissaryIDs reads ambassador_id from the document's fields: a string or
+// a list of strings. It reports false when the value is malformed.
+func (p *parser) emissaryIDs(body *yaml.Node) ([]string, bool) {
+	if body == nil {
+		return nil, true
+	}
+	_, n := lookup(body, "ambassador_id")
+	if n == nil || isNull(n) {
+		return nil, true
+	}
+	const rel = "ambassador_id"
+	if isStringScalar(n) {
+		p.record(rel, n)
+		return []string{n.Value}, true
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errorAt(n, p.path(rel), "expected a string or a list of strings, got "+describe(n))
+		return nil, false
+	}
+	ids := make([]string, 0, len(n.Content))
+	for i, item := range n.Content {
+		if !isStringScalar(item) {
+			p.errorAt(item, p.path(indexed(rel, i)), "expected a string, got "+describe(item))
+			return nil, false
+		}
+		ids = append(ids, item.Value)
+		p.record(indexed(rel, i), item)
+	}
+	p.record(rel, n)
+	return ids, true
+}
+
+// selected reports whether this gateway takes a document with these ids.
+// No ids (or an empty list) means ["default"], as in Emissary.
+func (p *parser) selected(ids []string) bool {
+	want := p.opts.AmbassadorID
+	if want == "" {
+		want = "default"
+	}
+	if len(ids) == 0 {
+		return want == "default"
+	}
+	return slices.Contains(ids, want) || slices.Contains(ids, automaticID)
+}
+
+// emissaryKind checks kind and reports whether the document is a Mapping
+// to read; other known kinds are ignored with a warning.
+func (p *parser) emissaryKind(d *document) bool {
+	kindKey, kindVal := lookup(d.root, "kind")
+	switch {
+	case kindKey == nil:
+		p.errorAt(d.root, d.prefix, `missing required field "kind" (such as Mapping)`)
+		return false
+	case isNull(kindVal):
+		p.errorAt(kindKey, d.prefix+".kind", `missing value for required field "kind" (such as Mapping)`)
+		return false
+	case !isStringScalar(kindVal):
+		p.errorAt(kindVal, d.prefix+".kind", "expected a string (such as Mapping), got "+describe(kindVal))
+		return false
+	case d.kind == "":
+		p.errorAt(kindVal, d.prefix+".kind", fmt.Sprintf("unknown kind %q; Gatehouse reads Mapping and ignores %s", kindVal.Value, strings.Join(emissaryKindList[1:], ", ")))
+		return false
+	case d.kind != kindVal.Value:
+		// A near miss of Mapping is read as one, so the rest of the
+		// document is checked in the same pass.
+		p.errorAt(kindVal, d.prefix+".kind", fmt.Sprintf("unknown kind %q (did you mean %q?)", kindVal.Value, d.kind))
+		return d.kind == KindMapping
+	case d.kind == KindMapping:
+		return true
+	case d.kind == KindRateLimit:
+		p.warnAt(kindVal, d.prefix+".kind", "RateLimit is ignored here: it is an Edge Stack CRD that Emissary never reads from annotations; declare RateLimit documents in the "+Key+" annotation")
+		return false
+	}
+	p.warnAt(kindVal, d.prefix+".kind", fmt.Sprintf("kind %s is ignored by Gatehouse", d.kind))
+	return false
+}
+
+// emissaryAPIVersion checks apiVersion and returns it as written.
+func (p *parser) emissaryAPIVersion(d *document) string {
+	k, v := lookup(d.root, "apiVersion")
+	path := d.prefix + ".apiVersion"
+	switch {
+	case k == nil:
+		p.warnAt(d.root, d.prefix, "missing apiVersion; Emissary requires one, such as getambassador.io/v3alpha1")
+		return ""
+	case isNull(v):
+		p.warnAt(k, path, "missing apiVersion; Emissary requires one, such as getambassador.io/v3alpha1")
+		return ""
+	case !isStringScalar(v):
+		p.errorAt(v, path, "expected a string, got "+describe(v))
+		return ""
+	}
+	p.record("apiVersion", v)
+	version, ok := emissaryVersion(v.Value)
+	switch {
+	case !ok:
+		msg := fmt.Sprintf("unsupported apiVersion %q; Emissary documents use getambassador.io/v3alpha1, v2, v1 or v0 (ambassador/vN means getambassador.io/vN)", v.Value)
+		if v.Value == APIVersion {
+			msg += "; " + APIVersion + " documents belong in the " + Key + " annotation"
+		}
+		p.errorAt(v, path, msg)
+	case version == "v0":
+		p.warnAt(v, path, "apiVersion v0 is deprecated (current Emissary rejects it)")
+	}
+	return v.Value
+}
+
+// emissaryRoot checks the top-level keys of a CRD-shaped document.
+func (p *parser) emissaryRoot(d *document) {
+	known := []string{"apiVersion", "kind", "metadata", "spec"}
+	seen := make(map[string]*yaml.Node, 4)
+	for i := 0; i+1 < len(d.root.Content); i += 2 {
+		k := d.root.Content[i]
+		if !p.fieldKey(k, d.prefix, seen) || slices.Contains(known, k.Value) {
+			continue
+		}
+		p.warnAt(k, d.prefix+"."+k.Value, fmt.Sprintf("unknown field %q%s; Emissary drops unknown fields, and so does Gatehouse", k.Value, p.didYouMean(k.Value, known)))
+	}
+}
+
+// emissaryMetadata checks metadata and returns it, or nil when it is not a
+// mapping.
+func (p *parser) emissaryMetadata(d *document, meta *yaml.Node) *yaml.Node {
+	path := d.prefix + ".metadata"
+	switch {
+	case meta == nil:
+		p.errorAt(d.root, d.prefix, `missing required field "metadata" (a document with spec is CRD-shaped: its name belongs in metadata)`)
+		return nil
+	case meta.Kind != yaml.MappingNode:
+		p.errorAt(meta, path, "expected a mapping (name, namespace), got "+describe(meta))
+		return nil
+	}
+	known := []string{"name", "namespace", "labels", "annotations"}
+	seen := make(map[string]*yaml.Node, len(meta.Content)/2)
+	for i := 0; i+1 < len(meta.Content); i += 2 {
+		k, v := meta.Content[i], meta.Content[i+1]
+		if !p.fieldKey(k, path, seen) {
+			continue
+		}
+		switch k.Value {
+		case "name", "namespace":
+		case "labels", "annotations":
+			if !isNull(v) && v.Kind != yaml.MappingNode {
+				p.errorAt(v, path+"."+k.Value, "expected a mapping, got "+describe(v))
+			}
+		default:
+			p.warnAt(k, path+"."+k.Value, fmt.Sprintf("unknown field %q%s; Gatehouse reads only name and namespace from metadata", k.Value, p.didYouMean(k.Value, known)))
+		}
+	}
+	return meta
+}
+
+// emissaryName reads the name from container (the document, or its
+// metadata) and reports whether the document is to be read. Emissary drops
+// a document without a name.
+func (p *parser) emissaryName(d *document, container *yaml.Node, m *Mapping) bool {
+	k, v := lookup(container, "name")
+	if v == nil || isNull(v) || isStringScalar(v) && v.Value == "" {
+		at := container
+		if k != nil {
+			at = k
+		}
+		p.warnAt(at, d.prefix, "document has no name; Emissary drops it, and so does Gatehouse")
+		return false
+	}
+	if !isStringScalar(v) {
+		p.errorAt(v, d.namePath, "expected a string, got "+describe(v))
+		return false
+	}
+	m.Name = v.Value
+	d.nameNode = v
+	p.record("name", v)
+	return true
+}
+
+// emissaryNamespace checks a namespace written in the document: Emissary
+// would create the Mapping there, but an annotation must never create
+// routes in another namespace.
+func (p *parser) emissaryNamespace(d *document, container *yaml.Node) {
+	_, v := lookup(container, "namespace")
+	if v == nil || isNull(v) {
+		return
+	}
+	path := d.prefix + ".namespace"
+	if container != d.root {
+		path = d.prefix + ".metadata.namespace"
+	}
+	if !isStringScalar(v) {
+		p.errorAt(v, path, "expected a string, got "+describe(v))
+		return
+	}
+	p.record("namespace", v)
+	if p.opts.Namespace != "" && v.Value != p.opts.Namespace {
+		p.errorAt(v, path, fmt.Sprintf("a Mapping in Service namespace %s cannot declare namespace %s", p.opts.Namespace, v.Value))
+	}
+}
+
+// emissaryMappingDefaults maps Emissary spellings onto Gatehouse's before
+// validation: idle_timeout_ms: 0 is Envoy's "no idle timeout", which is what
+// nil means here.
+func (p *parser) emissaryMappingDefaults(m *Mapping) {
+	if m.IdleTimeoutMS != nil && *m.IdleTimeoutMS == 0 {
+		m.IdleTimeoutMS = nil
+	}
+}
+
+// emissaryHostPort drops a port from host, with a warning: Emissary matched
+// it against the :authority exactly, Gatehouse ignores the request's port.
+func (p *parser) emissaryHostPort(d *document, m *Mapping) {
+	h, port, ok := strings.Cut(m.Host, ":")
+	if !ok || strings.Contains(port, ":") || strings.Contains(port, "/") {
+		return
+	}
+	if _, err := parsePort(port); err != nil {
+		return
+	}
+	p.warnAt(d.top.fields["host"].value, p.path("host"), fmt.Sprintf("the port is ignored: Gatehouse matches the Host header without its port, so this matches %s on any port", h))
+	m.Host = h
+}

@@ -1,0 +1,266 @@
+package snapshot
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/gatehouse-dev/gatehouse/router"
+)
+
+// RouterRequest is how the gateway sees r for matching: the path with dot
+// segments resolved ("/public/../admin" is routed as "/admin", the path an
+// upstream would resolve, so it cannot slip past a route's prefix). It
+// returns false for a request whose path is not absolute.
+func RouterRequest(r *http.Request) (router.Request, bool) {
+	p, ok := CleanPath(r.URL.Path)
+	return router.Request{
+		Host:     r.Host,
+		Method:   r.Method,
+		Path:     p,
+		RawQuery: r.URL.RawQuery,
+		Header:   r.Header,
+	}, ok
+}
+
+// CleanPath removes dot segments, keeping a trailing slash because prefixes
+// often end in one. It reports false for a path that is not absolute.
+func CleanPath(p string) (string, bool) {
+	if p == "" || p[0] != '/' {
+		return "", false
+	}
+	if !strings.Contains(p, "/.") {
+		return p, true
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c, true
+}
+
+// Explanation is what the gateway would do with one request.
+type Explanation struct {
+	Matched bool `json:"matched"`
+	// Status is set when the gateway answers itself: 404 without a route,
+	// 400 for a path that is not absolute, the redirect's code.
+	Status   int    `json:"status,omitempty"`
+	Mapping  string `json:"mapping,omitempty"`
+	Upstream string `json:"upstream,omitempty"`
+	// Path and Host are what the upstream receives.
+	Path       string        `json:"path,omitempty"`
+	Host       string        `json:"host,omitempty"`
+	RateLimits []string      `json:"rate_limits,omitempty"`
+	Redirect   string        `json:"redirect,omitempty"`
+	Group      []GroupMember `json:"group,omitempty"`
+	Warnings   []string      `json:"warnings,omitempty"`
+}
+
+// MarshalJSON always writes rate_limits for a matched request, so tools can
+// read it without checking for its absence.
+func (e Explanation) MarshalJSON() ([]byte, error) {
+	type plain Explanation
+	if !e.Matched {
+		return json.Marshal(plain(e))
+	}
+	limits := e.RateLimits
+	if limits == nil {
+		limits = []string{}
+	}
+	e.RateLimits = nil
+	return json.Marshal(struct {
+		plain
+		RateLimits []string `json:"rate_limits"`
+	}{plain(e), limits})
+}
+
+// GroupMember is one Mapping of a canary group and its share.
+type GroupMember struct {
+	Mapping  string `json:"mapping"`
+	Upstream string `json:"upstream"`
+	Weight   int    `json:"weight"`
+}
+
+// Explain tells what the gateway serving s does with r, using the same
+// matching and rewriting code as the data plane. For a canary group it
+// reports the first member with a share, and every member in Group.
+func Explain(s *Snapshot, r *http.Request) Explanation {
+	req, ok := RouterRequest(r)
+	if !ok {
+		return Explanation{Status: http.StatusBadRequest}
+	}
+	m, ok := s.Table.MatchRoll(&req, 0)
+	if !ok {
+		return Explanation{Status: http.StatusNotFound}
+	}
+	rt := m.Value
+	e := Explanation{Matched: true, Mapping: rt.Mapping, RateLimits: rt.RateLimits, Warnings: rt.Warnings}
+	if rt.Redirect != nil {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		e.Status = rt.Redirect.Code
+		e.Redirect = rt.RedirectLocation(scheme, req.Path, req.RawQuery)
+		return e
+	}
+	e.Upstream = rt.Target.String()
+	e.Path = rt.UpstreamPath(req.Path)
+	if req.RawQuery != "" {
+		e.Path += "?" + req.RawQuery
+	}
+	e.Host = r.Host
+	if rt.HostRewrite != "" {
+		e.Host = rt.HostRewrite
+	}
+	if group := s.Table.Group(m); len(group) > 1 {
+		for _, g := range group {
+			e.Group = append(e.Group, GroupMember{Mapping: g.Value.Mapping, Upstream: upstreamOf(g.Value), Weight: g.Weight})
+		}
+	}
+	return e
+}
+
+func upstreamOf(r *Route) string {
+	if r.Redirect != nil {
+		return "redirect " + r.Redirect.Host
+	}
+	return r.Target.String()
+}
+
+// WriteRoutes prints the route table in evaluation order, one route a line.
+func WriteRoutes(w io.Writer, s *Snapshot) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MAPPING\tHOST\tMATCH\tCONDITIONS\tUPSTREAM\tREWRITE\tWEIGHT\tLIMITS\tOPTIONS")
+	for _, r := range s.Table.Routes() {
+		rt := r.Value
+		host := r.Host
+		switch {
+		case host == "":
+			host = "*"
+		case r.HostRegex:
+			host = "~" + host
+		}
+		match := r.Kind.String() + " " + r.Path
+		if r.CaseInsensitive {
+			match += " (any case)"
+		}
+		var conds []string
+		if r.Precedence != 0 {
+			conds = append(conds, "precedence="+strconv.Itoa(r.Precedence))
+		}
+		if r.Method != "" {
+			op := "="
+			if r.MethodRegex {
+				op = "~"
+			}
+			conds = append(conds, "method"+op+r.Method)
+		}
+		for _, h := range r.Headers {
+			conds = append(conds, condition("header ", h.Name, h.Value, h.Present, h.Regex))
+		}
+		for _, q := range r.Query {
+			conds = append(conds, condition("query ", q.Name, q.Value, q.Present, q.Regex))
+		}
+		rewrite := "-"
+		switch {
+		case rt.RegexRewrite != nil:
+			rewrite = "s|" + rt.RegexRewrite.String() + "|" + rt.Substitution + "|"
+		case rt.RewriteEnabled:
+			rewrite = rt.Rewrite
+		}
+		if rt.HostRewrite != "" {
+			rewrite += " host=" + rt.HostRewrite
+		}
+		weight := "-"
+		if r.Group != "" {
+			weight = strconv.Itoa(r.Weight) + "%"
+		}
+		limits := "-"
+		if len(rt.RateLimits) > 0 {
+			limits = strings.Join(rt.RateLimits, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rt.Mapping, host, match, orDash(strings.Join(conds, " ")),
+			upstreamOf(rt), rewrite, weight, limits, orDash(strings.Join(options(rt), " ")))
+	}
+	return tw.Flush()
+}
+
+// options lists a route's settings that differ from the defaults.
+func options(rt *Route) []string {
+	var out []string
+	if rt.Timeout != DefaultTimeout {
+		out = append(out, "timeout="+rt.Timeout.String())
+	}
+	if rt.ConnectTimeout != DefaultConnectTimeout {
+		out = append(out, "connect-timeout="+rt.ConnectTimeout.String())
+	}
+	if rt.IdleTimeout != 0 {
+		out = append(out, "idle-timeout="+rt.IdleTimeout.String())
+	}
+	for _, h := range rt.RequestHeadersRemove {
+		out = append(out, "request-remove="+h)
+	}
+	for _, h := range rt.RequestHeadersAdd {
+		out = append(out, headerOp("request", h))
+	}
+	for _, h := range rt.ResponseHeadersRemove {
+		out = append(out, "response-remove="+h)
+	}
+	for _, h := range rt.ResponseHeadersAdd {
+		out = append(out, headerOp("response", h))
+	}
+	if len(rt.AllowUpgrade) > 0 {
+		out = append(out, "upgrade="+strings.Join(rt.AllowUpgrade, ","))
+	}
+	if rt.MaxRequests > 0 {
+		out = append(out, "max-requests="+strconv.FormatInt(rt.MaxRequests, 10))
+	}
+	if rd := rt.Redirect; rd != nil {
+		target := rd.Host
+		if rd.Scheme != "" {
+			target = rd.Scheme + "://" + target
+		}
+		switch {
+		case rd.Path != "":
+			target += " path=" + rd.Path
+		case rd.Prefix != "":
+			target += " prefix=" + rd.Prefix
+		}
+		out = append(out, "redirect="+strconv.Itoa(rd.Code)+" "+target)
+	}
+	if n := len(rt.Warnings); n > 0 {
+		out = append(out, "warnings="+strconv.Itoa(n))
+	}
+	return out
+}
+
+func headerOp(where string, h HeaderOp) string {
+	op := "-add="
+	if !h.Append {
+		op = "-set="
+	}
+	return where + op + h.Name + ":" + strconv.Quote(h.Value)
+}
+
+func condition(kind, name, value string, present, regex bool) string {
+	switch {
+	case present:
+		return kind + name
+	case regex:
+		return kind + name + "~" + strconv.Quote(value)
+	}
+	return kind + name + "=" + strconv.Quote(value)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
