@@ -9,9 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"golang.org/x/time/rate"
 
 	"github.com/gatehouse-dev/gatehouse/annotations"
 	"github.com/gatehouse-dev/gatehouse/limiter"
@@ -31,7 +31,7 @@ func (b *Builder) compile(keys []string, services map[string]*corev1.Service, sl
 	keepUpstreams := map[string]bool{}
 	keepInFlight := map[string]bool{}
 	groups := map[string][]int{} // canary group → indexes into routes
-	var explicit []*int           // each route's weight as written, by index
+	var explicit []*int          // each route's weight as written, by index
 	for _, key := range keys {
 		st := b.services[key]
 		if st == nil || st.good == nil {

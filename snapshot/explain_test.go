@@ -19,4 +19,3 @@ func TestCleanPath(t *testing.T) {
 		t.Errorf("authority-form path accepted")
 	}
 }
-
