@@ -3,6 +3,7 @@ package annotations
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -138,7 +139,7 @@ func (p *parser) fieldKey(k *yaml.Node, base string, seen map[string]*yaml.Node)
 		return false
 	}
 	if first, dup := seen[k.Value]; dup {
-		p.errorAt(k, base+"."+k.Value, fmt.Sprintf("duplicate field %q (first at line %d)", k.Value, first.Line))
+		p.errorSee(k, first, base+"."+k.Value, fmt.Sprintf("duplicate field %q", k.Value))
 		return false
 	}
 	seen[k.Value] = k
@@ -208,6 +209,10 @@ func (p *parser) decodeValue(n *yaml.Node, v reflect.Value, rel string) bool {
 	path := p.path(rel)
 	switch v.Kind() {
 	case reflect.String:
+		if isDurationField(rel) && isNumber(n) {
+			p.errorAt(n, path, fmt.Sprintf("expected a duration, got %s; write a duration such as %q", describe(n), durationExample(n.Value)))
+			return false
+		}
 		s, ok := p.decodeString(n, path)
 		v.SetString(s)
 		return ok
@@ -268,6 +273,26 @@ func (p *parser) decodeCommaList(n *yaml.Node, v reflect.Value, rel string) bool
 	return true
 }
 
+// durationFields are the string fields holding a duration such as "500ms".
+// A bare number there is missing its unit, which quoting would not fix.
+var durationFields = []string{"retry_policy.per_try_timeout", "load_balancer.cookie.ttl"}
+
+func isDurationField(rel string) bool { return slices.Contains(durationFields, rel) }
+
+func isNumber(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!int" || n.ShortTag() == "!!float")
+}
+
+// durationExample turns a number as written into a duration in seconds,
+// such as 5 into "5s", when it can; otherwise it returns a plain example.
+func durationExample(num string) string {
+	whole, frac, _ := strings.Cut(num, ".")
+	if isDecimal(whole) && (frac == "" && !strings.HasSuffix(num, ".") || isDecimal(frac)) && len(num) <= 20 {
+		return num + "s"
+	}
+	return "5s"
+}
+
 func (p *parser) decodeString(n *yaml.Node, path string) (string, bool) {
 	if isStringScalar(n) {
 		return n.Value, true
@@ -302,11 +327,34 @@ func quoted(n *yaml.Node) bool {
 	return n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0
 }
 
+// yaml11Bool recognises the YAML 1.1 booleans yes, no, on and off (in any
+// case) when written without quotes. YAML 1.2, and so the YAML library,
+// reads them as strings; Emissary's PyYAML reads them as booleans.
+func yaml11Bool(n *yaml.Node) (value, ok bool) {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" || quoted(n) {
+		return false, false
+	}
+	switch strings.ToLower(n.Value) {
+	case "yes", "on":
+		return true, true
+	case "no", "off":
+		return false, true
+	}
+	return false, false
+}
+
 func (p *parser) decodeBool(n *yaml.Node, path string) (bool, bool) {
 	if b, ok := plainBool(n); ok {
 		return b, true
 	}
 	msg := "expected a boolean (true or false), got " + describe(n)
+	if b, ok := yaml11Bool(n); ok {
+		if p.opts.Dialect == Emissary {
+			p.warnAt(n, path, fmt.Sprintf("%s is a YAML 1.1 boolean: read as %t, as Emissary does; write %t", n.Value, b, b))
+			return b, true
+		}
+		msg += fmt.Sprintf("; write %t (%s is a boolean only to YAML 1.1 readers)", b, n.Value)
+	}
 	if n.Kind == yaml.ScalarNode && quoted(n) && (strings.EqualFold(n.Value, "true") || strings.EqualFold(n.Value, "false")) {
 		msg += "; remove the quotes"
 	}

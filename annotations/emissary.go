@@ -33,8 +33,9 @@ var emissaryKindList = []string{
 func emissaryKinds() []string { return emissaryKindList }
 
 // ignoredMappingFields are Emissary Mapping fields Gatehouse does not
-// implement. The Emissary dialect accepts them with a warning; the native
-// dialect rejects them, saying where they come from.
+// implement. The Emissary dialect accepts them with a warning (except tls,
+// which it folds into the service); the native dialect rejects them, saying
+// where they come from.
 var ignoredMappingFields = []string{
 	"add_linkerd_headers", "auto_host_rewrite", "bypass_auth", "auth_context_extensions",
 	"bypass_error_response_overrides", "error_response_overrides", "cluster_idle_timeout_ms",
@@ -74,8 +75,6 @@ func ignoredByGatehouse(t reflect.Type, name string) bool {
 // ignoring it changes what reaches the upstream.
 func emissaryFieldHint(name string) string {
 	switch name {
-	case "tls":
-		return "; to originate TLS, write the service as https://name"
 	case "auto_host_rewrite":
 		return "; the upstream receives the client's Host header (set host_rewrite to change it)"
 	}
@@ -151,8 +150,9 @@ func (p *parser) emissaryDocument(d *document) {
 	}
 	p.emissaryNamespace(d, container)
 
-	const gatehouseOnly = "rate_limits belongs to the " + Key + " annotation, where RateLimit documents are read"
-	except := notHere{{"apiVersion", ""}, {"kind", ""}, {"name", ""}, {"namespace", ""}, {"ambassador_id", ""}, {"rate_limits", gatehouseOnly}}
+	// rate_limits and tls mean something else in Emissary than in
+	// Gatehouse, or nothing in Gatehouse's Mapping: they are read below.
+	except := notHere{{"apiVersion", ""}, {"kind", ""}, {"name", ""}, {"namespace", ""}, {"ambassador_id", ""}, {"rate_limits", ""}, {"tls", ""}}
 	if crd {
 		except = notHere{
 			{"apiVersion", "apiVersion belongs at the top level, next to kind"},
@@ -160,13 +160,73 @@ func (p *parser) emissaryDocument(d *document) {
 			{"name", "name belongs in metadata"},
 			{"namespace", "namespace belongs in metadata"},
 			{"ambassador_id", ""},
-			{"rate_limits", gatehouseOnly},
+			{"rate_limits", ""},
+			{"tls", ""},
 		}
 	}
 	d.mapping = m
 	d.top = p.decodeFields(body, reflect.ValueOf(m).Elem(), "", except)
+	p.emissaryRateLimits(body)
+	p.emissaryTLS(d, m, body)
 	p.checkMapping(d, m)
 	p.docs = append(p.docs, d)
+}
+
+// emissaryRateLimits warns about rate_limits: in Emissary it is ambassador/v0's
+// list of rate-limit descriptors, not a list of RateLimit names.
+func (p *parser) emissaryRateLimits(body *yaml.Node) {
+	k, v := lookup(body, "rate_limits")
+	if k == nil || isNull(v) {
+		return
+	}
+	p.warnAt(k, p.path("rate_limits"), "ignored: rate_limits is Emissary v0's rate-limit descriptors, which Emissary converts to labels for its external rate-limit service; Gatehouse does not call such a service (declare RateLimit documents in the "+Key+" annotation)")
+}
+
+// emissaryTLS reads tls, with which Emissary originates TLS to the upstream:
+// true, or the name of a TLSContext to take settings from. Either gives the
+// service the https:// scheme, so that its port defaults to 443 as in
+// Emissary. Emissary lets tls win over an explicit http:// too (reporting
+// an error), and so does Gatehouse, with a warning.
+func (p *parser) emissaryTLS(d *document, m *Mapping, body *yaml.Node) {
+	k, v := lookup(body, "tls")
+	if k == nil || isNull(v) {
+		return
+	}
+	const rel = "tls"
+	path := p.path(rel)
+	p.record(rel, v)
+	_, isBool := plainBool(v)
+	_, isYAML11 := yaml11Bool(v)
+	var on bool
+	switch {
+	case isBool || isYAML11:
+		on, _ = p.decodeBool(v, path)
+	case isStringScalar(v) && v.Value != "":
+		p.warnAt(k, path, "ignored: TLS contexts are not implemented; the upstream is reached with https:// and default verification")
+		on = true
+	case isStringScalar(v):
+		// Emissary takes an empty name as no context.
+	default:
+		p.errorAt(v, path, "expected true, false or the name of a TLSContext, got "+describe(v))
+	}
+	if !on || m.Service == "" || d.top.failed["service"] {
+		return
+	}
+	if isTrue(m.HostRedirect) {
+		p.warnAt(k, path, "tls has no effect on a host_redirect Mapping, whose service is where clients are redirected")
+		return
+	}
+	// A bad service is reported by checkService as it was written.
+	if _, err := parseServiceRef(m.Service, p.opts.Namespace); err != nil {
+		return
+	}
+	switch scheme, rest, ok := strings.Cut(m.Service, "://"); {
+	case !ok:
+		m.Service = "https://" + m.Service
+	case strings.EqualFold(scheme, "http"):
+		p.warnAt(k, path, "the service says http://, but tls makes Emissary originate TLS anyway (and report an error), and so does Gatehouse; write https:// or remove tls")
+		m.Service = "https://" + rest
+	}
 }
 
 // emissaryIDs reads ambassador_id from the document's fields: a string or
@@ -229,13 +289,19 @@ func (p *parser) emissaryKind(d *document) bool {
 		p.errorAt(kindVal, d.prefix+".kind", "expected a string (such as Mapping), got "+describe(kindVal))
 		return false
 	case d.kind == "":
-		p.errorAt(kindVal, d.prefix+".kind", fmt.Sprintf("unknown kind %q; Gatehouse reads Mapping and ignores %s", kindVal.Value, strings.Join(emissaryKindList[1:], ", ")))
+		// Emissary and Edge Stack have kinds this list lacks (FilterPolicy,
+		// WebApplicationFirewall, ...), and more come with new releases;
+		// none of them is a Mapping, so none can change routing here.
+		p.warnAt(kindVal, d.prefix+".kind", fmt.Sprintf("unknown kind %q is ignored by Gatehouse, which reads Mapping documents", kindVal.Value))
 		return false
-	case d.kind != kindVal.Value:
+	case d.kind != kindVal.Value && d.kind == KindMapping:
 		// A near miss of Mapping is read as one, so the rest of the
 		// document is checked in the same pass.
 		p.errorAt(kindVal, d.prefix+".kind", fmt.Sprintf("unknown kind %q (did you mean %q?)", kindVal.Value, d.kind))
-		return d.kind == KindMapping
+		return true
+	case d.kind != kindVal.Value:
+		p.warnAt(kindVal, d.prefix+".kind", fmt.Sprintf("unknown kind %q (did you mean %q?) is ignored by Gatehouse, which reads Mapping documents", kindVal.Value, d.kind))
+		return false
 	case d.kind == KindMapping:
 		return true
 	case d.kind == KindRateLimit:

@@ -3,6 +3,7 @@ package annotations
 import (
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -67,7 +68,7 @@ func TestParseEmissary(t *testing.T) {
 		{"crd unknown root field", emCRD + "status: {}\n", 1, []wantProblem{{10, 1, users + ".status", `unknown field "status"; Emissary drops unknown fields`, true}}},
 		{"crd unknown metadata field", strings.Replace(emCRD, "  labels:", "  uid: abc\n  labels:", 1), 1, []wantProblem{
 			{6, 3, users + ".metadata.uid", `unknown field "uid"; Gatehouse reads only name and namespace from metadata`, true}}},
-		{"crd duplicate root field", emCRD + "kind: Mapping\n", 1, []wantProblem{{10, 1, users + ".kind", `duplicate field "kind" (first at line 2)`, false}}},
+		{"crd duplicate root field", emCRD + "kind: Mapping\n", 1, []wantProblem{{10, 1, users + ".kind", `duplicate field "kind" (see line 2, column 1)`, false}}},
 
 		// ambassador_id.
 		{"other ambassador_id", emMapping + "ambassador_id: other\nprefx: 1\nprecedence: high\n", 0, nil},
@@ -84,8 +85,12 @@ func TestParseEmissary(t *testing.T) {
 			{2, 7, `Module "ambassador".kind`, "kind Module is ignored by Gatehouse", true}}},
 		{"rate limit", v3 + "kind: RateLimit\nname: r\ndomain: ambassador\nlimits: []\n", 0, []wantProblem{
 			{2, 7, `RateLimit "r".kind`, "RateLimit is ignored here: it is an Edge Stack CRD", true}}},
-		{"unknown kind", v3 + "kind: Route\nname: r\n---\n" + emMapping, 0, []wantProblem{
-			{2, 7, "document 1.kind", `unknown kind "Route"; Gatehouse reads Mapping and ignores RateLimit, Module, AuthService`, false}}},
+		{"unknown kind", v3 + "kind: FilterPolicy\nname: r\nrules: [{host: '*', filters: null}]\n---\n" + emMapping, 1, []wantProblem{
+			{2, 7, "document 1.kind", `unknown kind "FilterPolicy" is ignored by Gatehouse, which reads Mapping documents`, true}}},
+		{"unknown kind alone", v3 + "kind: WebApplicationFirewall\n", 0, []wantProblem{
+			{2, 7, "document 1.kind", `unknown kind "WebApplicationFirewall" is ignored`, true}}},
+		{"near miss of an ignored kind", v3 + "kind: TLSContex\nname: t\n---\n" + emMapping, 1, []wantProblem{
+			{2, 7, `TLSContext "t".kind`, `unknown kind "TLSContex" (did you mean "TLSContext"?) is ignored by Gatehouse`, true}}},
 		{"kind near miss", v3 + "kind: mapping\nname: users\nprefix: /\nservice: s\nprefx: 1\n", 0, []wantProblem{
 			{2, 7, users + ".kind", `unknown kind "mapping" (did you mean "Mapping"?)`, false},
 			{6, 1, users + ".prefx", "unknown field", true}}},
@@ -97,11 +102,8 @@ func TestParseEmissary(t *testing.T) {
 		{"empty name", v3 + "kind: Mapping\nname: ''\nprefix: /\nservice: s\n", 0, []wantProblem{{3, 1, "document 1", "document has no name", true}}},
 		{"crd nameless", v3 + "kind: Mapping\nmetadata: {namespace: ns}\nspec: {prefix: /, service: s}\n", 0, []wantProblem{{3, 11, "document 1", "document has no name", true}}},
 		{"name not a string", v3 + "kind: Mapping\nname: [a]\nprefix: /\nservice: s\n", 0, []wantProblem{{3, 7, "document 1.name", "expected a string, got a list", false}}},
-		{"dotted name", v3 + "kind: Mapping\nname: quote-backend.v1\nprefix: /\nservice: s\n", 1, []wantProblem{
-			{3, 7, `Mapping "quote-backend.v1".name`, `"quote-backend.v1" contains '.'; must be a DNS label`, true}}},
-		{"bad name", v3 + "kind: Mapping\nname: Quote_Backend\nprefix: /\nservice: s\n", 0, []wantProblem{
-			{3, 7, `Mapping "Quote_Backend".name`, "must be lowercase; must be a Kubernetes object name", false}}},
-		{"duplicate name", emMapping + "---\n" + emMapping, 0, []wantProblem{{9, 7, users + ".name", `duplicate Mapping name "users"`, false}}},
+		{"duplicate name", emMapping + "---\n" + emMapping, 0, []wantProblem{{9, 7, users + ".name", `duplicate Mapping name "users" (see line 3, column 7)`, false}}},
+		{"names differing in case", emMapping + "---\n" + strings.Replace(emMapping, "name: users", "name: Users", 1), 2, nil},
 
 		// Fields.
 		{"unknown field", emMapping + "prefx: /x\n", 1, []wantProblem{
@@ -110,12 +112,15 @@ func TestParseEmissary(t *testing.T) {
 			{6, 1, users + ".retry_policy", "retry_policy is accepted but not enforced yet", true},
 			{6, 16, users + ".retry_policy.num_retrys", `(did you mean "num_retries"?); Emissary drops`, true}}},
 		{"ignored field", emMapping + "bypass_auth: true\n", 1, []wantProblem{{6, 1, users + ".bypass_auth", "ignored: Gatehouse does not implement bypass_auth", true}}},
-		{"ignored tls", emMapping + "tls: true\n", 1, []wantProblem{{6, 1, users + ".tls", "ignored: Gatehouse does not implement tls; to originate TLS, write the service as https://name", true}}},
 		{"ignored nested field", emMapping + "retry_policy: {retry_back_off: {base_interval: 1s}}\n", 1, []wantProblem{
 			{6, 1, users + ".retry_policy", "retry_policy is accepted but not enforced yet", true},
 			{6, 16, users + ".retry_policy.retry_back_off", "ignored: Gatehouse does not implement retry_back_off", true}}},
-		{"rate_limits", emMapping + "rate_limits: [a]\n", 1, []wantProblem{
-			{6, 1, users + ".rate_limits", `unknown field "rate_limits": rate_limits belongs to the gatehouse.dev/config annotation`, true}}},
+		{"rate_limits", withVersion("ambassador/v0") + "rate_limits:\n  - descriptor: A test case\n    headers: [x-ambassador-test-allow]\n", 1, []wantProblem{
+			{1, 13, users + ".apiVersion", "v0 is deprecated", true},
+			{6, 1, users + ".rate_limits", "ignored: rate_limits is Emissary v0's rate-limit descriptors, which Emissary converts to labels for its external rate-limit service; Gatehouse does not call such a service (declare RateLimit documents in the gatehouse.dev/config annotation)", true}}},
+		{"crd rate_limits", emCRD + "  rate_limits: [{descriptor: a}]\n", 1, []wantProblem{
+			{10, 3, users + ".spec.rate_limits", "ignored: rate_limits is Emissary v0's rate-limit descriptors", true}}},
+		{"null rate_limits", emMapping + "rate_limits:\n", 1, nil},
 		{"type errors stay errors", emMapping + "precedence: high\n", 0, []wantProblem{{6, 13, users + ".precedence", "expected an integer", false}}},
 		{"namespace", emMapping + "namespace: ns\n", 1, nil},
 		{"namespace mismatch", emMapping + "namespace: other\n", 0, []wantProblem{
@@ -211,7 +216,6 @@ func TestParseEmissaryRealistic(t *testing.T) {
 		t.Fatal("testdata/emissary.yaml must not end with a newline, like a |- block scalar")
 	}
 	cfg := checkProblemsWith(t, Options{Namespace: "shop", Dialect: Emissary}, src,
-		wantProblem{8, 10, `Mapping "quote-backend.v1".name`, "accepted because Emissary allows any Kubernetes object name", true},
 		wantProblem{16, 3, `Mapping "quote-backend.v1".use_websocket`, "deprecated: use allow_upgrade: [websocket]", true},
 		wantProblem{19, 9, `Module "ambassador".kind`, "kind Module is ignored by Gatehouse", true},
 		wantProblem{43, 3, `Mapping "quote-regex".spec.host`, "host is ignored when hostname is set", true},
@@ -250,6 +254,219 @@ func TestParseEmissaryRealistic(t *testing.T) {
 	if !reflect.DeepEqual(cfg.Mappings, want) {
 		t.Errorf("mappings:\n got %+v\nwant %+v", cfg.Mappings, want)
 	}
+}
+
+func TestParseEmissaryNames(t *testing.T) {
+	for _, tc := range []struct {
+		name string // as written in YAML
+		msg  string // "" when accepted without any problem
+	}{
+		{"qotm_mapping", ""},
+		{"ratelimit_target_mapping", ""},
+		{"QuoteBackend", ""},
+		{"quote-backend.v1", ""},
+		{"_x_", ""},
+		{"'a:b@c'", ""},
+		{"a/b", `"a/b" contains '/'; a Mapping name must not contain '/', whitespace or control characters`},
+		{"'a b'", `"a b" contains ' '`},
+		{"\"a\\tb\"", `"a\tb" contains '\t'`},
+		{"\"a\\u0085b\"", `contains '\u0085'`},
+		{strings.Repeat("n", 254), "is 254 characters long; a Mapping name has at most 253"},
+	} {
+		src := "apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nname: " + tc.name + "\nprefix: /\nservice: s\n"
+		cfg, problems := Parse(src, emissary)
+		if tc.msg == "" {
+			if len(problems) != 0 || cfg == nil || len(cfg.Mappings) != 1 {
+				t.Errorf("name %s: problems %v", tc.name, problems)
+			}
+			continue
+		}
+		if len(problems) != 1 || problems[0].Warning || problems[0].Pos != (Position{3, 7}) || !strings.Contains(problems[0].Message, tc.msg) {
+			t.Errorf("name %s: got %v, want an error at 3:7 containing %q", tc.name, problems, tc.msg)
+		}
+	}
+}
+
+// emissaryMapping parses an Emissary annotation that must hold one
+// Mapping, checking its problems.
+func emissaryMapping(t *testing.T, src string, want ...wantProblem) Mapping {
+	t.Helper()
+	cfg := checkProblemsWith(t, emissary, src, want...)
+	if cfg == nil || len(cfg.Mappings) != 1 {
+		t.Fatalf("want one Mapping, got %+v", cfg)
+	}
+	return cfg.Mappings[0]
+}
+
+func TestParseEmissaryTLS(t *testing.T) {
+	const ctxWarning = "ignored: TLS contexts are not implemented; the upstream is reached with https:// and default verification"
+	base := "apiVersion: getambassador.io/v2\nkind: Mapping\nname: users\nprefix: /users/\n"
+	for _, tc := range []struct {
+		name, src, service string
+		want               []wantProblem
+	}{
+		{"true", emMapping + "tls: true\n", "https://users", nil},
+		{"True", emMapping + "tls: True\n", "https://users", nil},
+		{"false", emMapping + "tls: false\n", "users", nil},
+		{"null", emMapping + "tls:\n", "users", nil},
+		{"empty context name", emMapping + "tls: ''\n", "users", nil},
+		{"context", emMapping + "tls: upstream-ctx\n", "https://users", []wantProblem{{6, 1, users + ".tls", ctxWarning, true}}},
+		{"yes", emMapping + "tls: yes\n", "https://users", []wantProblem{{6, 6, users + ".tls", "yes is a YAML 1.1 boolean: read as true, as Emissary does; write true", true}}},
+		{"port kept", base + "service: users.shop:8443\ntls: true\n", "https://users.shop:8443", nil},
+		{"already https", base + "service: https://users\ntls: true\n", "https://users", nil},
+		{"http", base + "service: HTTP://users:8080\ntls: true\n", "https://users:8080", []wantProblem{
+			{6, 1, users + ".tls", "the service says http://, but tls makes Emissary originate TLS anyway (and report an error), and so does Gatehouse", true}}},
+		{"before service", base + "tls: true\nservice: users\n", "https://users", nil},
+		{"redirect", base + "service: www.example.com\nhost_redirect: true\ntls: true\n", "www.example.com", []wantProblem{
+			{7, 1, users + ".tls", "tls has no effect on a host_redirect Mapping", true}}},
+		{"crd", emCRD + "  tls: true\n", "https://users", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := emissaryMapping(t, tc.src, tc.want...)
+			if m.Service != tc.service {
+				t.Errorf("service %q, want %q", m.Service, tc.service)
+			}
+			if _, ok := m.Positions["tls"]; !ok && !strings.Contains(tc.src, "tls:\n") {
+				t.Errorf("no position for tls: %v", m.Positions)
+			}
+		})
+	}
+	// An unusable value, and a bad service reported as written.
+	checkProblemsWith(t, emissary, emMapping+"tls: [a]\n", wantProblem{6, 6, users + ".tls", "expected true, false or the name of a TLSContext, got a list", false})
+	checkProblemsWith(t, emissary, base+"service: users/x\ntls: true\n", wantProblem{5, 10, users + ".service", `invalid service "users/x"`, false})
+	ref, err := ParseServiceRef(emissaryMapping(t, emMapping+"tls: true\n").Service, "ns")
+	if err != nil || ref.Port != 443 || ref.Scheme != "https" {
+		t.Errorf("tls: true gives %+v, %v; want https on port 443", ref, err)
+	}
+	// The native dialect does not read tls.
+	checkProblems(t, mapping+"tls: true\n", wantProblem{5, 1, users + ".tls", `unknown field "tls": an Emissary field that Gatehouse does not implement`, false})
+}
+
+func TestParseEmissaryBooleans(t *testing.T) {
+	m := emissaryMapping(t, emMapping+"use_websocket: yes\nhost_regex: On\nhost: '[a-z]+\\.example\\.com'\ncase_sensitive: NO\nshadow: off\n",
+		wantProblem{6, 1, users + ".use_websocket", "deprecated: use allow_upgrade: [websocket]", true},
+		wantProblem{6, 16, users + ".use_websocket", "yes is a YAML 1.1 boolean: read as true, as Emissary does; write true", true},
+		wantProblem{7, 13, users + ".host_regex", "On is a YAML 1.1 boolean: read as true, as Emissary does; write true", true},
+		wantProblem{9, 17, users + ".case_sensitive", "NO is a YAML 1.1 boolean: read as false, as Emissary does; write false", true},
+		wantProblem{10, 9, users + ".shadow", "off is a YAML 1.1 boolean: read as false", true},
+	)
+	if !isTrue(m.UseWebsocket) || !m.HostRegex || m.CaseSensitive == nil || *m.CaseSensitive || m.Shadow == nil || *m.Shadow {
+		t.Errorf("booleans read wrong: %+v", m)
+	}
+	// Quoted, they are strings to PyYAML too; y and n are not booleans to it.
+	checkProblemsWith(t, emissary, emMapping+"grpc: 'yes'\nshadow: y\n",
+		wantProblem{6, 7, users + ".grpc", `expected a boolean (true or false), got string "yes"`, false},
+		wantProblem{7, 9, users + ".shadow", `expected a boolean (true or false), got string "y"`, false})
+	// A header value: Emissary may have read a presence check, Gatehouse
+	// matches the text.
+	m = emissaryMapping(t, emMapping+"headers: {x-canary: yes, x-off: off, x-q: 'on'}\nquery_parameters: {debug: on}\n",
+		wantProblem{6, 21, users + ".headers.x-canary", `Emissary's YAML 1.1 reader takes unquoted yes as the boolean true, not as text; Gatehouse matches the value "yes": quote it to keep this meaning, or write true to require only that the header is present`, true},
+		wantProblem{6, 33, users + ".headers.x-off", `takes unquoted off as the boolean false, not as text; Gatehouse matches the value "off": quote it to keep this meaning`, true},
+		wantProblem{7, 27, users + ".query_parameters.debug", "or write true to require only that the query parameter is present", true})
+	if m.Headers["x-canary"] != (HeaderValue{Value: "yes"}) || m.QueryParameters["debug"] != (HeaderValue{Value: "on"}) {
+		t.Errorf("conditions: %v %v", m.Headers, m.QueryParameters)
+	}
+	checkProblems(t, mapping+"headers: {x-canary: yes}\n")
+}
+
+func TestParseEmissaryRegexRewrite(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, sub string // as written in a single-quoted YAML scalar
+		want         string // the translation
+		problem      *wantProblem
+	}{
+		{`^/rr/old/(.*)$`, `/new/\1`, "/new/${1}", nil},
+		{`^/(a)(b)`, `/\2\1x\0`, "/${2}${1}x${0}", nil},
+		{`^/(a)`, `/a\\b/\\1`, `/a\b/\1`, nil},
+		{`^/(a)`, `/cost$/x`, "/cost$$/x", nil},
+		{`^/(a)`, `/plain`, "/plain", nil},
+		{`^/(a)`, ``, "", nil},
+		{`^/(a)`, `/$1`, "/$$1", &wantProblem{8, 17, users + ".regex_rewrite.substitution", `"$" is literal text in Envoy's substitution syntax, which Emissary uses; write \1 for group 1`, true}},
+		{`^/(a)`, `/${1}`, "/$${1}", &wantProblem{8, 17, users + ".regex_rewrite.substitution", `"$" is literal text`, true}},
+		{`^/(a)`, `/\2`, "", &wantProblem{8, 17, users + ".regex_rewrite.substitution", `invalid substitution "/\\2": refers to group 2, but the pattern has 1 group`, false}},
+		{`^/(a)`, `/\.x`, "", &wantProblem{8, 17, users + ".regex_rewrite.substitution", `"\\." is not allowed: in Envoy's substitution syntax "\" is followed by a group number (\1) or another "\"`, false}},
+		{`^/(a)`, `/\é`, "", &wantProblem{8, 17, users + ".regex_rewrite.substitution", `"\\é" is not allowed`, false}},
+		{`^/(a)`, `/x\`, "", &wantProblem{8, 17, users + ".regex_rewrite.substitution", `a "\" at the end must be written "\\"`, false}},
+		{`^/(a`, `/\1`, "", &wantProblem{7, 12, users + ".regex_rewrite.pattern", "missing closing )", false}},
+	} {
+		src := emMapping + "regex_rewrite:\n  pattern: '" + tc.pattern + "'\n  substitution: '" + tc.sub + "'\n"
+		var want []wantProblem
+		if tc.problem != nil {
+			want = append(want, *tc.problem)
+		}
+		cfg := checkProblemsWith(t, emissary, src, want...)
+		if cfg == nil {
+			continue
+		}
+		if got := cfg.Mappings[0].RegexRewrite.Substitution; got != tc.want {
+			t.Errorf("substitution %s: translated to %q, want %q", tc.sub, got, tc.want)
+		}
+	}
+	// The translation does what Envoy does with the written form.
+	m := emissaryMapping(t, emMapping+"regex_rewrite:\n  pattern: '^/users/([0-9]+)/(.*)$'\n  substitution: '/u/\\2/$/\\1'\n")
+	re := regexp.MustCompile(m.RegexRewrite.Pattern)
+	if got := re.ReplaceAllString("/users/42/orders", m.RegexRewrite.Substitution); got != "/u/orders/$/42" {
+		t.Errorf("rewrite gives %q", got)
+	}
+	// The native dialect keeps Go's syntax and refuses Envoy's.
+	checkProblems(t, mapping+"regex_rewrite:\n  pattern: '^/(a)'\n  substitution: '/\\1'\n",
+		wantProblem{7, 17, users + ".regex_rewrite.substitution", `Envoy-style group reference "\\1" is not supported; write "${1}"`, false})
+}
+
+func TestParseEmissaryLabels(t *testing.T) {
+	const labels = "labels:\n  ambassador:\n"
+	labelsWarning := wantProblem{6, 1, users + ".labels", "labels configure Emissary's external rate-limit service", true}
+	m := emissaryMapping(t, emMapping+labels+
+		"    - request_label_group:\n"+
+		"      - x-ambassador-test-allow:\n"+
+		"          header: \"x-ambassador-test-allow\"\n"+
+		"          omit_if_not_present: true\n"+
+		"      - {user: {header: x-user}}\n"+
+		"      - remote_address\n", labelsWarning)
+	want := map[string][]LabelGroup{"ambassador": {{Name: "request_label_group", Labels: []Label{
+		{Kind: "request_headers", Key: "x-ambassador-test-allow", HeaderName: "x-ambassador-test-allow", OmitIfNotPresent: true},
+		{Kind: "request_headers", Key: "user", HeaderName: "x-user"},
+		{Kind: "remote_address", Key: "remote_address"},
+	}}}}
+	if !reflect.DeepEqual(m.Labels, want) {
+		t.Errorf("labels:\n got %+v\nwant %+v", m.Labels, want)
+	}
+	if got := m.Positions["labels.ambassador[0].request_label_group[0].x-ambassador-test-allow.header"]; got != (Position{10, 19}) {
+		t.Errorf("position of the custom label's header: %v", got)
+	}
+
+	// Problems inside labels are warnings, and a domain that could not be
+	// read whole is left out.
+	m = emissaryMapping(t, emMapping+labels+
+		"    - g:\n"+
+		"      - {request_header: {key: k, header_name: x}}\n"+
+		"      - {custom: {header: 'x y'}}\n"+
+		"      - {custom: {header: x, omit: true}}\n"+
+		"      - generic_key: {key: k}\n"+
+		"      - source_cluster\n"+
+		"  other: 5\n"+
+		"  good:\n"+
+		"    - g: [source_cluster, {custom: {header: x}}]\n",
+		labelsWarning,
+		wantProblem{9, 10, users + ".labels.ambassador[0].g[0]", `unknown label kind string "request_header"; known kinds are source_cluster, destination_cluster, request_headers, remote_address, generic_key (did you mean "request_headers"?), or a label name with {header: ...}`, true},
+		wantProblem{10, 27, users + ".labels.ambassador[0].g[1].custom.header", `invalid header name "x y"`, true},
+		wantProblem{11, 30, users + ".labels.ambassador[0].g[2].custom.omit", `unknown field "omit" (did you mean "omit_if_not_present"?); Emissary drops unknown fields`, true},
+		wantProblem{12, 22, users + ".labels.ambassador[0].g[3].generic_key", `missing required field "value"`, true},
+		wantProblem{14, 10, users + ".labels.other", "expected a list of label groups, got integer 5", true})
+	want = map[string][]LabelGroup{"good": {{Name: "g", Labels: []Label{
+		{Kind: "source_cluster", Key: "source_cluster"},
+		{Kind: "request_headers", Key: "custom", HeaderName: "x"},
+	}}}}
+	if !reflect.DeepEqual(m.Labels, want) {
+		t.Errorf("labels:\n got %+v\nwant %+v", m.Labels, want)
+	}
+	emissaryMapping(t, emMapping+"labels: [a]\n", labelsWarning,
+		wantProblem{6, 9, users + ".labels", "expected a mapping of domain name to a list of label groups, got a list", true})
+
+	// The native dialect reads the custom form too, and stays strict.
+	checkProblems(t, mapping+labels+"    - g:\n      - {custom: {header: x}}\n      - {custom: {header: 5}}\n",
+		wantProblem{5, 1, users + ".labels", "labels configure", true},
+		wantProblem{9, 27, users + ".labels.ambassador[0].g[1].custom.header", "expected a string, got integer 5", false})
 }
 
 func TestParseDialectString(t *testing.T) {

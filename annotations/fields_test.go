@@ -42,7 +42,7 @@ func TestParseMappingFields(t *testing.T) {
 		{"regex_headers null", mapping + "regex_headers:\n  x-id:\n", []wantProblem{{6, 3, users + ".regex_headers.x-id", "missing value", false}}},
 		{"regex_headers number", mapping + "regex_headers:\n  x-id: 5\n", []wantProblem{{6, 9, users + ".regex_headers.x-id", `quote it: "5"`, false}}},
 		{"query_parameters", mapping + "query_parameters:\n  debug: true\n  Mode: fast\n  mode: slow\n", nil},
-		{"query_parameters duplicate", mapping + "query_parameters:\n  mode: a\n  mode: b\n", []wantProblem{{7, 3, users + ".query_parameters.mode", `duplicate query parameter "mode" (first at line 6)`, false}}},
+		{"query_parameters duplicate", mapping + "query_parameters:\n  mode: a\n  mode: b\n", []wantProblem{{7, 3, users + ".query_parameters.mode", `duplicate query parameter "mode" (see line 6, column 3)`, false}}},
 		{"query_parameters name", mapping + "query_parameters:\n  a=b: x\n", []wantProblem{{6, 3, users + ".query_parameters.a=b", `invalid query parameter name "a=b"`, false}}},
 		{"query_parameters empty name", mapping + "query_parameters:\n  \"\": x\n", []wantProblem{{6, 3, users + ".query_parameters.", "must not be empty", false}}},
 		{"query_parameters false", mapping + "query_parameters:\n  debug: false\n", []wantProblem{{6, 10, users + ".query_parameters.debug", "false is not supported", false}}},
@@ -95,7 +95,7 @@ func TestParseMappingFields(t *testing.T) {
 		{"remove headers", mapping + "remove_request_headers: [x-internal]\nremove_response_headers: [server, Host]\n", nil},
 		{"remove Host", mapping + "remove_request_headers: [x-a, Host]\n", []wantProblem{{5, 31, users + ".remove_request_headers[1]", "the Host header cannot be removed", false}}},
 		{"remove hop-by-hop", mapping + "remove_response_headers:\n  - Upgrade\n", []wantProblem{{6, 5, users + ".remove_response_headers[0]", "hop-by-hop", false}}},
-		{"remove duplicate", mapping + "remove_request_headers: [x-a, X-A]\n", []wantProblem{{5, 31, users + ".remove_request_headers[1]", `duplicate header "X-A" (first at line 5)`, false}}},
+		{"remove duplicate", mapping + "remove_request_headers: [x-a, X-A]\n", []wantProblem{{5, 31, users + ".remove_request_headers[1]", `duplicate header "X-A" (see line 5, column 26)`, false}}},
 		{"remove bad name", mapping + "remove_request_headers: ['x a']\n", []wantProblem{{5, 26, users + ".remove_request_headers[0]", "invalid header name", false}}},
 
 		// Timeouts and weight.
@@ -126,7 +126,13 @@ func TestParseMappingFields(t *testing.T) {
 			{5, 33, users + ".retry_policy.per_try_timeout", `invalid duration "5": write a number with a unit`, false}}},
 		{"per_try_timeout number", mapping + "retry_policy: {per_try_timeout: 5}\n", []wantProblem{
 			notYet(5, 1, "retry_policy", "retry_policy"),
-			{5, 33, users + ".retry_policy.per_try_timeout", `expected a string, got integer 5; quote it`, false}}},
+			{5, 33, users + ".retry_policy.per_try_timeout", `expected a duration, got integer 5; write a duration such as "5s"`, false}}},
+		{"per_try_timeout fraction", mapping + "retry_policy: {per_try_timeout: 0.25}\n", []wantProblem{
+			notYet(5, 1, "retry_policy", "retry_policy"),
+			{5, 33, users + ".retry_policy.per_try_timeout", `expected a duration, got number 0.25; write a duration such as "0.25s"`, false}}},
+		{"per_try_timeout exponent", mapping + "retry_policy: {per_try_timeout: 1e3}\n", []wantProblem{
+			notYet(5, 1, "retry_policy", "retry_policy"),
+			{5, 33, users + ".retry_policy.per_try_timeout", `expected a duration, got number 1e3; write a duration such as "5s"`, false}}},
 		{"per_try_timeout zero", mapping + "retry_policy: {per_try_timeout: 0s}\n", []wantProblem{
 			notYet(5, 1, "retry_policy", "retry_policy"),
 			{5, 33, users + ".retry_policy.per_try_timeout", `must be more than zero; got "0s"`, false}}},
@@ -143,7 +149,7 @@ func TestParseMappingFields(t *testing.T) {
 			{6, 5, users + ".circuit_breakers[0].max_connections", "max_connections is accepted but not enforced yet; connections to the Service are not capped", true},
 			{7, 5, users + ".circuit_breakers[0].max_retries", "max_retries is accepted but not enforced yet", true}}},
 		{"circuit_breakers duplicate priority", mapping + "circuit_breakers:\n  - priority: default\n  - max_requests: 5\n", []wantProblem{
-			{7, 5, users + ".circuit_breakers[1].priority", "duplicate circuit breaker for priority default (first at line 6)", false}}},
+			{7, 5, users + ".circuit_breakers[1].priority", "duplicate circuit breaker for priority default (see line 6, column 15)", false}}},
 		{"circuit_breakers high", mapping + "circuit_breakers:\n  - priority: high\n", []wantProblem{
 			{6, 15, users + ".circuit_breakers[0].priority", "only the default priority is used", true}}},
 		{"circuit_breakers bad priority", mapping + "circuit_breakers:\n  - priority: low\n", []wantProblem{
@@ -178,6 +184,9 @@ func TestParseMappingFields(t *testing.T) {
 		{"cookie ttl", mapping + "load_balancer: {policy: maglev, cookie: {name: c, ttl: forever}}\n", []wantProblem{
 			notYet(5, 1, "load_balancer", "load_balancer"),
 			{5, 56, users + ".load_balancer.cookie.ttl", `invalid duration "forever"`, false}}},
+		{"cookie ttl number", mapping + "load_balancer: {policy: maglev, cookie: {name: c, ttl: 60}}\n", []wantProblem{
+			notYet(5, 1, "load_balancer", "load_balancer"),
+			{5, 56, users + ".load_balancer.cookie.ttl", `expected a duration, got integer 60; write a duration such as "60s"`, false}}},
 		{"hash header name", mapping + "load_balancer: {policy: maglev, header: 'x y'}\n", []wantProblem{
 			notYet(5, 1, "load_balancer", "load_balancer"),
 			{5, 41, users + ".load_balancer.header", `invalid header name "x y"`, false}}},
@@ -205,7 +214,7 @@ func TestParseMappingFields(t *testing.T) {
 		// Upgrades, gRPC, shadow.
 		{"allow_upgrade", mapping + "allow_upgrade: [WebSocket, spdy/3.1]\n", nil},
 		{"allow_upgrade bad", mapping + "allow_upgrade: ['web socket']\n", []wantProblem{{5, 17, users + ".allow_upgrade[0]", `invalid protocol "web socket"`, false}}},
-		{"allow_upgrade duplicate", mapping + "allow_upgrade: [websocket, WebSocket]\n", []wantProblem{{5, 28, users + ".allow_upgrade[1]", `duplicate protocol "WebSocket"`, false}}},
+		{"allow_upgrade duplicate", mapping + "allow_upgrade: [websocket, WebSocket]\n", []wantProblem{{5, 28, users + ".allow_upgrade[1]", `duplicate protocol "WebSocket" (see line 5, column 17)`, false}}},
 		{"use_websocket", mapping + "use_websocket: true\n", []wantProblem{{5, 1, users + ".use_websocket", "deprecated: use allow_upgrade: [websocket]", true}}},
 		{"use_websocket false", mapping + "use_websocket: false\n", nil},
 		{"grpc", mapping + "grpc: true\n", []wantProblem{{5, 1, users + ".grpc", "grpc is accepted but not enforced yet; upstreams are reached over HTTP/1.1", true}}},
@@ -226,7 +235,7 @@ func TestParseMappingFields(t *testing.T) {
 		{"path and prefix redirect", redirect + "path_redirect: /a\nprefix_redirect: /b\n", []wantProblem{
 			{7, 1, users + ".prefix_redirect", "set path_redirect or prefix_redirect, not both", false}}},
 		{"path_redirect relative", redirect + "path_redirect: new\n", []wantProblem{{6, 16, users + ".path_redirect", `must start with "/"`, false}}},
-		{"redirect code", redirect + "redirect_response_code: 300\n", []wantProblem{{6, 25, users + ".redirect_response_code", "must be one of 301, 302, 303, 307, 308", false}}},
+		{"redirect code", redirect + "redirect_response_code: 300\n", []wantProblem{{6, 25, users + ".redirect_response_code", "must be one of 301, 302, 303, 307, 308; got 300", false}}},
 
 		// Labels.
 		{"labels", mapping + "labels:\n  ambassador:\n    - per_user:\n      - remote_address\n      - {request_headers: {key: user, header_name: x-user, omit_if_not_present: true}}\n      - {generic_key: {value: users}}\n      - users-api\n", []wantProblem{

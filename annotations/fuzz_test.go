@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -47,6 +48,10 @@ var fuzzSeeds = []string{
 	emMapping + "ambassador_id: [other, _automatic_]\nnamespace: other\nhost: a.com:80\nhostname: b.com\ntls: true\nprefx: 1\n",
 	emCRD + "  ambassador_id: default\n  name: x\nstatus: {}\n---\nkind: Module\nname: m\n---\nkind: RateLimit\nname: r\n---\nkind: Mapping\nprefix: /\n",
 	"apiVersion: ambassador/v0\nkind: Mapping\nname: quote-backend.v1\nprefix: /\nservice: s\nheaders: {x: True}\n---\napiVersion: x/v9\nkind: Mappin\nmetadata: 5\nspec: []\n",
+	"apiVersion: ambassador/v0\nkind: Mapping\nname: qotm_Mapping\nprefix: /\nservice: http://s:8080\ntls: yes\nuse_websocket: on\nheaders: {x: no}\nrate_limits: [{descriptor: a}]\n" +
+		"regex_rewrite: {pattern: '^/(a)(b)', substitution: '/\\2$1\\\\x\\3\\'}\n---\nkind: FilterPolicy\nname: f\n---\nkind: TLSContex\nname: 'a/b'\n",
+	emMapping + "tls: ctx\nhost_redirect: true\nlabels:\n  d:\n    - g: [{x-a: {header: x-a, omit_if_not_present: yes}}, {y: {header: 'a b'}}, {request_header: {}}]\n  e: 1\n" +
+		"retry_policy: {per_try_timeout: 5}\nredirect_response_code: 200\n---\n" + emMapping + "---\nkind: Mapping\nname: 'a b'\nprefix: /\nservice: s\n",
 }
 
 // yamlLineCount counts lines as generously as any YAML reader could: every
@@ -87,6 +92,9 @@ func FuzzParse(f *testing.F) {
 			if p.Message == "" {
 				t.Errorf("empty message: %#v", p)
 			}
+			if r := p.Related; r != nil && (r.Line < 1 || r.Column < 1 || r.Line > lines+1) {
+				t.Errorf("related position out of range (%d lines): %v", lines, p)
+			}
 		}
 		if !slices.IsSortedFunc(problems, func(a, b Problem) int {
 			return cmp.Or(cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Column, b.Pos.Column))
@@ -115,7 +123,7 @@ func checkConfigInvariants(t *testing.T, cfg *Config, dialect Dialect) {
 	for _, m := range cfg.Mappings {
 		nameProblem := dnsLabelProblem(m.Name)
 		if dialect == Emissary {
-			nameProblem = subdomainProblem(m.Name)
+			nameProblem = emissaryNameProblem(m.Name)
 		}
 		if nameProblem != "" || m.Prefix == "" || m.Hostname != strings.ToLower(m.Hostname) || m.Positions == nil {
 			t.Errorf("invalid Mapping accepted: %+v", m)
@@ -132,6 +140,13 @@ func checkConfigInvariants(t *testing.T, cfg *Config, dialect Dialect) {
 		}{{m.PrefixRegex, m.Prefix}, {m.HostRegex, m.Host}, {m.MethodRegex, m.Method}, {m.RegexRewrite != nil, regexRewritePattern(m)}} {
 			if _, err := regexp.Compile(re.pattern); re.on && err != nil {
 				t.Errorf("bad regular expression accepted: %v", err)
+			}
+		}
+		if rr := m.RegexRewrite; rr != nil {
+			// Whatever the dialect, the result is in Go's syntax and refers
+			// only to groups that exist.
+			if re, err := regexp.Compile(rr.Pattern); err == nil && groupProblem(re, rr.Substitution) != "" {
+				t.Errorf("substitution %q accepted for %q: %s", rr.Substitution, rr.Pattern, groupProblem(re, rr.Substitution))
 			}
 		}
 		for _, re := range m.RegexHeaders {
@@ -223,6 +238,7 @@ func FuzzRegexValidator(f *testing.F) {
 		{`^/api/(v\d+)/(?P<rest>.*)$`, "/${rest}/$1/$$"},
 		{`(?=a)`, ""}, {`(?<!a)b`, ""}, {`(a)\1`, ""}, {`\\1`, `\1`}, {`[(?=]`, "$1x"}, {`(`, "${"}, {`a{1001}`, "$0"},
 		{`(?P<n>a)(b)`, "${n}${2}$3${01}"}, {`(a)`, "$\u00e9"},
+		{`^/(a)(b)`, `/\2$1\\x\0${1}$`}, {`(a)`, `\.`}, {`(a)`, `x\`},
 	} {
 		f.Add(c[0], c[1])
 	}
@@ -238,6 +254,7 @@ func FuzzRegexValidator(f *testing.F) {
 		if re == nil {
 			return
 		}
+		checkEnvoyTranslation(t, re, sub)
 		if substitutionProblem(re, sub) != "" {
 			return
 		}
@@ -271,6 +288,41 @@ func FuzzRegexValidator(f *testing.F) {
 		}
 		_ = re.ExpandString(nil, sub, "", nil)
 	})
+}
+
+// checkEnvoyTranslation checks that a substitution in Envoy's syntax,
+// translated into Go's, rewrites as Envoy would: group k is given the text
+// "<k>", and the result must equal Envoy's reading of sub with the same
+// groups (\k is group k, \\ a backslash, every other byte itself).
+func checkEnvoyTranslation(t *testing.T, re *regexp.Regexp, sub string) {
+	t.Helper()
+	goSub, msg := translateEnvoySubstitution(sub)
+	if msg != "" || groupProblem(re, goSub) != "" {
+		return
+	}
+	var src strings.Builder
+	match := make([]int, 0, 2*(re.NumSubexp()+1))
+	for k := 0; k <= re.NumSubexp(); k++ {
+		start := src.Len()
+		src.WriteString("<" + strconv.Itoa(k) + ">")
+		match = append(match, start, src.Len())
+	}
+	var want strings.Builder
+	for i := 0; i < len(sub); i++ {
+		switch {
+		case sub[i] == '\\' && sub[i+1] == '\\':
+			want.WriteByte('\\')
+			i++
+		case sub[i] == '\\':
+			want.WriteString("<" + string(sub[i+1]) + ">")
+			i++
+		default:
+			want.WriteByte(sub[i])
+		}
+	}
+	if got := string(re.Expand(nil, []byte(goSub), []byte(src.String()), match)); got != want.String() {
+		t.Fatalf("Envoy substitution %q, translated to %q, gives %q; Envoy gives %q", sub, goSub, got, want.String())
+	}
 }
 
 func FuzzParseServiceRef(f *testing.F) {

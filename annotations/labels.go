@@ -39,12 +39,31 @@ type (
 		Key   string `json:"key,omitempty"`
 		Value string `json:"value" validate:"required"`
 	}
+	// customHeaderLabel is Ambassador v1's {label-name: {header: ...}}.
+	customHeaderLabel struct {
+		Header           string `json:"header" validate:"required"`
+		OmitIfNotPresent bool   `json:"omit_if_not_present,omitempty"`
+	}
 )
 
 const labelGroupShape = "a label group is a mapping with one key, the group's name: {name: [label, ...]}"
 
-// decodeLabels decodes {domain: [{group: [label, ...]}, ...]}.
+// decodeLabels decodes {domain: [{group: [label, ...]}, ...]}. In the
+// Emissary dialect its problems are warnings: labels are never enforced, so
+// a form Gatehouse does not model must not cost the Mapping it sits in.
 func (p *parser) decodeLabels(n *yaml.Node, v reflect.Value, rel string) bool {
+	before := len(p.problems)
+	ok := p.decodeLabelDomains(n, v, rel)
+	if p.opts.Dialect == Emissary {
+		for i := before; i < len(p.problems); i++ {
+			p.problems[i].Warning = true
+		}
+		return true
+	}
+	return ok
+}
+
+func (p *parser) decodeLabelDomains(n *yaml.Node, v reflect.Value, rel string) bool {
 	rule := keyRule{what: "domain", problem: func(name string) string {
 		if name == "" {
 			return "a domain name must not be empty"
@@ -132,7 +151,7 @@ func (p *parser) decodeLabelGroup(nameNode, n *yaml.Node, rel string) (LabelGrou
 func (p *parser) decodeLabel(n *yaml.Node, rel string) (Label, bool) {
 	path := p.path(rel)
 	p.record(rel, n)
-	const shape = `a label is a string ("remote_address", "source_cluster", "destination_cluster", or a value for generic_key) or a mapping with one key naming its kind, such as {request_headers: {key: ..., header_name: ...}}`
+	const shape = `a label is a string ("remote_address", "source_cluster", "destination_cluster", or a value for generic_key) or a mapping with one key naming its kind, such as {request_headers: {key: ..., header_name: ...}}, or a label name, such as {x-user: {header: ...}}`
 	if isStringScalar(n) {
 		switch n.Value {
 		case "":
@@ -153,8 +172,13 @@ func (p *parser) decodeLabel(n *yaml.Node, rel string) (Label, bool) {
 	}
 	kindNode, body := n.Content[0], n.Content[1]
 	kind := kindNode.Value
+	if isStringScalar(kindNode) && kind != "" && !slices.Contains(labelKinds, kind) && body.Kind == yaml.MappingNode {
+		if k, _ := lookup(body, "header"); k != nil {
+			return p.decodeCustomLabel(kindNode, body, join(rel, kind))
+		}
+	}
 	if !isStringScalar(kindNode) || !slices.Contains(labelKinds, kind) {
-		p.errorAt(kindNode, path, fmt.Sprintf("unknown label kind %s; known kinds are %s%s",
+		p.errorAt(kindNode, path, fmt.Sprintf("unknown label kind %s; known kinds are %s%s, or a label name with {header: ...}",
 			describe(kindNode), strings.Join(labelKinds, ", "), p.didYouMean(kind, labelKinds)))
 		return Label{}, false
 	}
@@ -199,6 +223,24 @@ func (p *parser) decodeLabel(n *yaml.Node, rel string) (Label, bool) {
 		return Label{}, false
 	}
 	return Label{Kind: kind, Key: kind}, true
+}
+
+// decodeCustomLabel decodes Ambassador v1's request-header label, named by
+// its key: {x-user: {header: x-user, omit_if_not_present: true}}, which
+// means {request_headers: {key: x-user, header_name: x-user, ...}}.
+func (p *parser) decodeCustomLabel(nameNode, body *yaml.Node, rel string) (Label, bool) {
+	p.record(rel, body)
+	var ch customHeaderLabel
+	if !p.decodeLabelBody(body, &ch, rel) {
+		return Label{}, false
+	}
+	if hn, ok := p.cur.structs[rel].usable("header"); ok && ch.Header != "" {
+		if msg := headerNameProblem(ch.Header); msg != "" {
+			p.errorAt(hn, p.path(join(rel, "header")), msg)
+			return Label{}, false
+		}
+	}
+	return Label{Kind: labelRequestHeaders, Key: nameNode.Value, HeaderName: ch.Header, OmitIfNotPresent: ch.OmitIfNotPresent}, true
 }
 
 // decodeLabelBody decodes the fields of a label specifier into v and

@@ -105,14 +105,38 @@ func (p *parser) checkRewrites(d *document, m *Mapping) {
 		re = compiled
 	}
 	if n, ok := rr.usable("substitution"); ok {
-		if msg := substitutionProblem(re, m.RegexRewrite.Substitution); msg != "" {
-			p.errorAt(n, p.path("regex_rewrite.substitution"), fmt.Sprintf("invalid substitution %q: %s", m.RegexRewrite.Substitution, msg))
-		}
+		p.checkSubstitution(n, re, &m.RegexRewrite.Substitution)
 	}
 	// rewrite: "" next to regex_rewrite only says "no prefix rewrite", which
 	// agrees with it; any other rewrite would be silently ignored.
 	if loc, ok := d.top.written("rewrite"); ok && m.Rewrite != nil && *m.Rewrite != "" {
 		p.warnAt(loc.key, p.path("rewrite"), "regex_rewrite wins over rewrite (as in Emissary); rewrite is ignored")
+	}
+}
+
+// checkSubstitution checks a regex_rewrite substitution against its
+// pattern (nil when the pattern did not compile). In the Emissary dialect
+// the substitution is Envoy's, which is what Emissary users must write, and
+// is translated into Go's syntax in place.
+func (p *parser) checkSubstitution(n *yaml.Node, re *regexp.Regexp, sub *string) {
+	const rel = "regex_rewrite.substitution"
+	written := *sub
+	var msg string
+	if p.opts.Dialect == Emissary {
+		var translated string
+		translated, msg = translateEnvoySubstitution(written)
+		if msg == "" {
+			msg = groupProblem(re, translated)
+			*sub = translated
+		}
+		if msg == "" && dollarReference(written) {
+			p.warnAt(n, p.path(rel), `"$" is literal text in Envoy's substitution syntax, which Emissary uses; write \1 for group 1`)
+		}
+	} else {
+		msg = substitutionProblem(re, written)
+	}
+	if msg != "" {
+		p.errorAt(n, p.path(rel), fmt.Sprintf("invalid substitution %q: %s", written, msg))
 	}
 }
 
@@ -206,7 +230,7 @@ func (p *parser) checkHeaderChanges(d *document) {
 			}
 			id := strings.ToLower(item.Value)
 			if first, dup := seen[id]; dup {
-				p.errorAt(item, path, fmt.Sprintf("duplicate header %q (first at line %d)", item.Value, first.Line))
+				p.errorSee(item, first, path, fmt.Sprintf("duplicate header %q", item.Value))
 				continue
 			}
 			seen[id] = item
@@ -260,7 +284,7 @@ func (p *parser) checkCircuitBreakers(d *document, m *Mapping) {
 			priority = "default"
 		}
 		if f, dup := first[priority]; dup {
-			p.errorAt(at, p.path(join(rel, "priority")), fmt.Sprintf("duplicate circuit breaker for priority %s (first at line %d)", priority, f.Line))
+			p.errorSee(at, f, p.path(join(rel, "priority")), "duplicate circuit breaker for priority "+priority)
 		} else {
 			first[priority] = at
 		}
@@ -424,7 +448,7 @@ func (p *parser) checkUpgrades(d *document, m *Mapping) {
 			}
 			lower := strings.ToLower(proto)
 			if first, dup := seen[lower]; dup {
-				p.errorAt(item, path, fmt.Sprintf("duplicate protocol %q (first at line %d)", proto, first.Line))
+				p.errorSee(item, first, path, fmt.Sprintf("duplicate protocol %q", proto))
 				continue
 			}
 			seen[lower] = item

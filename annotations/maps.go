@@ -53,11 +53,11 @@ func (p *parser) decodeEntries(n *yaml.Node, rel string, rule keyRule, want stri
 			id = strings.ToLower(name)
 		}
 		if first, dup := seen[id]; dup {
-			msg := fmt.Sprintf("duplicate %s %q (first at line %d)", rule.what, name, first.Line)
+			msg := fmt.Sprintf("duplicate %s %q", rule.what, name)
 			if first.Value != name {
-				msg = fmt.Sprintf("duplicate %s %q: %s names are case-insensitive and %q is at line %d", rule.what, name, rule.what, first.Value, first.Line)
+				msg = fmt.Sprintf("duplicate %s %q: %s names are case-insensitive and %q was written first", rule.what, name, rule.what, first.Value)
 			}
-			p.errorAt(k, p.path(erel), msg)
+			p.errorSee(k, first, p.path(erel), msg)
 			ok = false
 			continue
 		}
@@ -112,6 +112,16 @@ func (p *parser) decodeCondition(k, n *yaml.Node, rel, what string) (HeaderValue
 			return HeaderValue{}, false
 		}
 		if isStringScalar(n) {
+			if b, ok := yaml11Bool(n); ok && p.opts.Dialect == Emissary {
+				// Emissary may have read this as a presence check; which
+				// was meant cannot be known, so the text wins, as it
+				// does in YAML 1.2, and the user is told.
+				msg := fmt.Sprintf("Emissary's YAML 1.1 reader takes unquoted %s as the boolean %t, not as text; Gatehouse matches the value %q: quote it to keep this meaning", n.Value, b, n.Value)
+				if b {
+					msg += ", or write true to require only that the " + what + " is present"
+				}
+				p.warnAt(n, path, msg)
+			}
 			return HeaderValue{Value: n.Value}, true
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // dnsLabelProblem says what is wrong with s as a DNS-1123 label, or returns ""
@@ -34,6 +35,27 @@ func dnsLabelProblem(s string) string {
 	return ""
 }
 
+// emissaryNameProblem says what is wrong with s as the name of an Emissary
+// Mapping, or returns "". Emissary takes any string from an annotation, and
+// its own documentation writes names such as qotm_mapping, so only what
+// would break Gatehouse's "namespace/name" identities, its logs and its
+// route tables is refused: '/', whitespace and control characters, and a
+// length no Kubernetes object name has.
+func emissaryNameProblem(s string) string {
+	const rule = "a Mapping name must not contain '/', whitespace or control characters"
+	switch {
+	case s == "":
+		return "must not be empty"
+	case len(s) > 253:
+		return fmt.Sprintf("is %d characters long; a Mapping name has at most 253", len(s))
+	}
+	if i := strings.IndexFunc(s, func(r rune) bool { return r == '/' || isSpaceOrControl(r) }); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(s[i:])
+		return fmt.Sprintf("contains %q; %s", r, rule)
+	}
+	return ""
+}
+
 func isSpaceOrControl(r rune) bool {
 	return unicode.IsSpace(r) || unicode.IsControl(r)
 }
@@ -57,37 +79,6 @@ func isToken(s string) bool {
 }
 
 const tokenRule = "letters, digits and !#$%&'*+-.^_`|~"
-
-// subdomainProblem says what is wrong with s as a DNS-1123 subdomain (the
-// syntax of most Kubernetes object names, which Emissary accepts as names),
-// or returns "".
-func subdomainProblem(s string) string {
-	const rule = "(lowercase letters, digits, '-' and '.', each part starting and ending with a letter or digit, at most 253 characters)"
-	switch {
-	case s == "":
-		return "must not be empty"
-	case len(s) > 253:
-		return fmt.Sprintf("is %d characters long; must be a Kubernetes object name %s", len(s), rule)
-	}
-	for _, part := range strings.Split(s, ".") {
-		if part == "" {
-			return "has an empty part (check for a leading, trailing or doubled dot); must be a Kubernetes object name " + rule
-		}
-		for _, r := range part {
-			switch {
-			case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
-			case r >= 'A' && r <= 'Z':
-				return "must be lowercase; must be a Kubernetes object name " + rule
-			default:
-				return fmt.Sprintf("contains %q; must be a Kubernetes object name %s", r, rule)
-			}
-		}
-		if part[0] == '-' || part[len(part)-1] == '-' {
-			return "must start and end with a letter or digit around each dot; must be a Kubernetes object name " + rule
-		}
-	}
-	return ""
-}
 
 // normalizeHost checks a Mapping host and returns it in lower case. Problems
 // are phrased for the user because the reason is shown as is.

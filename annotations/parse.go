@@ -66,8 +66,11 @@ type Options struct {
 //   - AllowUpgrade entries are lower case, and use_websocket: true adds
 //     "websocket" to them;
 //   - in the Emissary dialect, Host is cleared when Hostname is set, a port
-//     written in Host is dropped, and idle_timeout_ms: 0 (Envoy's "no idle
-//     timeout") becomes nil;
+//     written in Host is dropped, idle_timeout_ms: 0 (Envoy's "no idle
+//     timeout") becomes nil, tls: true or a TLSContext name gives Service
+//     the https:// scheme, the YAML 1.1 booleans yes, no, on and off are
+//     read as booleans, and a regex_rewrite substitution is translated from
+//     Envoy's syntax (\1) into Go's (${1});
 //   - header names in AddRequestHeaders, AddResponseHeaders and the Remove
 //     lists, like all other names, are kept as written.
 //
@@ -417,6 +420,13 @@ func (p *parser) errorAt(n *yaml.Node, path, msg string) {
 	p.add(Problem{Pos: nodePos(n), Path: path, Message: msg})
 }
 
+// errorSee reports an error at n that refers to another node, such as the
+// first of two duplicates.
+func (p *parser) errorSee(n, related *yaml.Node, path, msg string) {
+	pos := nodePos(related)
+	p.add(Problem{Pos: nodePos(n), Path: path, Message: msg, Related: &pos})
+}
+
 func (p *parser) warnAt(n *yaml.Node, path, msg string) {
 	p.add(Problem{Pos: nodePos(n), Path: path, Message: msg, Warning: true})
 }
@@ -426,6 +436,10 @@ func (p *parser) add(pr Problem) {
 	// caller's translation into the manifest go wrong.
 	pr.Pos.Line = max(pr.Pos.Line, 1)
 	pr.Pos.Column = max(pr.Pos.Column, 1)
+	if pr.Related != nil {
+		pr.Related.Line = max(pr.Related.Line, 1)
+		pr.Related.Column = max(pr.Related.Column, 1)
+	}
 	p.problems = append(p.problems, pr)
 }
 

@@ -1,6 +1,7 @@
 package annotations
 
 import (
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -80,7 +81,8 @@ func TestParseRealistic(t *testing.T) {
 }
 
 // wantProblem is an expected Problem: exact position and path, and a
-// substring of the message.
+// substring of the message followed by its Related position as Error
+// writes it, " (see line 2, column 7)".
 type wantProblem struct {
 	line, col int
 	path, msg string
@@ -100,9 +102,13 @@ func checkProblemsWith(t *testing.T, opts Options, src string, want ...wantProbl
 	}
 	for i, w := range want {
 		g := got[i]
-		if g.Pos != (Position{w.line, w.col}) || g.Path != w.path || !strings.Contains(g.Message, w.msg) || g.Warning != w.warning {
+		msg := g.Message
+		if g.Related != nil {
+			msg += fmt.Sprintf(" (see line %d, column %d)", g.Related.Line, g.Related.Column)
+		}
+		if g.Pos != (Position{w.line, w.col}) || g.Path != w.path || !strings.Contains(msg, w.msg) || g.Warning != w.warning {
 			t.Errorf("problem %d:\n got %d:%d %q %q warning=%v\nwant %d:%d %q (message containing %q) warning=%v",
-				i, g.Pos.Line, g.Pos.Column, g.Path, g.Message, g.Warning, w.line, w.col, w.path, w.msg, w.warning)
+				i, g.Pos.Line, g.Pos.Column, g.Path, msg, g.Warning, w.line, w.col, w.path, w.msg, w.warning)
 		}
 	}
 	if (cfg == nil) != got.HasErrors() {
@@ -149,14 +155,16 @@ func TestParseProblems(t *testing.T) {
 			{4, 10, users + ".service", `expected a string, got integer 8080; quote it: "8080"`, false}}},
 		{"string as bool", mapping + "host: true\n", []wantProblem{{5, 7, users + ".host", `got boolean true; quote it`, false}}},
 		{"string as list", mapping + "method: [GET]\n", []wantProblem{{5, 9, users + ".method", "expected a string, got a list", false}}},
-		{"yes is not a bool", mapping + "prefix_exact: yes\n", []wantProblem{{5, 15, users + ".prefix_exact", `expected a boolean (true or false), got string "yes"`, false}}},
+		{"yes is not a bool", mapping + "prefix_exact: yes\n", []wantProblem{{5, 15, users + ".prefix_exact", `expected a boolean (true or false), got string "yes"; write true (yes is a boolean only to YAML 1.1 readers)`, false}}},
+		{"OFF is not a bool", mapping + "prefix_exact: OFF\n", []wantProblem{{5, 15, users + ".prefix_exact", `got string "OFF"; write false`, false}}},
+		{"quoted yes", mapping + "prefix_exact: 'yes'\n", []wantProblem{{5, 15, users + ".prefix_exact", `expected a boolean (true or false), got string "yes"`, false}}},
 		{"quoted bool", mapping + "prefix_exact: \"true\"\n", []wantProblem{{5, 15, users + ".prefix_exact", "remove the quotes", false}}},
 		{"custom tag", mapping + "host: !shout a.com\n", []wantProblem{{5, 7, users + ".host", "a value tagged !shout", false}}},
 		{"list not a list", mapping + "rate_limits: per-ip\n", []wantProblem{{5, 14, users + ".rate_limits", "expected a list, got string \"per-ip\"; write [per-ip]", false}}},
 		{"null list item", mapping + "rate_limits: [~]\n", []wantProblem{{5, 15, users + ".rate_limits[0]", "got null", false}}},
 
 		// Duplicate keys.
-		{"duplicate key", mapping + "prefix: /other\n", []wantProblem{{5, 1, users + ".prefix", `duplicate field "prefix" (first at line 3)`, false}}},
+		{"duplicate key", mapping + "prefix: /other\n", []wantProblem{{5, 1, users + ".prefix", `duplicate field "prefix" (see line 3, column 1)`, false}}},
 		{"non-string key", mapping + "[a]: 1\n", []wantProblem{{5, 1, users, "field names must be plain strings", false}}},
 
 		// Required fields and validator rules.
@@ -200,7 +208,7 @@ func TestParseProblems(t *testing.T) {
 		{"name dash", "kind: Mapping\nname: users-\nprefix: /\nservice: s\n", []wantProblem{
 			{2, 7, `Mapping "users-".name`, "must start and end with a letter or digit", false}}},
 		{"duplicate name", mapping + "---\n" + mapping, []wantProblem{
-			{7, 7, users + ".name", `duplicate Mapping name "users" (first defined at line 2)`, false}}},
+			{7, 7, users + ".name", `duplicate Mapping name "users" (see line 2, column 7)`, false}}},
 		{"same name, other kind", mapping + "rate_limits: [users]\n---\nkind: RateLimit\nname: users\nrate: 1\nunit: day\n", nil},
 
 		// Document shape.
@@ -237,14 +245,14 @@ func TestParseProblems(t *testing.T) {
 		{"header null", mapping + "headers:\n  x-v:\n", []wantProblem{{6, 3, users + ".headers.x-v", "missing value", false}}},
 		{"header name", mapping + "headers:\n  \"x v\": a\n", []wantProblem{{6, 3, users + `.headers.x v`, `invalid header name "x v"`, false}}},
 		{"header case duplicate", mapping + "headers:\n  X-Env: a\n  x-env: b\n", []wantProblem{
-			{7, 3, users + ".headers.x-env", "header names are case-insensitive", false}}},
+			{7, 3, users + ".headers.x-env", `duplicate header "x-env": header names are case-insensitive and "X-Env" was written first (see line 6, column 3)`, false}}},
 		{"headers not a mapping", mapping + "headers: [a]\n", []wantProblem{{5, 10, users + ".headers", "expected a mapping of header name to value, got a list", false}}},
 		{"unknown rate limit", mapping + "rate_limits: [per-ipp]\n---\n" + rateLimit, []wantProblem{
 			{5, 15, users + ".rate_limits[0]", `unknown RateLimit "per-ipp" (did you mean "per-ip"?)`, false}}},
 		{"no rate limits declared", mapping + "rate_limits:\n  - per-ip\n", []wantProblem{
 			{6, 5, users + ".rate_limits[0]", "declares no RateLimit documents", false}}},
 		{"duplicate rate limit", mapping + "rate_limits: [per-ip, per-ip]\n---\n" + rateLimit, []wantProblem{
-			{5, 23, users + ".rate_limits[1]", `duplicate rate limit "per-ip" (first at line 5)`, false}}},
+			{5, 23, users + ".rate_limits[1]", `duplicate rate limit "per-ip" (see line 5, column 15)`, false}}},
 
 		// RateLimit semantics.
 		{"burst zero", rateLimit + "burst: 0\n", []wantProblem{{5, 8, `RateLimit "per-ip".burst`, "must be at least 1; got 0", false}}},
@@ -336,6 +344,7 @@ func TestProblemError(t *testing.T) {
 		{Problem{Pos: Position{4, 3}, Path: `Mapping "users".prefx`, Message: "unknown field"}, `line 4, column 3: Mapping "users".prefx: unknown field`},
 		{Problem{Pos: Position{1, 1}, Message: "too big"}, "line 1, column 1: too big"},
 		{Problem{Pos: Position{2, 9}, Path: "x", Message: "odd", Warning: true}, "line 2, column 9: warning: x: odd"},
+		{Problem{Pos: Position{7, 1}, Path: "p", Message: `duplicate field "a"`, Related: &Position{3, 5}}, `line 7, column 1: p: duplicate field "a" (see line 3, column 5)`},
 	} {
 		if got := tc.p.Error(); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)

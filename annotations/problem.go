@@ -17,14 +17,21 @@ type Problem struct {
 	Path    string   // field path, e.g. `Mapping "users".headers.x-env`; `document 2` for a whole document
 	Message string   // e.g. `unknown field "prefx" (did you mean "prefix"?)`
 	Warning bool     // soft issue; does not make the annotation invalid
+	// Related is the other place the message refers to, such as the first
+	// of two duplicate keys; nil when there is none. Like Pos it is inside
+	// the annotation string, which is why messages never spell out a line
+	// number: a caller that translates Pos into a manifest file translates
+	// Related the same way.
+	Related *Position
 }
 
 // Error formats the problem as
 // `line 4, column 3: Mapping "users".prefx: unknown field "prefx" (did you mean "prefix"?)`;
-// warnings carry "warning: " after the position.
+// warnings carry "warning: " after the position, and a Related position is
+// appended as ` (see line 2, column 1)`.
 func (p Problem) Error() string {
 	var b strings.Builder
-	b.Grow(len(p.Path) + len(p.Message) + 40)
+	b.Grow(len(p.Path) + len(p.Message) + 70)
 	b.WriteString("line ")
 	b.WriteString(strconv.Itoa(p.Pos.Line))
 	b.WriteString(", column ")
@@ -38,6 +45,13 @@ func (p Problem) Error() string {
 		b.WriteString(": ")
 	}
 	b.WriteString(p.Message)
+	if p.Related != nil {
+		b.WriteString(" (see line ")
+		b.WriteString(strconv.Itoa(p.Related.Line))
+		b.WriteString(", column ")
+		b.WriteString(strconv.Itoa(p.Related.Column))
+		b.WriteString(")")
+	}
 	return b.String()
 }
 

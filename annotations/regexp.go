@@ -60,6 +60,12 @@ func substitutionProblem(re *regexp.Regexp, sub string) string {
 			return fmt.Sprintf(`Envoy-style group reference %q is not supported; write "${%c}"`, sub[i:i+2], sub[i+1])
 		}
 	}
+	return groupProblem(re, sub)
+}
+
+// groupProblem checks that every group a Go substitution refers to exists
+// in re (nil when the pattern did not compile).
+func groupProblem(re *regexp.Regexp, sub string) string {
 	if re == nil {
 		return ""
 	}
@@ -92,6 +98,52 @@ func substitutionProblem(re *regexp.Regexp, sub string) string {
 			return msg
 		}
 	}
+}
+
+// translateEnvoySubstitution turns a substitution in Envoy's syntax (RE2's
+// rewrite strings: \0 to \9 for groups, \\ for a backslash, everything
+// else literal) into Go's regexp.Expand syntax, or says what Envoy would
+// trip over (RE2 stops rewriting at a bad escape, cutting the path short).
+// A "$" is literal to Envoy, so it becomes "$$".
+func translateEnvoySubstitution(sub string) (string, string) {
+	if !strings.ContainsAny(sub, `\$`) {
+		return sub, ""
+	}
+	var b strings.Builder
+	b.Grow(len(sub) + 8)
+	for i := 0; i < len(sub); i++ {
+		switch c := sub[i]; {
+		case c == '$':
+			b.WriteString("$$")
+		case c != '\\':
+			b.WriteByte(c)
+		case i+1 == len(sub):
+			return "", `a "\" at the end must be written "\\" (Envoy's substitution syntax)`
+		case sub[i+1] >= '0' && sub[i+1] <= '9':
+			b.WriteString("${")
+			b.WriteByte(sub[i+1])
+			b.WriteByte('}')
+			i++
+		case sub[i+1] == '\\':
+			b.WriteByte('\\')
+			i++
+		default:
+			r, _ := utf8.DecodeRuneInString(sub[i+1:])
+			return "", fmt.Sprintf(`%q is not allowed: in Envoy's substitution syntax "\" is followed by a group number (\1) or another "\"`, `\`+string(r))
+		}
+	}
+	return b.String(), ""
+}
+
+// dollarReference reports whether sub holds what Go or Perl would read as a
+// group reference: "$" followed by a digit or "{".
+func dollarReference(sub string) bool {
+	for i := 0; i+1 < len(sub); i++ {
+		if sub[i] == '$' && (sub[i+1] >= '0' && sub[i+1] <= '9' || sub[i+1] == '{') {
+			return true
+		}
+	}
+	return false
 }
 
 func groupCount(n int) string {

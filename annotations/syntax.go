@@ -230,7 +230,8 @@ func (p *parser) syntaxProblem(text string, err error, last streamPos) {
 		line = p.errorLine(text, msg, docStart, lo, lastLine)
 	}
 	if tab, ok := p.tabIndent(text, line, docStart, lastLine, msg); ok {
-		p.add(Problem{Pos: tab, Message: fmt.Sprintf("tab character used for indentation at line %d, column %d; YAML allows only spaces", tab.Line, tab.Column)})
+		// The position is the tab's own, so the message need not repeat it.
+		p.add(Problem{Pos: tab, Message: "tab character used for indentation; YAML allows only spaces"})
 		return
 	}
 	p.add(Problem{Pos: Position{Line: line, Column: errorColumn(li.text(text, line), msg)}, Message: msg})

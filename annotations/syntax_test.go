@@ -24,10 +24,10 @@ func TestParseSyntaxErrors(t *testing.T) {
 
 		// Tabs.
 		{"tab indentation", "kind: Mapping\nheaders:\n\tx-env: prod\n", []wantProblem{
-			{3, 1, "", "tab character used for indentation at line 3, column 1; YAML allows only spaces", false}}},
+			{3, 1, "", "tab character used for indentation; YAML allows only spaces", false}}},
 		{"tab after spaces", "kind: Mapping\nheaders:\n  a: b\n  \tc: d\n", []wantProblem{
-			{4, 3, "", "tab character used for indentation at line 4, column 3", false}}},
-		{"tab reported a line early", "a:\n  b: 1\n\tc: 2\n", []wantProblem{{3, 1, "", "tab character used for indentation at line 3, column 1", false}}},
+			{4, 3, "", "tab character used for indentation; YAML allows only spaces", false}}},
+		{"tab reported a line early", "a:\n  b: 1\n\tc: 2\n", []wantProblem{{3, 1, "", "tab character used for indentation; YAML allows only spaces", false}}},
 		{"tab-only line", "a: 1\n\t\nb: 2\n", []wantProblem{{2, 1, "", "tab character used for indentation", false}}},
 		{"tab as separator is fine", "kind: Mapping\nname:\tusers\nprefix: /\nservice: s\n", nil},
 

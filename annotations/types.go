@@ -56,15 +56,19 @@ type Mapping struct {
 	CaseSensitive *bool `json:"case_sensitive,omitempty"`
 
 	// Service is [http://|https://]name[.namespace][:port]. With HostRedirect
-	// it is instead the host[:port] requests are redirected to.
+	// it is instead the host[:port] requests are redirected to. In the
+	// Emissary dialect, Parse folds Emissary's tls field into it: tls: true
+	// (or a TLSContext name) makes it https://.
 	Service string `json:"service" validate:"required"`
 
 	// Rewrite replaces the matched prefix. Nil means Emissary's default "/";
 	// a pointer to "" disables rewriting.
 	Rewrite *string `json:"rewrite,omitempty"`
-	// RegexRewrite rewrites the path with an RE2 pattern and substitution
-	// (\1 or $1 style groups are not used: Go's regexp ${1}/$1 syntax is);
-	// it wins over Rewrite.
+	// RegexRewrite rewrites the path with an RE2 pattern and substitution;
+	// it wins over Rewrite. The substitution is in Go's regexp.Expand syntax
+	// (${1}, ${name}, $$) in the returned Config: the native dialect takes
+	// it as written, and the Emissary dialect translates Envoy's (\1, \\,
+	// a literal $), which is what Emissary users write.
 	RegexRewrite *RegexRewrite `json:"regex_rewrite,omitempty"`
 	// HostRewrite replaces the Host header sent upstream.
 	HostRewrite string `json:"host_rewrite,omitempty"`
@@ -148,7 +152,10 @@ type Mapping struct {
 	// them must keep parsing, and nobody should believe they limit anything.
 	// Parse fills Label.Key for the three fixed kinds (remote_address,
 	// source_cluster, destination_cluster) and leaves a generic_key's Key as
-	// written ("" meaning Emissary's default "generic_key").
+	// written ("" meaning Emissary's default "generic_key"). In the Emissary
+	// dialect a problem inside labels is a warning too, and a domain that
+	// could not be read whole is left out: labels are never enforced, so
+	// they must not cost the Mapping.
 	Labels map[string][]LabelGroup `json:"labels,omitempty"`
 
 	// AmbassadorID is read in the Emissary dialect only: which gateways take
@@ -179,8 +186,10 @@ type LabelGroup struct {
 
 // Label is one Emissary rate-limit label specifier. Written either as a
 // shorthand string ("remote_address", "source_cluster",
-// "destination_cluster", or any other string meaning a generic_key value) or
-// as a one-key mapping such as {request_headers: {key, header_name}}.
+// "destination_cluster", or any other string meaning a generic_key value), as
+// a one-key mapping such as {request_headers: {key, header_name}}, or in
+// Ambassador v1's form {x-user: {header: x-user, omit_if_not_present: true}},
+// a request_headers label whose Key is the mapping's key.
 type Label struct {
 	// Kind is source_cluster, destination_cluster, request_headers,
 	// remote_address or generic_key.
@@ -213,6 +222,9 @@ type RetryPolicy struct {
 }
 
 // CircuitBreaker is Emissary's concurrency thresholds for one priority.
+// Unset thresholds default to Emissary's 1024 when any threshold of the
+// entry is set, so an entry with only max_pending_requests still caps
+// requests at 1024.
 type CircuitBreaker struct {
 	Priority           string `json:"priority,omitempty" validate:"omitempty,oneof=default high"`
 	MaxConnections     *int   `json:"max_connections,omitempty" validate:"omitempty,min=1"`

@@ -115,10 +115,15 @@ func zeroValueMessage(f field, fe validator.FieldError) string {
 	return "must not be zero"
 }
 
+// oneOfMessage quotes what was written only when it is a string, so that
+// redirect_response_code: 200 reads "got 200"; a did-you-mean between
+// numbers would only guess, so strings alone get one.
 func oneOfMessage(param string, got any) string {
 	allowed := strings.Fields(param)
-	s := fmt.Sprint(got)
-	return fmt.Sprintf("must be one of %s; got %q%s", strings.Join(allowed, ", "), s, didYouMean(s, allowed))
+	if s, ok := got.(string); ok {
+		return fmt.Sprintf("must be one of %s; got %q%s", strings.Join(allowed, ", "), s, didYouMean(s, allowed))
+	}
+	return fmt.Sprintf("must be one of %s; got %v", strings.Join(allowed, ", "), got)
 }
 
 func minMessage(param string, got any) string {
@@ -141,15 +146,10 @@ func (p *parser) checkCommon(d *document, apiVersion, name string) {
 		return
 	}
 	msg := dnsLabelProblem(name)
-	switch {
-	case msg == "":
-	case p.opts.Dialect == Emissary && subdomainProblem(name) == "":
-		// Emissary takes any Kubernetes object name, and names like
-		// quote-backend.v1 exist; only dots can get here.
-		p.warnAt(d.nameNode, d.namePath, fmt.Sprintf("%q %s; accepted because Emissary allows any Kubernetes object name", name, msg))
-	case p.opts.Dialect == Emissary:
-		p.errorAt(d.nameNode, d.namePath, fmt.Sprintf("%q %s", name, subdomainProblem(name)))
-	default:
+	if p.opts.Dialect == Emissary {
+		msg = emissaryNameProblem(name)
+	}
+	if msg != "" {
 		p.errorAt(d.nameNode, d.namePath, fmt.Sprintf("%q %s", name, msg))
 	}
 }
@@ -192,7 +192,7 @@ func (p *parser) crossCheck() {
 		}
 		key := named{d.kind, n.Value}
 		if first, dup := firstName[key]; dup {
-			p.errorAt(n, d.namePath, fmt.Sprintf("duplicate %s name %q (first defined at line %d)", d.kind, n.Value, first.Line))
+			p.errorSee(n, first, d.namePath, fmt.Sprintf("duplicate %s name %q", d.kind, n.Value))
 			continue
 		}
 		firstName[key] = n
@@ -218,7 +218,7 @@ func (p *parser) crossCheck() {
 			}
 			path := fmt.Sprintf("%s.rate_limits[%d]", d.prefix, i)
 			if f, dup := first[item.Value]; dup {
-				p.errorAt(item, path, fmt.Sprintf("duplicate rate limit %q (first at line %d)", item.Value, f.Line))
+				p.errorSee(item, f, path, fmt.Sprintf("duplicate rate limit %q", item.Value))
 				continue
 			}
 			first[item.Value] = item

@@ -40,7 +40,7 @@ func EchoHandler(service, endpoint string) http.Handler {
 			Service:         service,
 			Endpoint:        endpoint,
 			Method:          r.Method,
-			Path:            r.URL.Path,
+			Path:            r.URL.EscapedPath(), // as sent on the wire, %2F and all
 			Query:           r.URL.RawQuery,
 			Host:            r.Host,
 			XForwardedFor:   r.Header.Get("X-Forwarded-For"),

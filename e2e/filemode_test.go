@@ -188,6 +188,10 @@ func (g *gateway) do(method, host, path string, headers ...string) reply {
 		g.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
+	return readReply(resp)
+}
+
+func readReply(resp *http.Response) reply {
 	body, _ := io.ReadAll(resp.Body)
 	r := reply{status: resp.StatusCode, header: resp.Header, body: string(body)}
 	_ = json.Unmarshal(body, &r.echo)

@@ -83,6 +83,15 @@ func (m *Manifests) Locate(service, key string, problems annotations.Problems) [
 	for _, p := range problems {
 		pos, exact := s.Locate(key, p.Pos.Line, p.Pos.Column)
 		msg := p.Message
+		if p.Related != nil {
+			// The other place the message means, in the file's own terms.
+			rel, relExact := s.Locate(key, p.Related.Line, p.Related.Column)
+			if relExact {
+				msg = fmt.Sprintf("%s (see line %d, column %d)", msg, rel.Line, rel.Column)
+			} else {
+				msg = fmt.Sprintf("%s (see annotation line %d, column %d)", msg, p.Related.Line, p.Related.Column)
+			}
+		}
 		if !exact {
 			msg = fmt.Sprintf("%s (annotation line %d, column %d)", msg, p.Pos.Line, p.Pos.Column)
 		}
@@ -104,4 +113,20 @@ func SortFindings(fs []Finding) {
 		}
 		return a.Pos.Column < b.Pos.Column
 	})
+}
+
+// EmissaryHints points at getambassador.io/config annotations, which are
+// read only with --compat=emissary: without the hint they would be ignored
+// without a word.
+func (m *Manifests) EmissaryHints() []Finding {
+	var out []Finding
+	for _, s := range m.Services {
+		v := s.annotationValues[annotations.EmissaryKey]
+		if v == nil {
+			continue
+		}
+		out = append(out, Finding{File: s.File, Pos: Pos{v.Line, v.Column}, Warning: true, Annotation: annotations.EmissaryKey,
+			Message: "getambassador.io/config is ignored; run with --compat=emissary to read Emissary annotations"})
+	}
+	return out
 }

@@ -263,8 +263,7 @@ func rewrite(pr *httputil.ProxyRequest) {
 	out := pr.Out.URL
 	out.Scheme = ex.route.Target.Scheme
 	out.Host = ex.endpoint
-	out.Path = ex.path
-	out.RawPath = ""
+	snapshot.SetEscapedPath(out, ex.path)
 	// Keep the client's Host header, as Emissary does without host_rewrite:
 	// upstreams often serve several names.
 	pr.Out.Host = pr.In.Host
@@ -369,7 +368,10 @@ func (h *Handler) logRequest(r *http.Request, ex *exchange, sw *statusWriter, st
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 	}
 	if ex.route != nil {
-		attrs = append(attrs, slog.String("route", route), slog.String("upstream", ex.route.Upstream.ID()))
+		attrs = append(attrs, slog.String("route", route))
+		if ex.route.Upstream != nil { // redirect routes have none
+			attrs = append(attrs, slog.String("upstream", ex.route.Upstream.ID()))
+		}
 	}
 	if ex.endpoint != "" {
 		attrs = append(attrs, slog.String("endpoint", ex.endpoint), slog.String("upstream_path", ex.path))

@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -112,6 +113,13 @@ header: x-user
 	if w := serve(h, "GET", "/app/../app/c", "X-User", "u1"); w.Code != 200 || lastPath != "/c" {
 		t.Errorf("dot segments: %d, upstream path %q", w.Code, lastPath)
 	}
+	// An encoded slash is part of a segment: it is matched and forwarded as sent.
+	if w := serve(h, "GET", "/app/group%2Fproject/issues", "X-User", "u3"); w.Code != 200 || lastPath != "/group%2Fproject/issues" {
+		t.Errorf("encoded slash: %d, upstream path %q", w.Code, lastPath)
+	}
+	if w := serve(h, "GET", "/app%2Fx", "X-User", "u3"); w.Code != 404 {
+		t.Errorf("/app%%2Fx matched prefix /app/: %d", w.Code)
+	}
 	if w := serve(h, "GET", "/app/x", "X-User", "u1"); w.Code != 429 || w.Header().Get("Retry-After") != "1800" {
 		t.Errorf("third request of u1: %d Retry-After %q, want 429 and 1800", w.Code, w.Header().Get("Retry-After"))
 	}
@@ -186,4 +194,155 @@ func BenchmarkProxy(b *testing.B) {
 	}
 	b.Run("httputil-baseline", func(b *testing.B) { run(b, baseline, "/api/v57/users") })
 	b.Run("gatehouse", func(b *testing.B) { run(b, h, "/api/v57/users") })
+}
+
+func TestMappingFeatures(t *testing.T) {
+	type seen struct {
+		path, host, xa, xb, xc string
+	}
+	last := make(chan seen, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case last <- seen{r.URL.RequestURI(), r.Host, r.Header.Get("X-A"), strings.Join(r.Header.Values("X-B"), ","), r.Header.Get("X-C")}:
+		default:
+		}
+		w.Header().Set("Server", "upstream")
+		w.Header().Set("X-Internal", "secret")
+		io.WriteString(w, "ok")
+	}))
+	defer up.Close()
+	cfg := `kind: Mapping
+name: rx
+prefix: /rx/
+regex_rewrite:
+  pattern: ^/rx/([a-z]+)/([0-9]+)$
+  substitution: /items/${2}/${1}
+host_rewrite: internal.example
+service: app
+---
+kind: Mapping
+name: headers
+prefix: /h/
+remove_request_headers: [x-c]
+add_request_headers:
+  x-a: one
+  x-b: {value: two, append: true}
+remove_response_headers: [x-internal]
+add_response_headers:
+  server: {value: gatehouse, append: false}
+service: app
+---
+kind: Mapping
+name: moved
+prefix: /old/
+host_redirect: true
+service: https://new.example.com
+prefix_redirect: /new/
+redirect_response_code: 308
+---
+kind: Mapping
+name: ws
+prefix: /ws/
+allow_upgrade: [websocket]
+service: app
+`
+	// With an access log, so every kind of route is logged once.
+	h := New(Options{Logger: slog.New(slog.DiscardHandler)})
+	h.Publish(compile(t, cfg, up.Listener.Addr().String()))
+
+	w := serve(h, "GET", "http://client.example/rx/abc/42")
+	if s := <-last; w.Code != 200 || s.path != "/items/42/abc" || s.host != "internal.example" {
+		t.Errorf("regex_rewrite + host_rewrite: %d, upstream saw %+v", w.Code, s)
+	}
+
+	w = serve(h, "GET", "/h/x", "X-B", "zero", "X-C", "drop-me")
+	s := <-last
+	if s.xa != "one" || s.xb != "zero,two" || s.xc != "" {
+		t.Errorf("request headers: upstream saw %+v", s)
+	}
+	if w.Header().Get("Server") != "gatehouse" || w.Header().Get("X-Internal") != "" {
+		t.Errorf("response headers: %v", w.Header())
+	}
+
+	w = serve(h, "GET", "http://a.example/old/page?q=1")
+	if w.Code != 308 || w.Header().Get("Location") != "https://new.example.com/new/page?q=1" {
+		t.Errorf("redirect: %d Location %q", w.Code, w.Header().Get("Location"))
+	}
+
+	if w := serve(h, "GET", "/h/x", "Connection", "Upgrade", "Upgrade", "websocket"); w.Code != 403 {
+		t.Errorf("upgrade on a route without allow_upgrade: %d, want 403", w.Code)
+	}
+	select {
+	case s := <-last:
+		t.Errorf("a refused upgrade reached the upstream: %+v", s)
+	default:
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/before-headers" {
+			<-r.Context().Done()
+			return
+		}
+		w.WriteHeader(200)
+		io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer up.Close()
+	h := New(Options{})
+	h.Publish(compile(t, "kind: Mapping\nname: idle\nprefix: /\nrewrite: \"\"\nidle_timeout_ms: 50\ntimeout_ms: 0\nservice: app\n", up.Listener.Addr().String()))
+	if w := serve(h, "GET", "/before-headers"); w.Code != 504 {
+		t.Errorf("idle before headers: %d, want 504", w.Code)
+	}
+	// After the headers the status is sent; the idle timeout ends the body.
+	done := make(chan *httptest.ResponseRecorder)
+	go func() {
+		defer func() { recover() }() // ReverseProxy aborts a broken body with http.ErrAbortHandler
+		done <- serve(h, "GET", "/stalls-mid-body")
+	}()
+	select {
+	case w := <-done:
+		if w != nil && w.Body.String() != "partial" {
+			t.Errorf("body %q", w.Body.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("an idle body was not cut off")
+	}
+}
+
+func TestMaxRequests(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 2)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+	}))
+	defer up.Close()
+	h := New(Options{})
+	h.Publish(compile(t, "kind: Mapping\nname: capped\nprefix: /\ncircuit_breakers:\n- max_requests: 1\nservice: app\n", up.Listener.Addr().String()))
+	first := make(chan int)
+	go func() { first <- serve(h, "GET", "/a").Code }()
+	<-entered
+	if w := serve(h, "GET", "/b"); w.Code != 503 || !strings.Contains(w.Body.String(), "too many concurrent") {
+		t.Errorf("second concurrent request: %d %q, want 503", w.Code, w.Body.String())
+	}
+	close(release)
+	if code := <-first; code != 200 {
+		t.Errorf("first request: %d", code)
+	}
+	if w := serve(h, "GET", "/c"); w.Code != 200 {
+		t.Errorf("after the first finished: %d, want 200 (the slot is free again)", w.Code)
+	}
+}
+
+func TestRefusedConnectionIs502(t *testing.T) {
+	// Port 1 on loopback refuses at once; the connect timeout bounds the
+	// other way a dial fails.
+	h := New(Options{})
+	h.Publish(compile(t, "kind: Mapping\nname: far\nprefix: /\nconnect_timeout_ms: 50\nservice: app\n", "127.0.0.1:1"))
+	if w := serve(h, "GET", "/"); w.Code != 502 {
+		t.Errorf("refused connection: %d, want 502", w.Code)
+	}
 }

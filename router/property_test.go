@@ -76,7 +76,7 @@ func randomRoutes(rng *rand.Rand, n int) []Route[string] {
 		}
 		r.CaseInsensitive = rng.IntN(4) == 0
 		for range rng.IntN(3) {
-			switch rng.IntN(5) {
+			switch rng.IntN(7) {
 			case 0:
 				r.Headers = append(r.Headers, HeaderMatch{Name: "x-env", Value: pick(rng, []string{"canary", "prod"})})
 			case 1:
@@ -85,6 +85,12 @@ func randomRoutes(rng *rand.Rand, n int) []Route[string] {
 				r.Headers = append(r.Headers, HeaderMatch{Name: "X-User", Value: "1"})
 			case 3:
 				r.Headers = append(r.Headers, HeaderMatch{Name: "X-Env", Value: "can.*", Regex: true})
+			case 4:
+				// Long: its length outweighs two or three short conditions.
+				r.Headers = append(r.Headers, HeaderMatch{Name: "x-tenant-identifier", Value: "enterprise"})
+			case 5:
+				// Empty: counts "*", like a presence condition.
+				r.Headers = append(r.Headers, HeaderMatch{Name: "X-Env"})
 			default:
 				r.Headers = append(r.Headers, HeaderMatch{Name: "x-user", Value: "[0-9]+", Regex: true})
 			}
@@ -166,13 +172,16 @@ func randomRequest(rng *rand.Rand) Request {
 	}
 	h := http.Header{}
 	if rng.IntN(2) == 0 {
-		h.Set("X-Env", pick(rng, []string{"canary", "prod"}))
+		h.Set("X-Env", pick(rng, []string{"canary", "prod", ""}))
 	}
 	if rng.IntN(3) == 0 {
 		h.Set("X-Debug", "")
 	}
 	if rng.IntN(3) == 0 {
 		h.Set("X-User", pick(rng, []string{"1", "x"}))
+	}
+	if rng.IntN(3) == 0 {
+		h.Set("X-Tenant-Identifier", "enterprise")
 	}
 	var pairs []string
 	for range rng.IntN(4) {
@@ -182,8 +191,9 @@ func randomRequest(rng *rand.Rand) Request {
 }
 
 // TestMatchAgreesWithReference is the main correctness argument: for random
-// route sets full of ties, overlaps and groups, the tree picks what the
-// linear scan over the documented order picks, for the same roll.
+// route sets full of ties, overlaps and groups, the table ranks routes as
+// the linear reference does, and the tree picks what the linear scan over
+// the documented order picks, for the same roll.
 func TestMatchAgreesWithReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(20240601, 7))
 	const sets, requestsPerSet = 100, 500 // 50,000 requests
@@ -192,6 +202,18 @@ func TestMatchAgreesWithReference(t *testing.T) {
 		routes := randomRoutes(rng, 1+rng.IntN(120))
 		tbl := mustNew(t, routes)
 		ref := newLinear(routes)
+		// The whole order, not just the winners, must agree: a group is
+		// adjacent in ID order in both.
+		var got, want []string
+		for _, r := range tbl.Routes() {
+			got = append(got, r.ID)
+		}
+		for _, r := range ref.routes {
+			want = append(want, r.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("set %d: evaluation order\n%v\nreference order\n%v", set, got, want)
+		}
 		for range requestsPerSet {
 			req := randomRequest(rng)
 			roll := rng.Uint32N(100)

@@ -26,6 +26,23 @@ type linearRoute[T any] struct {
 	queryRes  []*regexp.Regexp // parallel to Query
 	unitID    string           // the lowest member ID of the route's group, else its ID
 	members   []*Route[T]      // the group in ID order; just the route when ungrouped
+	headerLen int              // Emissary's len_headers, host and method included
+	queryLen  int              // Emissary's len_query
+}
+
+// emissaryLen is the length Emissary's Header.length gives one condition:
+// the name, the value or "*" when there is none, and 1 for a regex.
+func emissaryLen(name, value string, present, regex bool) int {
+	if present {
+		return len(name) + len("*")
+	}
+	if value == "" {
+		value = "*"
+	}
+	if regex {
+		return len(name) + len(value) + 1
+	}
+	return len(name) + len(value)
 }
 
 func anchored(expr string) *regexp.Regexp {
@@ -77,17 +94,19 @@ func newLinear[T any](routes []Route[T]) *linear[T] {
 		for _, qm := range r.Query {
 			lr.queryRes = append(lr.queryRes, optionalRegex(qm.Regex && !qm.Present, qm.Value))
 		}
-		l.routes = append(l.routes, lr)
-	}
-	count := func(r *Route[T]) int {
-		n := len(r.Headers) + len(r.Query)
 		if r.Host != "" {
-			n++
+			lr.headerLen += emissaryLen(":authority", lr.host, false, r.HostRegex)
 		}
 		if r.Method != "" {
-			n++
+			lr.headerLen += emissaryLen(":method", r.Method, false, r.MethodRegex)
 		}
-		return n
+		for _, hm := range r.Headers {
+			lr.headerLen += emissaryLen(hm.Name, hm.Value, hm.Present, hm.Regex)
+		}
+		for _, qm := range r.Query {
+			lr.queryLen += emissaryLen(qm.Name, qm.Value, qm.Present, qm.Regex)
+		}
+		l.routes = append(l.routes, lr)
 	}
 	kindOrder := map[PathKind]int{Exact: 0, Prefix: 1, Regex: 2}
 	sort.Slice(l.routes, func(i, j int) bool {
@@ -97,8 +116,10 @@ func newLinear[T any](routes []Route[T]) *linear[T] {
 			return a.Precedence > b.Precedence
 		case len(a.Path) != len(b.Path):
 			return len(a.Path) > len(b.Path)
-		case count(&a.Route) != count(&b.Route):
-			return count(&a.Route) > count(&b.Route)
+		case a.headerLen != b.headerLen:
+			return a.headerLen > b.headerLen
+		case a.queryLen != b.queryLen:
+			return a.queryLen > b.queryLen
 		case a.Kind != b.Kind:
 			return kindOrder[a.Kind] < kindOrder[b.Kind]
 		case a.unitID != b.unitID:

@@ -41,20 +41,51 @@
 //
 // # Evaluation order
 //
-// Routes are ranked once, in New, and the first matching route in this order
-// wins:
+// Routes are ranked once, in New, by Emissary's route weight (what
+// _route_weight in python/ambassador/ir/irhttpmapping.py computes and sorts
+// in descending order), and the first matching route in this order wins:
 //  1. higher Precedence first;
 //  2. then longer Path (for Regex routes, the length of the expression's
 //     source, as in Emissary, which is why regex routes usually need a
 //     Precedence);
-//  3. then more constraints, counted as one for a Host (exact, wildcard or
-//     regex), one for a Method (exact or regex), one per header condition
-//     and one per query condition;
-//  4. then Kind: Exact before Prefix before Regex;
-//  5. then ID ascending, in byte order.
+//  3. then larger header length: the sum over the route's header-like
+//     conditions of len(name) + len(value), plus 1 if the value is a
+//     regular expression. A condition with Present, or with an empty Value,
+//     counts its value as "*", one byte. As in Emissary, a Host counts as a
+//     header named ":authority" (10 bytes) whose value is the host in its
+//     normalised form (lower-cased, "*.example.com" whole, an IPv6 literal
+//     without brackets, a host regex as written, plus 1), and a Method as a
+//     header named ":method" (7 bytes) whose value is the method (plus 1 for
+//     a method regex). Lengths are in bytes; canonicalising a header name
+//     does not change its length;
+//  4. then larger query length: the same sum over the Query conditions;
+//  5. then Kind: Exact before Prefix before Regex;
+//  6. then ID ascending, in byte order.
 //
-// IDs are unique, so the order is total: it never depends on input order or
-// map iteration. CaseInsensitive and HostRegex do not change a route's rank.
+// The header length rewards long names and values, not many conditions. At
+// equal Precedence and Path:
+//
+//	x-tenant-identifier: enterprise        19 + 10           = 29
+//	a: "1" and b: "2"                      (1 + 1) + (1 + 1) =  4
+//
+// so the single long header outranks the two short ones; and
+//
+//	header x: "1"                          header 1 + 1 = 2, query 0
+//	query tenant: "[a-z]+" (a regex)       header 0, query 6 + 6 + 1 = 13
+//
+// so the header condition outranks the query-only one: any header length
+// beats none, whatever the query length. A host counts like a header, so
+// host "api.example.com" (10 + 15 = 25) outranks a host-less route with the
+// same conditions, method GET weighs 7 + 3 = 10, and a presence condition
+// on x-debug weighs 7 + 1 = 8.
+//
+// Where Emissary goes on to compare the prefix string, the method and the
+// header keys, the router uses Kind and ID. Two Prefix or Exact paths of
+// equal length that both match one request are the same string (up to case
+// with CaseInsensitive), so only a Regex could be told apart by its source,
+// and IDs are unique: the order is total and documented, and never depends
+// on input order or map iteration. CaseInsensitive does not change a
+// route's rank.
 //
 // # Weighted groups
 //
@@ -212,13 +243,45 @@ type Route[T any] struct {
 	Value  T
 }
 
-// constraints is the third key of the evaluation order.
-func (r *Route[T]) constraints() int {
-	n := len(r.Headers) + len(r.Query)
+// headerLen is the third key of the evaluation order: Emissary's
+// len_headers, in which the host and the method are the headers
+// ":authority" and ":method". New calls it on the normalised route, so a
+// host counts lower-cased and an IPv6 literal without its brackets.
+func (r *Route[T]) headerLen() int {
+	n := 0
 	if r.Host != "" {
-		n++
+		n += condLen(":authority", r.Host, false, r.HostRegex)
 	}
 	if r.Method != "" {
+		n += condLen(":method", r.Method, false, r.MethodRegex)
+	}
+	for _, hm := range r.Headers {
+		n += condLen(hm.Name, hm.Value, hm.Present, hm.Regex)
+	}
+	return n
+}
+
+// queryLen is the fourth key of the evaluation order: Emissary's len_query.
+func (r *Route[T]) queryLen() int {
+	n := 0
+	for _, qm := range r.Query {
+		n += condLen(qm.Name, qm.Value, qm.Present, qm.Regex)
+	}
+	return n
+}
+
+// condLen is Emissary's length of one header or query condition. A
+// presence-only condition has no value, and Emissary writes a missing or
+// empty value as "*".
+func condLen(name, value string, present, regex bool) int {
+	if present {
+		value, regex = "", false
+	}
+	if value == "" {
+		value = "*"
+	}
+	n := len(name) + len(value)
+	if regex {
 		n++
 	}
 	return n
@@ -415,23 +478,27 @@ func New[T any](routes []Route[T]) (*Table[T], error) {
 // of one unit, so that sorting compares small values in place instead of
 // reaching into large routes.
 type rankKey struct {
-	precedence  int
-	pathLen     int
-	constraints int
-	kind        int
-	id          string
-	index       int // of the route in New's input
+	precedence int
+	pathLen    int
+	headerLen  int
+	queryLen   int
+	kind       int
+	id         string
+	index      int // of the route in New's input
 }
 
+// keyOf expects a normalised route: the host's length is that of its
+// normalised form.
 func keyOf[T any](r *Route[T], index int) rankKey {
-	return rankKey{r.Precedence, len(r.Path), r.constraints(), r.Kind.order(), r.ID, index}
+	return rankKey{r.Precedence, len(r.Path), r.headerLen(), r.queryLen(), r.Kind.order(), r.ID, index}
 }
 
 func compareKeys(a, b *rankKey) int {
 	return cmp.Or(
 		cmp.Compare(b.precedence, a.precedence),
 		cmp.Compare(b.pathLen, a.pathLen),
-		cmp.Compare(b.constraints, a.constraints),
+		cmp.Compare(b.headerLen, a.headerLen),
+		cmp.Compare(b.queryLen, a.queryLen),
 		cmp.Compare(a.kind, b.kind),
 		strings.Compare(a.id, b.id),
 	)

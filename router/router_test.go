@@ -78,13 +78,13 @@ func TestMatchHost(t *testing.T) {
 		Route[string]{ID: "v4", Host: "127.0.0.1", Path: "/"},
 		Route[string]{ID: "any", Path: "/only-any"},
 	))
-	expect(rq("api.example.com", "GET", "/", nil), "exact") // ties with "wild" on every key but the ID
+	expect(rq("api.example.com", "GET", "/", nil), "exact") // ":authority" + host: 10 + 15 beats 10 + 13 for "wild"
 	expect(rq("API.Example.COM", "GET", "/", nil), "exact")
 	expect(rq("api.example.com:8443", "GET", "/", nil), "exact")
 	expect(rq("API.EXAMPLE.COM:80", "GET", "/", nil), "exact")
 	expect(rq("www.example.com", "GET", "/", nil), "wild")
 	expect(rq("ZED.Example.COM", "GET", "/", nil), "zed")
-	expect(rq("a.b.example.com", "GET", "/", nil), "deep-wild") // both wildcards match; ID breaks the tie
+	expect(rq("a.b.example.com", "GET", "/", nil), "deep-wild") // both wildcards match; the longer host wins
 	expect(rq("x.a.example.com", "GET", "/", nil), "wild")
 	expect(rq("example.com", "GET", "/", nil), "")
 	expect(rq(".example.com", "GET", "/", nil), "")
@@ -157,7 +157,8 @@ func TestMatchOrder(t *testing.T) {
 		// A longer prefix beats a shorter one.
 		Route[string]{ID: "api", Path: "/api/"},
 		Route[string]{ID: "api-v1", Path: "/api/v1/"},
-		// More constraints win at equal path length.
+		// A larger header length wins at equal path length: ":method" + GET
+		// is 10, ":authority" + host + "X" + "*" is 10 + 13 + 2.
 		Route[string]{ID: "c-method", Path: "/c/", Method: "GET"},
 		Route[string]{ID: "c-host-header", Host: "h.example.com", Path: "/c/", Headers: []HeaderMatch{{Name: "X", Present: true}}},
 		// Exact before Prefix before Regex at equal length and constraints.
@@ -188,6 +189,102 @@ func TestMatchOrder(t *testing.T) {
 	expect(rq("h.example.com", "GET", "/hp/longer", nil), "any-prec")
 	expect(rq("h.example.com", "GET", "/r/abc/12", nil), "r-long")
 	expect(rq("h.example.com", "GET", "/r/abc/", nil), "r-prefix")
+}
+
+// TestMatchWeight covers the header and query lengths of the evaluation
+// order. Each case is built so that the ID, and counting conditions as the
+// router once did, would pick the other route.
+func TestMatchWeight(t *testing.T) {
+	h := func(name, value string) []HeaderMatch { return []HeaderMatch{{Name: name, Value: value}} }
+	expect := expecter(t, withValues(
+		// One long header (19 + 10 = 29) beats two short ones (2 + 2 = 4).
+		Route[string]{ID: "a-two-short", Path: "/long", Headers: []HeaderMatch{{Name: "a", Value: "1"}, {Name: "b", Value: "2"}}},
+		Route[string]{ID: "b-one-long", Path: "/long", Headers: h("x-tenant-identifier", "enterprise")},
+		// A header (1 + 1 = 2) beats a longer query-only condition (6 + 6 + 1 = 13).
+		Route[string]{ID: "a-query", Path: "/hq", Query: []QueryMatch{{Name: "tenant", Value: "[a-z]+", Regex: true}}},
+		Route[string]{ID: "b-header", Path: "/hq", Headers: h("x", "1")},
+		// A host beats no host at equal prefix, here even one with a header:
+		// ":authority" + "h.io" is 14, "x-env" + "canary" 11.
+		Route[string]{ID: "a-header", Path: "/host", Headers: h("x-env", "canary")},
+		Route[string]{ID: "b-host", Host: "h.io", Path: "/host"},
+		Route[string]{ID: "c-any", Path: "/host"},
+		// A method counts ":method" + method: GET 10 < x-env: canary 11 < DELETE 13.
+		Route[string]{ID: "a-get", Path: "/m", Method: "GET"},
+		Route[string]{ID: "b-canary", Path: "/m", Headers: h("x-env", "canary")},
+		Route[string]{ID: "c-delete", Path: "/m", Method: "delete"},
+		// A regex adds 1: the same text wins as a regex.
+		Route[string]{ID: "a-exact", Path: "/re", Headers: h("x-v", "a.c")},
+		Route[string]{ID: "b-regex", Path: "/re", Headers: []HeaderMatch{{Name: "x-v", Value: "a.c", Regex: true}}},
+		Route[string]{ID: "a-exact-host", Host: "h.io", Path: "/rh"},
+		Route[string]{ID: "b-regex-host", Host: "h.io", HostRegex: true, Path: "/rh"},
+		Route[string]{ID: "a-exact-method", Path: "/rm", Method: "OPTIONS"},
+		Route[string]{ID: "b-regex-method", Path: "/rm", Method: "OPTIONS", MethodRegex: true},
+		// Presence counts "*": x-debug present (7 + 1) ties x-debug: "1" and
+		// loses to x-debug: "on" (7 + 2); an empty value counts "*" too.
+		Route[string]{ID: "a-present", Path: "/p", Headers: []HeaderMatch{{Name: "x-debug", Present: true}}},
+		Route[string]{ID: "b-one", Path: "/p", Headers: h("x-debug", "1")},
+		Route[string]{ID: "c-on", Path: "/p", Headers: h("x-debug", "on")},
+		Route[string]{ID: "0-empty", Path: "/p", Headers: h("x-debug", "")},
+		// Query length decides at equal header length: 4 + 1 < 1 + 5.
+		Route[string]{ID: "a-page", Path: "/q", Method: "GET", Query: []QueryMatch{{Name: "page", Present: true}}},
+		Route[string]{ID: "b-q", Path: "/q", Method: "GET", Query: []QueryMatch{{Name: "q", Value: "radix"}}},
+	))
+	all := hdr("A", "1", "B", "2", "X-Tenant-Identifier", "enterprise")
+	expect(rq("h", "GET", "/long", all), "b-one-long")
+	expect(rq("h", "GET", "/long", hdr("A", "1", "B", "2")), "a-two-short")
+	expect(Request{Method: "GET", Path: "/hq", RawQuery: "tenant=acme", Header: hdr("X", "1")}, "b-header")
+	expect(Request{Method: "GET", Path: "/hq", RawQuery: "tenant=acme"}, "a-query")
+	expect(rq("h.io", "GET", "/host", hdr("X-Env", "canary")), "b-host")
+	expect(rq("x.io", "GET", "/host", hdr("X-Env", "canary")), "a-header")
+	expect(rq("x.io", "GET", "/host", nil), "c-any")
+	expect(rq("h", "GET", "/m", hdr("X-Env", "canary")), "b-canary")
+	expect(rq("h", "GET", "/m", nil), "a-get")
+	expect(rq("h", "DELETE", "/m", hdr("X-Env", "canary")), "c-delete")
+	expect(rq("h", "GET", "/re", hdr("X-V", "a.c")), "b-regex")
+	expect(rq("h.io", "GET", "/rh", nil), "b-regex-host")
+	expect(rq("h", "OPTIONS", "/rm", nil), "b-regex-method")
+	expect(rq("h", "GET", "/p", hdr("X-Debug", "on")), "c-on")
+	expect(rq("h", "GET", "/p", hdr("X-Debug", "1")), "a-present")
+	expect(rq("h", "GET", "/p", hdr("X-Debug", "")), "0-empty")
+	expect(Request{Method: "GET", Path: "/q", RawQuery: "page=2&q=radix"}, "b-q")
+	expect(Request{Method: "GET", Path: "/q", RawQuery: "page=2"}, "a-page")
+}
+
+// TestRouteWeight checks the arithmetic of the header and query lengths in
+// the tree's keys and in the reference's, which computes them separately.
+func TestRouteWeight(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		route         Route[string]
+		header, query int
+	}{
+		{"none", Route[string]{}, 0, 0},
+		{"long header", Route[string]{Headers: []HeaderMatch{{Name: "x-tenant-identifier", Value: "enterprise"}}}, 29, 0},
+		{"two short headers", Route[string]{Headers: []HeaderMatch{{Name: "a", Value: "1"}, {Name: "b", Value: "2"}}}, 4, 0},
+		{"header regex", Route[string]{Headers: []HeaderMatch{{Name: "x-user", Value: "[0-9]+", Regex: true}}}, 13, 0},
+		{"header present", Route[string]{Headers: []HeaderMatch{{Name: "x-debug", Present: true, Value: "ignored", Regex: true}}}, 8, 0},
+		{"header empty value", Route[string]{Headers: []HeaderMatch{{Name: "x-debug"}}}, 8, 0},
+		{"host", Route[string]{Host: "API.Example.com"}, 25, 0},
+		{"wildcard host", Route[string]{Host: "*.example.com"}, 23, 0},
+		{"ipv6 host without brackets", Route[string]{Host: "[::1]"}, 13, 0},
+		{"host regex", Route[string]{Host: `[a-z]+\.io`, HostRegex: true}, 21, 0},
+		{"method", Route[string]{Method: "get"}, 10, 0},
+		{"method regex", Route[string]{Method: "GET|HEAD", MethodRegex: true}, 16, 0},
+		{"query", Route[string]{Query: []QueryMatch{{Name: "a b", Value: "c d"}}}, 0, 6},
+		{"query regex", Route[string]{Query: []QueryMatch{{Name: "tenant", Value: "[a-z]+", Regex: true}}}, 0, 13},
+		{"query present and empty", Route[string]{Query: []QueryMatch{{Name: "page", Present: true}, {Name: "q"}}}, 0, 7},
+		{"everything", Route[string]{Host: "h.io", Method: "GET", Headers: []HeaderMatch{{Name: "x", Value: "1"}}, Query: []QueryMatch{{Name: "q", Value: "1"}}}, 26, 2},
+	} {
+		r := tc.route
+		r.ID, r.Path = "r", "/"
+		tbl := mustNew(t, []Route[string]{r})
+		k := keyOf(&tbl.routes[0], 0)
+		lr := newLinear([]Route[string]{r}).routes[0]
+		if k.headerLen != tc.header || k.queryLen != tc.query || lr.headerLen != tc.header || lr.queryLen != tc.query {
+			t.Errorf("%s: header, query length = %d, %d (reference %d, %d), want %d, %d",
+				tc.name, k.headerLen, k.queryLen, lr.headerLen, lr.queryLen, tc.header, tc.query)
+		}
+	}
 }
 
 func TestMatchHostRegex(t *testing.T) {

@@ -24,6 +24,13 @@ const (
 	DefaultConnectTimeout = 3000 * time.Millisecond
 )
 
+func valueOr(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
 // compile turns every Service's good configuration into a router table.
 func (b *Builder) compile(keys []string, services map[string]*corev1.Service, slices []*discoveryv1.EndpointSlice) (*Snapshot, error) {
 	var routes []router.Route[*Route]
@@ -215,16 +222,15 @@ func (b *Builder) route(svc *corev1.Service, serviceKey, annotation string, m an
 	r.RequestHeadersRemove = canonical(m.RemoveRequestHeaders)
 	r.ResponseHeadersRemove = canonical(m.RemoveResponseHeaders)
 	for _, cb := range m.CircuitBreakers {
-		if cb.Priority == "" || cb.Priority == "default" {
-			if cb.MaxRequests != nil {
-				r.MaxRequests += int64(*cb.MaxRequests)
-			}
-			if cb.MaxPendingRequests != nil && cb.MaxRequests != nil {
-				// Gatehouse does not queue: pending requests are admitted
-				// as concurrent ones, so the cap is their sum.
-				r.MaxRequests += int64(*cb.MaxPendingRequests)
-			}
+		if cb.Priority != "" && cb.Priority != "default" {
+			continue
 		}
+		if cb.MaxRequests == nil && cb.MaxPendingRequests == nil {
+			continue
+		}
+		// Gatehouse does not queue: pending requests are admitted as
+		// concurrent ones, so the cap is their sum; an unset one adds nothing.
+		r.MaxRequests = int64(valueOr(cb.MaxRequests, 0) + valueOr(cb.MaxPendingRequests, 0))
 	}
 	if isRedirect(m) {
 		r.Redirect = redirect(m)

@@ -13,12 +13,14 @@ import (
 	"github.com/gatehouse-dev/gatehouse/router"
 )
 
-// RouterRequest is how the gateway sees r for matching: the path with dot
-// segments resolved ("/public/../admin" is routed as "/admin", the path an
-// upstream would resolve, so it cannot slip past a route's prefix). It
-// returns false for a request whose path is not absolute.
+// RouterRequest is how the gateway sees r for matching: the path as the
+// client sent it, still escaped (as Envoy and so Emissary match it, so an id
+// like "group%2Fproject" stays one segment), with dot segments resolved
+// ("/public/../admin" is routed as "/admin", the path an upstream would
+// resolve, so it cannot slip past a route's prefix). It returns false for a
+// request whose path is not absolute.
 func RouterRequest(r *http.Request) (router.Request, bool) {
-	p, ok := CleanPath(r.URL.Path)
+	p, ok := CleanPath(r.URL.EscapedPath())
 	return router.Request{
 		Host:     r.Host,
 		Method:   r.Method,
@@ -169,6 +171,7 @@ func WriteRoutes(w io.Writer, s *Snapshot) error {
 		}
 		rewrite := "-"
 		switch {
+		case rt.Redirect != nil:
 		case rt.RegexRewrite != nil:
 			rewrite = "s|" + rt.RegexRewrite.String() + "|" + rt.Substitution + "|"
 		case rt.RewriteEnabled:

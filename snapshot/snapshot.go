@@ -121,8 +121,10 @@ func (r *Route) UpstreamPath(path string) string {
 	return r.Rewrite
 }
 
-// RedirectLocation is where a redirect route sends a request for path and
-// rawQuery arriving over scheme.
+// RedirectLocation is where a redirect route sends a request for path (as
+// escaped on the wire) and rawQuery arriving over scheme. prefix_redirect
+// replaces the matched prefix, or on exact and regex routes the whole path,
+// as rewrite does.
 func (r *Route) RedirectLocation(scheme, path, rawQuery string) string {
 	rd := r.Redirect
 	if rd.Scheme != "" {
@@ -133,9 +135,26 @@ func (r *Route) RedirectLocation(scheme, path, rawQuery string) string {
 		path = rd.Path
 	case rd.Prefix != "" && r.Kind == router.Prefix:
 		path = rd.Prefix + path[min(len(r.Prefix), len(path)):]
+	case rd.Prefix != "":
+		path = rd.Prefix
 	}
-	u := url.URL{Scheme: scheme, Host: rd.Host, Path: path, RawQuery: rawQuery}
+	u := url.URL{Scheme: scheme, Host: rd.Host, RawQuery: rawQuery}
+	SetEscapedPath(&u, path)
 	return u.String()
+}
+
+// SetEscapedPath sets u's path from its escaped form, keeping escapes such as
+// %2F as they were sent rather than re-encoding a decoded path.
+func SetEscapedPath(u *url.URL, escaped string) {
+	p, err := url.PathUnescape(escaped)
+	if err != nil {
+		u.Path, u.RawPath = escaped, ""
+		return
+	}
+	u.Path, u.RawPath = p, escaped
+	if p == escaped {
+		u.RawPath = ""
+	}
 }
 
 // AllowsUpgrade reports whether protocol (an Upgrade header value) may be

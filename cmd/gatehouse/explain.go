@@ -74,10 +74,16 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 	e := snapshot.Explain(snap, req)
 	if *output == "json" {
 		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
 		_ = enc.Encode(e)
-		return 0
+	} else {
+		writeExplanation(stdout, req, e)
 	}
-	writeExplanation(stdout, req, e)
+	// Like validate and routes: a rejected annotation fails the command,
+	// while the answer still shows what the rest of the configuration does.
+	if hasErrors(findings) {
+		return 1
+	}
 	return 0
 }
 

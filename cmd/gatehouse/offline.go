@@ -64,6 +64,9 @@ func compileFiles(paths []string, opts snapshot.Options) (*files.Manifests, *sna
 	for _, r := range reports {
 		findings = append(findings, all.Locate(r.Service, r.Annotation, r.Problems)...)
 	}
+	if !opts.Emissary {
+		findings = append(findings, all.EmissaryHints()...)
+	}
 	files.SortFindings(findings)
 	return all, snap, findings, nil
 }

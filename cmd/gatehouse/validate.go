@@ -41,6 +41,7 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 			findings = []files.Finding{}
 		}
 		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(findings)
 	} else {
