@@ -171,7 +171,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// Go's ReverseProxy would tunnel any upgrade; Emissary (like Envoy)
 	// only allows the protocols a Mapping lists.
-	if up := upgradeProtocol(r.Header); up != "" && !rt.AllowsUpgrade(up) {
+	up := upgradeProtocol(r.Header)
+	if up != "" && !rt.AllowsUpgrade(up) {
 		h.fail(sw, http.StatusForbidden, "upgrade to "+up+" is not allowed on this route")
 		return
 	}
@@ -202,12 +203,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.endpoint = endpoint
 	ex.path = rt.UpstreamPath(req.Path)
 	ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
-	if rt.Timeout > 0 {
+	// An upgraded connection (a WebSocket, say) lives as long as its peers
+	// want: the request timeouts bound the exchange, not the tunnel after it.
+	if rt.Timeout > 0 && up == "" {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
 		defer cancel()
 	}
-	if rt.IdleTimeout > 0 {
+	if rt.IdleTimeout > 0 && up == "" {
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
 		ex.idle = time.AfterFunc(rt.IdleTimeout, func() { cancel(errIdleTimeout) })

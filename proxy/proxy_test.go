@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"log/slog"
@@ -344,5 +345,48 @@ func TestRefusedConnectionIs502(t *testing.T) {
 	h.Publish(compile(t, "kind: Mapping\nname: far\nprefix: /\nconnect_timeout_ms: 50\nservice: app\n", "127.0.0.1:1"))
 	if w := serve(h, "GET", "/"); w.Code != 502 {
 		t.Errorf("refused connection: %d, want 502", w.Code)
+	}
+}
+
+func TestUpgrade(t *testing.T) {
+	// The upstream switches protocols and then echoes what it reads.
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			http.Error(w, "want an upgrade", 400)
+			return
+		}
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		buf.Flush()
+		io.Copy(conn, buf)
+	}))
+	defer up.Close()
+	h := New(Options{})
+	// timeout_ms 1 would cut any exchange short; it must not apply to the tunnel.
+	h.Publish(compile(t, "kind: Mapping\nname: ws\nprefix: /ws/\nallow_upgrade: [websocket]\ntimeout_ms: 1\nservice: app\n", up.Listener.Addr().String()))
+	gw := httptest.NewServer(h)
+	defer gw.Close()
+
+	conn, err := net.Dial("tcp", gw.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /ws/chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	for _, msg := range []string{"ping\n", "pong\n", "again\n"} {
+		io.WriteString(conn, msg)
+		got, err := br.ReadString('\n')
+		if err != nil || got != msg {
+			t.Fatalf("through the tunnel: got %q, %v; want %q", got, err, msg)
+		}
 	}
 }
