@@ -117,6 +117,15 @@ func (s *Server) Apply(in snapshot.Input) ([]snapshot.Report, error) {
 	return reports, nil
 }
 
+// UpdateEndpoints applies endpoint changes to the upstreams of the snapshot
+// being served, without rebuilding it: for sources that know only
+// EndpointSlices changed.
+func (s *Server) UpdateEndpoints(in snapshot.Input) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.builder.UpdateEndpoints(in)
+}
+
 // Addrs returns the addresses the listeners are bound to, once Run has
 // bound them ("" before).
 func (s *Server) Addrs() (proxyAddr, adminAddr string) {

@@ -58,7 +58,8 @@ type Builder struct {
 	limiters   *limiter.Registry
 	upstreams  *upstream.Registry
 	services   map[string]*serviceState
-	inFlight   map[string]*atomic.Int64 // by route ID, kept across rebuilds
+	inFlight   map[string]*atomic.Int64          // by route ID, kept across rebuilds
+	targets    map[string]annotations.ServiceRef // upstream ID → target, as last compiled
 	generation uint64
 }
 
@@ -95,6 +96,7 @@ func NewBuilder(limiters *limiter.Registry, upstreams *upstream.Registry, opts O
 		upstreams: upstreams,
 		services:  map[string]*serviceState{},
 		inFlight:  map[string]*atomic.Int64{},
+		targets:   map[string]annotations.ServiceRef{},
 	}
 	if opts.Emissary {
 		b.keys = append(b.keys, annotations.EmissaryKey)
@@ -222,6 +224,23 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report, error) {
 		return nil, reports, err
 	}
 	return snap, reports, nil
+}
+
+// UpdateEndpoints re-resolves the endpoints of every upstream the current
+// snapshot routes to, without parsing or compiling anything: when only
+// EndpointSlices (or the ports of target Services) changed, the routes are
+// the same and the upstreams, shared by every snapshot, change in place.
+func (b *Builder) UpdateEndpoints(in Input) {
+	services := make(map[string]*corev1.Service, len(in.Services))
+	for _, svc := range in.Services {
+		key := svc.Namespace + "/" + svc.Name
+		if _, dup := services[key]; !dup {
+			services[key] = svc
+		}
+	}
+	for id, ref := range b.targets {
+		b.upstreams.Get(id).SetEndpoints(resolveEndpoints(services[ref.Namespace+"/"+ref.Name], ref.Port, in.Slices))
+	}
 }
 
 func (b *Builder) annotated(svc *corev1.Service) bool {

@@ -274,3 +274,28 @@ func TestResolveEndpoints(t *testing.T) {
 		}
 	}
 }
+
+func TestUpdateEndpointsWithoutRebuild(t *testing.T) {
+	b := newBuilder()
+	svc := service("t", "web", mapping("web", "/", "web"))
+	port, name := int32(8080), "http"
+	slice := func(addrs ...string) *discoveryv1.EndpointSlice {
+		s := &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "web-1", Labels: map[string]string{serviceNameLabel: "web"}},
+			Ports:      []discoveryv1.EndpointPort{{Name: &name, Port: &port}},
+		}
+		for _, a := range addrs {
+			s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{Addresses: []string{a}})
+		}
+		return s
+	}
+	s1, _ := build(t, b, Input{Services: []*corev1.Service{svc}, Slices: []*discoveryv1.EndpointSlice{slice("10.0.0.1")}})
+	r, _ := match(s1, "", "/")
+	b.UpdateEndpoints(Input{Services: []*corev1.Service{svc}, Slices: []*discoveryv1.EndpointSlice{slice("10.0.0.1", "10.0.0.2")}})
+	if got := strings.Join(r.Value.Upstream.Endpoints(), ","); got != "10.0.0.1:8080,10.0.0.2:8080" {
+		t.Errorf("endpoints after UpdateEndpoints: %q", got)
+	}
+	if b.generation != 1 {
+		t.Errorf("UpdateEndpoints built a snapshot (generation %d)", b.generation)
+	}
+}

@@ -34,6 +34,7 @@ func valueOr(p *int, def int) int {
 // compile turns every Service's good configuration into a router table.
 func (b *Builder) compile(keys []string, services map[string]*corev1.Service, slices []*discoveryv1.EndpointSlice) (*Snapshot, error) {
 	var routes []router.Route[*Route]
+	targets := map[string]annotations.ServiceRef{}
 	keepLimiters := map[string]bool{}
 	keepUpstreams := map[string]bool{}
 	keepInFlight := map[string]bool{}
@@ -61,6 +62,7 @@ func (b *Builder) compile(keys []string, services map[string]*corev1.Service, sl
 				}
 				if r.Upstream != nil {
 					keepUpstreams[r.Upstream.ID()] = true
+					targets[r.Upstream.ID()] = r.Target
 					ref := r.Target
 					r.Upstream.SetEndpoints(resolveEndpoints(services[ref.Namespace+"/"+ref.Name], ref.Port, slices))
 				}
@@ -118,6 +120,7 @@ func (b *Builder) compile(keys []string, services map[string]*corev1.Service, sl
 	}
 	b.limiters.Retain(keepLimiters)
 	b.upstreams.Retain(keepUpstreams)
+	b.targets = targets
 	for id := range b.inFlight {
 		if !keepInFlight[id] {
 			delete(b.inFlight, id)
