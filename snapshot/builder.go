@@ -176,7 +176,7 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report, error) {
 			all[k] = append(annotations.Problems(nil), ps...)
 		}
 		if candidate != nil && !sameSources(candidate, st.good) {
-			claims, groupWeights, compileProblems := b.check(svc, candidate, st, owners, weights)
+			claims, groupWeights, compileProblems := check(svc, candidate, st.weights, owners, weights)
 			for k, ps := range compileProblems {
 				all[k] = append(all[k], ps...)
 			}
@@ -222,6 +222,11 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report, error) {
 	snap, err := b.compile(keys, services, in.Slices)
 	if err != nil {
 		return nil, reports, err
+	}
+	snap.owners, snap.weights = owners, weights
+	snap.own = make(map[string]map[string]int, len(b.services))
+	for key, st := range b.services {
+		snap.own[key] = st.weights
 	}
 	return snap, reports, nil
 }
@@ -325,9 +330,10 @@ func anyErrors(m map[string]annotations.Problems) bool {
 // check applies the rules that need more than one annotation: targets stay
 // in the Mapping's namespace, a host and path owned by another namespace
 // cannot be taken, Mapping names are unique across a Service's annotations,
-// and a canary group's explicit weights stay within 100%. It returns the
-// claims and group weights the config would hold.
-func (b *Builder) check(svc *corev1.Service, srcs []sourced, st *serviceState, owners map[claimKey]string, weights map[string]int) (map[claimKey]struct{}, map[string]int, map[string]annotations.Problems) {
+// and a canary group's explicit weights stay within 100%. own is what the
+// Service itself already contributes to weights. It returns the claims and
+// group weights the config would hold.
+func check(svc *corev1.Service, srcs []sourced, own map[string]int, owners map[claimKey]string, weights map[string]int) (map[claimKey]struct{}, map[string]int, map[string]annotations.Problems) {
 	problems := map[string]annotations.Problems{}
 	claims := map[claimKey]struct{}{}
 	groupWeights := map[string]int{}
@@ -363,7 +369,7 @@ func (b *Builder) check(svc *corev1.Service, srcs []sourced, st *serviceState, o
 			if m.Weight != nil {
 				g := groupKey(svc.Namespace, m)
 				groupWeights[g] += *m.Weight
-				total := weights[g] - st.weights[g] + groupWeights[g]
+				total := weights[g] - own[g] + groupWeights[g]
 				if total > 100 {
 					add(m, "weight", fmt.Sprintf("the weights of this canary group add up to %d%%; at most 100%% is possible", total))
 				}

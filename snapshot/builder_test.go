@@ -299,3 +299,33 @@ func TestUpdateEndpointsWithoutRebuild(t *testing.T) {
 		t.Errorf("UpdateEndpoints built a snapshot (generation %d)", b.generation)
 	}
 }
+
+func TestSnapshotCheckAgreesWithBuild(t *testing.T) {
+	b := newBuilder()
+	incumbent := service("team-z", "shop", mapping("shop", "/cart/", "shop", "host: shop.example.com"))
+	canary := service("team-z", "v1", mapping("v1", "/api/", "v1", "weight: 80"))
+	s, _ := build(t, b, Input{Services: []*corev1.Service{incumbent, canary}})
+
+	parse := func(svc *corev1.Service) map[string]*annotations.Config {
+		cfg, problems := annotations.Parse(svc.Annotations[annotations.Key], annotations.Options{Namespace: svc.Namespace})
+		if problems.HasErrors() {
+			t.Fatal(problems)
+		}
+		return map[string]*annotations.Config{annotations.Key: cfg}
+	}
+	for _, c := range []struct {
+		svc  *corev1.Service
+		want string
+	}{
+		{service("team-a", "grab", mapping("grab", "/cart/", "grab", "host: shop.example.com")), `already routed by namespace "team-z"`},
+		{service("team-a", "steal", mapping("steal", "/x/", "db.team-z")), `only route to Services in its own namespace`},
+		{service("team-z", "v2", mapping("v2", "/api/", "v2", "weight: 30")), `add up to 110%`},
+		{service("team-z", "v2", mapping("v2", "/api/", "v2", "weight: 20")), ``},
+		{incumbent, ``}, // re-applying yourself is fine
+	} {
+		got := s.Check(c.svc, parse(c.svc))[annotations.Key].Error()
+		if c.want == "" && len(s.Check(c.svc, parse(c.svc))[annotations.Key]) != 0 || c.want != "" && !strings.Contains(got, c.want) {
+			t.Errorf("%s/%s: Check = %q, want %q", c.svc.Namespace, c.svc.Name, got, c.want)
+		}
+	}
+}

@@ -6,6 +6,8 @@ package snapshot
 
 import (
 	"net/url"
+
+	corev1 "k8s.io/api/core/v1"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -22,6 +24,29 @@ type Snapshot struct {
 	// Generation counts snapshots built by one Builder, starting at 1.
 	Generation uint64
 	Table      *router.Table[*Route]
+
+	// What the cross-namespace rules need, as of this snapshot: who owns
+	// each host and path, the canary groups' explicit weights, and each
+	// Service's own share of them. Read-only.
+	owners  map[claimKey]string
+	weights map[string]int
+	own     map[string]map[string]int
+}
+
+// Check applies the rules that need more than one Service — targets in the
+// Mapping's own namespace, no host and path another namespace owns, canary
+// groups within 100% — to svc's parsed annotations (annotation key → config)
+// against this snapshot, exactly as the next Build would. The admission
+// webhook calls it so that what it admits, the gateway accepts.
+func (s *Snapshot) Check(svc *corev1.Service, cfgs map[string]*annotations.Config) map[string]annotations.Problems {
+	var srcs []sourced
+	for _, key := range []string{annotations.Key, annotations.EmissaryKey} {
+		if cfg := cfgs[key]; cfg != nil {
+			srcs = append(srcs, sourced{key: key, cfg: cfg})
+		}
+	}
+	_, _, problems := check(svc, srcs, s.own[svc.Namespace+"/"+svc.Name], s.owners, s.weights)
+	return problems
 }
 
 // Route is what a matched request needs to be served. Shared, read-only.
