@@ -1,6 +1,7 @@
 // Command gatehouse is the Gatehouse API gateway: it routes HTTP traffic to
 // Kubernetes Services as their gatehouse.dev/config annotations say.
 //
+//	gatehouse serve [--kubeconfig P]   serve the cluster's annotated Services
 //	gatehouse serve --from-dir DIR     serve manifests from a directory
 //	gatehouse validate FILE...         check manifests offline
 //	gatehouse routes -f FILE...        print the compiled route table
@@ -29,7 +30,7 @@ func main() {
 const usage = `usage: gatehouse <command> [flags]
 
 commands:
-  serve     serve traffic from manifests (--from-dir DIR)
+  serve     serve traffic: from the cluster (--kubeconfig PATH, or in-cluster) or from manifests (--from-dir DIR)
   validate  check manifests offline: gatehouse validate FILE...
   routes    print the compiled route table: gatehouse routes -f FILE...
   explain   tell what a request would do: gatehouse explain -f FILE... GET http://host/path

@@ -41,6 +41,10 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.SetOutput(stderr)
 	var f serveFlags
 	fs.StringVar(&f.dir, "from-dir", "", "serve the Services and EndpointSlices in the manifests of this directory (reloaded on change)")
+	var kubeconfig string
+	var namespaces namespaceList
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "serve the cluster this kubeconfig points at (without --from-dir and --kubeconfig: the in-cluster configuration)")
+	fs.Var(&namespaces, "namespace", "watch only this namespace (repeatable, or comma-separated; default: all)")
 	f.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -49,9 +53,12 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "gatehouse serve:", err)
 		return 2
 	}
-	if f.dir == "" {
-		fmt.Fprintln(stderr, "gatehouse serve: --from-dir is required (reading from the Kubernetes API is not built yet)")
+	if f.dir != "" && (kubeconfig != "" || len(namespaces) > 0) {
+		fmt.Fprintln(stderr, "gatehouse serve: --from-dir cannot be combined with --kubeconfig or --namespace")
 		return 2
+	}
+	if f.dir == "" {
+		return serveKube(ctx, f, kubeconfig, namespaces, stderr, nil)
 	}
 	return serveDir(ctx, f, stderr, nil)
 }

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/gatehouse-dev/gatehouse/annotations"
+	"github.com/gatehouse-dev/gatehouse/kube"
+	"github.com/gatehouse-dev/gatehouse/server"
+	"github.com/gatehouse-dev/gatehouse/upstream"
+)
+
+// namespaceList is a repeatable --namespace flag that also takes commas.
+type namespaceList []string
+
+func (n *namespaceList) String() string { return strings.Join(*n, ",") }
+func (n *namespaceList) Set(v string) error {
+	for _, ns := range strings.Split(v, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			*n = append(*n, ns)
+		}
+	}
+	return nil
+}
+
+// serveKube runs the gateway on the cluster kubeconfig points at ("" means
+// in-cluster) until ctx ends, watching namespaces (none means all). Logs,
+// client-go's included, go to stderr as JSON. onListen, when set, is told
+// the bound addresses.
+func serveKube(ctx context.Context, f serveFlags, kubeconfig string, namespaces []string, stderr io.Writer, onListen func(proxyAddr, adminAddr string)) int {
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	// client-go logs through klog (watch failures, retries); one format
+	// for the whole process is what log pipelines can parse.
+	klog.SetSlogLogger(logger)
+	opts, err := f.dialect.options()
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", err)
+		return 2
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse: loading the Kubernetes client configuration:", err)
+		return 2
+	}
+	cfg.UserAgent = "gatehouse/" + version()
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse: creating the Kubernetes client:", err)
+		return 2
+	}
+
+	srv := server.New(server.Config{
+		Build:     opts,
+		Listen:    f.listen,
+		Admin:     f.admin,
+		Logger:    logger,
+		AccessLog: f.accessLog,
+		Drain:     f.drain,
+		Breaker: upstream.BreakerSettings{
+			ConsecutiveFailures: uint32(f.breakerFails),
+			OpenTimeout:         f.breakerOpen,
+		},
+	})
+	keys := []string{annotations.Key}
+	if opts.Emissary {
+		keys = append(keys, annotations.EmissaryKey)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	src := kube.New(kube.Config{
+		Client:     client,
+		Namespaces: namespaces,
+		Keys:       keys,
+		Apply:      srv.Apply,
+		Recorder:   kube.NewRecorder(ctx, client),
+		Logger:     logger,
+	})
+	srcDone := make(chan error, 1)
+	go func() {
+		err := src.Run(ctx)
+		if err != nil {
+			cancel() // a gateway that cannot watch must not look alive
+		}
+		srcDone <- err
+	}()
+
+	err = srv.Run(ctx, func(p, a string) {
+		logger.Info("listening", "proxy", p, "admin", a, "api_server", cfg.Host, "namespaces", namespaces)
+		if onListen != nil {
+			onListen(p, a)
+		}
+	})
+	cancel()
+	if srcErr := <-srcDone; srcErr != nil {
+		logger.Error("watching the cluster", "error", srcErr)
+		return 1
+	}
+	if err != nil {
+		logger.Error("gateway stopped", "error", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,198 @@
+package kube
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/gatehouse-dev/gatehouse/snapshot"
+)
+
+// Event reasons. They are API: people filter on them (kubectl get events
+// --field-selector reason=InvalidConfig) and alerts match them.
+const (
+	// ReasonInvalidConfig (Warning): the Service's annotations were
+	// rejected; it keeps serving its last good routes, if it had any.
+	ReasonInvalidConfig = "InvalidConfig"
+	// ReasonProgrammed (Normal): a changed annotation now serves traffic.
+	ReasonProgrammed = "Programmed"
+)
+
+// Component is the source Events are recorded under.
+const Component = "gatehouse"
+
+// maxMessage bounds an Event's message: events.k8s.io rejects notes over
+// 1 KiB, and an annotation with hundreds of mistakes helps nobody in
+// kubectl describe beyond the first few.
+const maxMessage = 1024
+
+// Recorder is where Events go. client-go's record.EventRecorder satisfies
+// it; tests use record.FakeRecorder.
+type Recorder interface {
+	Event(object runtime.Object, eventtype, reason, message string)
+}
+
+var _ Recorder = (record.EventRecorder)(nil)
+
+type discard struct{}
+
+func (discard) Event(runtime.Object, string, string, string) {}
+
+// NewRecorder returns a Recorder that writes core/v1 Events through client,
+// as component "gatehouse", until ctx ends. client-go's broadcaster
+// aggregates repeats and rate-limits per object, on top of the Source's own
+// rule of one Event per distinct problem text.
+func NewRecorder(ctx context.Context, client kubernetes.Interface) Recorder {
+	b := record.NewBroadcaster(record.WithContext(ctx))
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	return b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Component})
+}
+
+// recordEvents tells Service owners what became of their annotations after
+// an Apply: a Warning when the annotations were rejected (once per distinct
+// problem text, so a Service that stays broken across many rebuilds does
+// not flood its Events), a Normal Event when a change was accepted and
+// published. services are the Services applied (sorted by key); observed
+// says when a change to each was first seen; published is false when the
+// snapshot as a whole could not be built.
+//
+// The first Apply after start records no Programmed Events: nothing changed,
+// the gateway merely started. Warnings are recorded then, since a restarted
+// gateway must still say what it refuses to serve.
+func (s *Source) recordEvents(services []*corev1.Service, reports []snapshot.Report, observed map[string]time.Time, now time.Time, published bool) {
+	byService := map[string][]snapshot.Report{}
+	for _, r := range reports {
+		byService[r.Service] = append(byService[r.Service], r)
+	}
+	first := s.applied == nil
+	applied := map[string][sha256.Size]byte{}
+	for _, svc := range services {
+		ours := s.ours(svc.Annotations)
+		if ours == nil {
+			continue
+		}
+		key := svc.Namespace + "/" + svc.Name
+		applied[key] = fingerprint(ours)
+		rs := byService[key]
+		if rejected(rs) {
+			msg := problemText(rs)
+			if old, ok := s.warned[key]; ok && old == msg {
+				continue
+			}
+			s.warned[key] = msg
+			// Logged here rather than per build so that a Service that stays
+			// broken is logged once, like its Event.
+			if servingLastGood(rs) {
+				s.log.Warn("annotations rejected; serving the last good routes", "service", key, "problems", msg)
+			} else {
+				s.log.Warn("annotations rejected; the Service has no routes", "service", key, "problems", msg)
+			}
+			s.recorder.Event(svc, corev1.EventTypeWarning, ReasonInvalidConfig, msg)
+			continue
+		}
+		_, recovered := s.warned[key]
+		changed := s.applied[key] != applied[key]
+		delete(s.warned, key)
+		if first || !published || !(changed || recovered) {
+			continue
+		}
+		msg := "routes programmed after the change was observed"
+		if t, ok := observed[key]; ok {
+			msg = fmt.Sprintf("routes programmed in %d ms after the change was observed", now.Sub(t).Milliseconds())
+		}
+		s.recorder.Event(svc, corev1.EventTypeNormal, ReasonProgrammed, msg)
+	}
+	for key := range s.warned {
+		if _, ok := applied[key]; !ok {
+			delete(s.warned, key) // deleted, or no longer annotated
+		}
+	}
+	s.applied = applied
+}
+
+func rejected(rs []snapshot.Report) bool {
+	for _, r := range rs {
+		if r.Rejected {
+			return true
+		}
+	}
+	return false
+}
+
+func servingLastGood(rs []snapshot.Report) bool {
+	for _, r := range rs {
+		if r.ServingLastGood {
+			return true
+		}
+	}
+	return false
+}
+
+// problemText lists the problems one per line, in the words the webhook and
+// the CLI use (`line 4, column 3: Mapping "users".prefx: unknown field …`),
+// so a message in kubectl describe can be searched for in the docs. With
+// more than one annotation read, each line names its annotation.
+func problemText(rs []snapshot.Report) string {
+	var b strings.Builder
+	for _, r := range rs {
+		for _, p := range r.Problems {
+			if b.Len() > 0 {
+				b.WriteByte('\n')
+			}
+			if len(rs) > 1 {
+				b.WriteString(r.Annotation)
+				b.WriteString(": ")
+			}
+			b.WriteString(p.Error())
+		}
+	}
+	if b.Len() == 0 {
+		return "configuration rejected"
+	}
+	return truncate(b.String(), maxMessage)
+}
+
+// truncate cuts s to at most n bytes, on a character boundary, and says so.
+func truncate(s string, n int) string {
+	const more = "\n… (truncated)"
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len(more)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + more
+}
+
+// fingerprint condenses a Service's annotations into a hash, so telling a
+// change costs 32 bytes per Service rather than a second copy of the text
+// the builder already keeps.
+func fingerprint(ours map[string]string) [sha256.Size]byte {
+	keys := make([]string, 0, len(ours))
+	for k := range ours {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		// Lengths first, so no two different maps hash the same input.
+		fmt.Fprintf(h, "%d:%s%d:", len(k), k, len(ours[k]))
+		io.WriteString(h, ours[k])
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}

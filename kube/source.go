@@ -1,0 +1,339 @@
+// Package kube feeds the gateway from the Kubernetes API: informers watch
+// Services and EndpointSlices, one event loop turns their changes into
+// snapshot builds, and Events on each Service tell its owner whether the
+// gateway took the Service's annotations.
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+
+	"github.com/gatehouse-dev/gatehouse/snapshot"
+)
+
+// Defaults for Config.Quiet and Config.MaxDelay. Contour waits ~100 ms
+// (capped ~500 ms); a gateway whose rebuild re-parses only what changed can
+// afford to react ten times sooner.
+const (
+	DefaultQuiet    = 10 * time.Millisecond
+	DefaultMaxDelay = 50 * time.Millisecond
+)
+
+// Config is what a Source needs. Client, Keys and Apply are required.
+type Config struct {
+	Client kubernetes.Interface
+	// Namespaces to watch; empty means all. A gateway limited to some
+	// namespaces needs RBAC in those only, so each gets its own informers
+	// rather than one cluster-wide watch filtered afterwards.
+	Namespaces []string
+	// Keys are the annotations that carry configuration (see
+	// snapshot.Options). Changes to other annotations are ignored, and the
+	// cache drops them.
+	Keys []string
+	// Apply builds and publishes a snapshot (server.Server.Apply).
+	Apply func(snapshot.Input) ([]snapshot.Report, error)
+	// Recorder receives Events about Services; nil records none.
+	Recorder Recorder
+	// Logger receives operational logs; nil discards them.
+	Logger *slog.Logger
+	// Quiet is how long the stream of changes must pause before a rebuild;
+	// MaxDelay caps how long the first change of a burst waits. Zero means
+	// DefaultQuiet and DefaultMaxDelay.
+	Quiet, MaxDelay time.Duration
+	// Clock is for tests; nil means the real one.
+	Clock clock.Clock
+}
+
+// Source keeps a gateway's snapshot in step with the cluster. Nothing is
+// built before the informers' caches have synced, so the first snapshot is
+// the whole cluster and never a partial one that would 404 routes that
+// exist. Informer callbacks only note that something changed; one goroutine
+// owns all the rest (listing, Apply, Events), so there is no locking beyond
+// that hand-off.
+//
+// When the API server is unreachable the informers retry on their own
+// (client-go backs off up to 30 s and logs the failures only at -v=2) and
+// the last snapshot keeps serving; nothing is cleared. What changed in the
+// meantime arrives with the relist after reconnecting.
+//
+// A Source runs once.
+type Source struct {
+	client     kubernetes.Interface
+	namespaces []string
+	keys       []string
+	apply      func(snapshot.Input) ([]snapshot.Report, error)
+	recorder   Recorder
+	log        *slog.Logger
+	clock      clock.Clock
+	hold       holdoff
+
+	wake chan struct{} // capacity 1: a pending wake-up covers any number of changes
+
+	mu       sync.Mutex
+	observed map[string]time.Time // Service key → when a change to it was first seen; guarded by mu
+
+	// Owned by the loop goroutine.
+	applied map[string][32]byte // Service key → fingerprint of its annotations at the last Apply; nil before it
+	warned  map[string]string   // Service key → message of its last Warning Event
+}
+
+// New returns a Source; Run starts it.
+func New(cfg Config) *Source {
+	s := &Source{
+		client:     cfg.Client,
+		namespaces: cfg.Namespaces,
+		keys:       cfg.Keys,
+		apply:      cfg.Apply,
+		recorder:   cfg.Recorder,
+		log:        cfg.Logger,
+		clock:      cfg.Clock,
+		hold:       holdoff{quiet: cfg.Quiet, max: cfg.MaxDelay},
+		wake:       make(chan struct{}, 1),
+		observed:   map[string]time.Time{},
+		warned:     map[string]string{},
+	}
+	if s.recorder == nil {
+		s.recorder = discard{}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.clock == nil {
+		s.clock = clock.RealClock{}
+	}
+	if s.hold.quiet <= 0 {
+		s.hold.quiet = DefaultQuiet
+	}
+	if s.hold.max <= 0 {
+		s.hold.max = DefaultMaxDelay
+	}
+	if len(s.namespaces) == 0 {
+		s.namespaces = []string{corev1.NamespaceAll}
+	}
+	return s
+}
+
+// watched is one namespace's (or the whole cluster's) informers.
+type watched struct {
+	factory  informers.SharedInformerFactory
+	services corelisters.ServiceLister
+	slices   discoverylisters.EndpointSliceLister
+}
+
+// Run watches the cluster and applies its state until ctx ends. It returns
+// nil then, or an error if it could not start.
+func (s *Source) Run(ctx context.Context) error {
+	if s.client == nil || s.apply == nil || len(s.keys) == 0 {
+		return errors.New("starting the Kubernetes source: client, apply and keys are required")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var all []watched
+	defer func() {
+		cancel()
+		for _, w := range all {
+			w.factory.Shutdown() // waits for the informers' goroutines
+		}
+	}()
+	for _, ns := range s.namespaces {
+		// No resync: the event loop reads whole state from the listers on
+		// every rebuild, so a periodic replay would only cost CPU.
+		f := informers.NewSharedInformerFactoryWithOptions(s.client, 0,
+			informers.WithNamespace(ns), informers.WithTransform(s.trim))
+		svcs := f.Core().V1().Services()
+		slices := f.Discovery().V1().EndpointSlices()
+		// Objects of the initial list are in the cache once it has synced,
+		// and the first build reads them all: their adds are not changes.
+		if _, err := svcs.Informer().AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+			AddFunc: func(obj any, initial bool) {
+				if !initial {
+					s.serviceEvent(obj)
+				}
+			},
+			UpdateFunc: s.serviceUpdate,
+			DeleteFunc: func(obj any) { s.serviceEvent(deletedObject(obj)) },
+		}); err != nil {
+			return fmt.Errorf("watching Services in %q: %w", nsName(ns), err)
+		}
+		if _, err := slices.Informer().AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+			AddFunc: func(_ any, initial bool) {
+				if !initial {
+					s.signal()
+				}
+			},
+			UpdateFunc: s.sliceUpdate,
+			DeleteFunc: func(any) { s.signal() },
+		}); err != nil {
+			return fmt.Errorf("watching EndpointSlices in %q: %w", nsName(ns), err)
+		}
+		all = append(all, watched{factory: f, services: svcs.Lister(), slices: slices.Lister()})
+		f.Start(ctx.Done())
+	}
+
+	s.log.Info("waiting for the informer caches to sync", "namespaces", s.namespaces)
+	for _, w := range all {
+		// It returns early only when ctx ends; until then the informers
+		// retry, so an API server that is down at start delays the first
+		// snapshot rather than failing the gateway.
+		for _, ok := range w.factory.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return nil
+			}
+		}
+	}
+	s.log.Info("informer caches synced")
+	s.sync(all)
+	s.loop(ctx, all)
+	return nil
+}
+
+func nsName(ns string) string {
+	if ns == corev1.NamespaceAll {
+		return "all namespaces"
+	}
+	return ns
+}
+
+// signal wakes the loop without blocking the informer: if a wake-up is
+// already pending it covers this change too.
+func (s *Source) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// serviceEvent notes when a change to a Service was first seen, for the
+// Programmed Event's latency, and wakes the loop.
+func (s *Source) serviceEvent(obj any) {
+	if svc, ok := obj.(*corev1.Service); ok {
+		key := svc.Namespace + "/" + svc.Name
+		now := s.clock.Now()
+		s.mu.Lock()
+		if _, seen := s.observed[key]; !seen {
+			s.observed[key] = now
+		}
+		s.mu.Unlock()
+	}
+	s.signal()
+}
+
+func (s *Source) serviceUpdate(oldObj, newObj any) {
+	old, ok1 := oldObj.(*corev1.Service)
+	cur, ok2 := newObj.(*corev1.Service)
+	if ok1 && ok2 && !s.serviceChanged(old, cur) {
+		return
+	}
+	s.serviceEvent(newObj)
+}
+
+// sliceUpdate wakes the loop for endpoint changes. They rebuild the whole
+// snapshot; that is cheap because the builder re-parses only annotations
+// that changed.
+func (s *Source) sliceUpdate(oldObj, newObj any) {
+	old, ok1 := oldObj.(*discoveryv1.EndpointSlice)
+	cur, ok2 := newObj.(*discoveryv1.EndpointSlice)
+	if ok1 && ok2 && !sliceChanged(old, cur) {
+		return
+	}
+	s.signal()
+}
+
+func (s *Source) takeObserved() map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.observed
+	s.observed = map[string]time.Time{}
+	return o
+}
+
+// loop applies changes once they settle (see holdoff) until ctx ends.
+func (s *Source) loop(ctx context.Context, all []watched) {
+	var timer clock.Timer // running while changes are pending
+	stop := func() {
+		if timer != nil {
+			timer.Stop()
+			timer = nil
+		}
+	}
+	defer stop()
+	for {
+		var fired <-chan time.Time
+		if timer != nil {
+			fired = timer.C()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+			s.hold.add(s.clock.Now())
+		case <-fired:
+			timer = nil
+		}
+		now := s.clock.Now()
+		if s.hold.take(now) {
+			stop()
+			s.sync(all)
+			continue
+		}
+		if s.hold.pending {
+			stop()
+			timer = s.clock.NewTimer(s.hold.due().Sub(now))
+		}
+	}
+}
+
+// sync builds a snapshot from the listers' current state and records the
+// Events it calls for.
+func (s *Source) sync(all []watched) {
+	// Changes noted from here on may or may not make it into this build;
+	// they are noted again for the next.
+	observed := s.takeObserved()
+	var in snapshot.Input
+	for _, w := range all {
+		svcs, err := w.services.List(labels.Everything())
+		if err != nil {
+			s.log.Error("listing Services from the cache", "error", err)
+			return
+		}
+		slices, err := w.slices.List(labels.Everything())
+		if err != nil {
+			s.log.Error("listing EndpointSlices from the cache", "error", err)
+			return
+		}
+		in.Services = append(in.Services, svcs...)
+		in.Slices = append(in.Slices, slices...)
+	}
+	// Listers return map order; sorting keeps builds reproducible.
+	sort.Slice(in.Services, func(i, j int) bool {
+		a, b := in.Services[i], in.Services[j]
+		return a.Namespace < b.Namespace || a.Namespace == b.Namespace && a.Name < b.Name
+	})
+	sort.Slice(in.Slices, func(i, j int) bool {
+		a, b := in.Slices[i], in.Slices[j]
+		return a.Namespace < b.Namespace || a.Namespace == b.Namespace && a.Name < b.Name
+	})
+
+	reports, err := s.apply(in)
+	now := s.clock.Now()
+	if err != nil {
+		s.log.Error("configuration not applied; the previous snapshot keeps serving", "error", err)
+	}
+	s.recordEvents(in.Services, reports, observed, now, err == nil)
+}
