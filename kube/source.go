@@ -47,6 +47,10 @@ type Config struct {
 	Keys []string
 	// Apply builds and publishes a snapshot (server.Server.Apply).
 	Apply func(snapshot.Input) ([]snapshot.Report, error)
+	// UpdateEndpoints, when set, takes rounds in which only EndpointSlices
+	// changed: the routes are the same, so the upstreams are updated in
+	// place (server.Server.UpdateEndpoints) instead of rebuilding.
+	UpdateEndpoints func(snapshot.Input)
 	// Recorder receives Events about Services; nil records none.
 	Recorder Recorder
 	// Logger receives operational logs; nil discards them.
@@ -77,6 +81,7 @@ type Source struct {
 	namespaces []string
 	keys       []string
 	apply      func(snapshot.Input) ([]snapshot.Report, error)
+	endpoints  func(snapshot.Input)
 	recorder   Recorder
 	log        *slog.Logger
 	clock      clock.Clock
@@ -86,6 +91,7 @@ type Source struct {
 
 	mu       sync.Mutex
 	observed map[string]time.Time // Service key → when a change to it was first seen; guarded by mu
+	services bool                 // a Service changed since the last sync; guarded by mu
 
 	// Owned by the loop goroutine.
 	applied map[string][32]byte // Service key → fingerprint of its annotations at the last Apply; nil before it
@@ -99,6 +105,7 @@ func New(cfg Config) *Source {
 		namespaces: cfg.Namespaces,
 		keys:       cfg.Keys,
 		apply:      cfg.Apply,
+		endpoints:  cfg.UpdateEndpoints,
 		recorder:   cfg.Recorder,
 		log:        cfg.Logger,
 		clock:      cfg.Clock,
@@ -231,6 +238,9 @@ func (s *Source) serviceEvent(obj any) {
 		}
 		s.mu.Unlock()
 	}
+	s.mu.Lock()
+	s.services = true // deletions arrive as tombstones, not Services
+	s.mu.Unlock()
 	s.signal()
 }
 
@@ -255,12 +265,14 @@ func (s *Source) sliceUpdate(oldObj, newObj any) {
 	s.signal()
 }
 
-func (s *Source) takeObserved() map[string]time.Time {
+// takeObserved returns and resets what changed since the last sync: when
+// each changed Service was first seen, and whether any Service changed.
+func (s *Source) takeObserved() (map[string]time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o := s.observed
-	s.observed = map[string]time.Time{}
-	return o
+	o, services := s.observed, s.services
+	s.observed, s.services = map[string]time.Time{}, false
+	return o, services
 }
 
 // loop applies changes once they settle (see holdoff) until ctx ends.
@@ -304,7 +316,7 @@ func (s *Source) loop(ctx context.Context, all []watched) {
 func (s *Source) sync(all []watched) {
 	// Changes noted from here on may or may not make it into this build;
 	// they are noted again for the next.
-	observed := s.takeObserved()
+	observed, servicesChanged := s.takeObserved()
 	var in snapshot.Input
 	for _, w := range all {
 		svcs, err := w.services.List(labels.Everything())
@@ -330,6 +342,10 @@ func (s *Source) sync(all []watched) {
 		return a.Namespace < b.Namespace || a.Namespace == b.Namespace && a.Name < b.Name
 	})
 
+	if !servicesChanged && s.endpoints != nil && s.applied != nil {
+		s.endpoints(in)
+		return
+	}
 	reports, err := s.apply(in)
 	now := s.clock.Now()
 	if err != nil {

@@ -43,9 +43,11 @@ func TestSourceLoop(t *testing.T) {
 		return true, w, err
 	})
 	applied := make(chan snapshot.Input, 10)
+	updated := make(chan snapshot.Input, 10)
 	rec := record.NewFakeRecorder(10)
 	s := New(Config{
 		Client: client, Keys: []string{ourKey}, Recorder: rec, Clock: clk,
+		UpdateEndpoints: func(in snapshot.Input) { updated <- in },
 		Apply: func(in snapshot.Input) ([]snapshot.Report, error) {
 			var reports []snapshot.Report
 			for _, svc := range in.Services {
@@ -197,7 +199,7 @@ func TestSourceLoop(t *testing.T) {
 		t.Errorf("missing event %q", e)
 	}
 
-	// Endpoint changes rebuild too.
+	// Endpoint changes alone update the upstreams in place: no rebuild.
 	es := slice("2", "web", "10.0.0.1", "10.0.0.2")
 	if _, err := client.DiscoveryV1().EndpointSlices("shop").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -205,12 +207,14 @@ func TestSourceLoop(t *testing.T) {
 	waitTimer()
 	clk.Step(10 * time.Millisecond)
 	select {
+	case in = <-updated:
 	case in = <-applied:
+		t.Fatal("an endpoint-only change rebuilt the snapshot")
 	case <-time.After(10 * time.Second):
-		t.Fatal("no Apply after an endpoint change")
+		t.Fatal("no endpoint update after an endpoint change")
 	}
 	if len(in.Slices) != 1 || len(in.Slices[0].Endpoints) != 2 {
-		t.Errorf("Apply after the endpoint change saw %+v", in.Slices)
+		t.Errorf("UpdateEndpoints after the endpoint change saw %+v", in.Slices)
 	}
 
 	// A deletion rebuilds without an Event; its Apply also proves the

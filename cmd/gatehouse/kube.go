@@ -76,12 +76,13 @@ func serveKube(ctx context.Context, f serveFlags, kubeconfig string, namespaces 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	src := kube.New(kube.Config{
-		Client:     client,
-		Namespaces: namespaces,
-		Keys:       keys,
-		Apply:      srv.Apply,
-		Recorder:   kube.NewRecorder(ctx, client),
-		Logger:     logger,
+		Client:          client,
+		Namespaces:      namespaces,
+		Keys:            keys,
+		Apply:           srv.Apply,
+		UpdateEndpoints: srv.UpdateEndpoints,
+		Recorder:        kube.NewRecorder(ctx, client),
+		Logger:          logger,
 	})
 	srcDone := make(chan error, 1)
 	go func() {
