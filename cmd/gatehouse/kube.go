@@ -14,7 +14,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/annotations"
 	"github.com/gatehouse-dev/gatehouse/kube"
 	"github.com/gatehouse-dev/gatehouse/server"
-	"github.com/gatehouse-dev/gatehouse/upstream"
 )
 
 // namespaceList is a repeatable --namespace flag that also takes commas.
@@ -56,18 +55,7 @@ func serveKube(ctx context.Context, f serveFlags, kubeconfig string, namespaces 
 		return 2
 	}
 
-	srv := server.New(server.Config{
-		Build:     opts,
-		Listen:    f.listen,
-		Admin:     f.admin,
-		Logger:    logger,
-		AccessLog: f.accessLog,
-		Drain:     f.drain,
-		Breaker: upstream.BreakerSettings{
-			ConsecutiveFailures: uint32(f.breakerFails),
-			OpenTimeout:         f.breakerOpen,
-		},
-	})
+	srv := server.New(f.serverConfig(opts, logger))
 	keys := []string{annotations.Key}
 	if opts.Emissary {
 		keys = append(keys, annotations.EmissaryKey)

@@ -36,6 +36,23 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	f.dialect.register(fs)
 }
 
+// serverConfig is the gateway's configuration from the flags, whatever the
+// source of Services.
+func (f *serveFlags) serverConfig(opts snapshot.Options, logger *slog.Logger) server.Config {
+	return server.Config{
+		Build:     opts,
+		Listen:    f.listen,
+		Admin:     f.admin,
+		Logger:    logger,
+		AccessLog: f.accessLog,
+		Drain:     f.drain,
+		Breaker: upstream.BreakerSettings{
+			ConsecutiveFailures: uint32(f.breakerFails),
+			OpenTimeout:         f.breakerOpen,
+		},
+	}
+}
+
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -74,18 +91,7 @@ func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
 	}
-	srv := server.New(server.Config{
-		Build:     opts,
-		Listen:    f.listen,
-		Admin:     f.admin,
-		Logger:    logger,
-		AccessLog: f.accessLog,
-		Drain:     f.drain,
-		Breaker: upstream.BreakerSettings{
-			ConsecutiveFailures: uint32(f.breakerFails),
-			OpenTimeout:         f.breakerOpen,
-		},
-	})
+	srv := server.New(f.serverConfig(opts, logger))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
