@@ -337,7 +337,19 @@ func FuzzParseServiceRef(f *testing.F) {
 			}
 			return
 		}
-		if ref.Scheme != "http" && ref.Scheme != "https" || ref.Port < 1 || ref.Port > 65535 || dnsLabelProblem(ref.Name) != "" {
+		if ref.Scheme != "http" && ref.Scheme != "https" || ref.Port < 1 || ref.Port > 65535 || ref.Host == "" {
+			t.Fatalf("ParseServiceRef(%q) = %+v", s, ref)
+		}
+		if !ref.InCluster() {
+			// A host that can only be external: no Service fields, and
+			// the canonical form parses back to the same host.
+			again, err := ParseServiceRef(ref.String(), "")
+			if ref.Namespace != "" || err != nil || again != ref {
+				t.Fatalf("external %+v: round trip through %q: %+v, %v", ref, ref.String(), again, err)
+			}
+			return
+		}
+		if dnsLabelProblem(ref.Name) != "" {
 			t.Fatalf("ParseServiceRef(%q) = %+v", s, ref)
 		}
 		if ref.Namespace != ns && dnsLabelProblem(ref.Namespace) != "" {
@@ -345,6 +357,8 @@ func FuzzParseServiceRef(f *testing.F) {
 		}
 		if dnsLabelProblem(ref.Namespace) == "" || ref.Namespace == "" {
 			again, err := ParseServiceRef(ref.String(), "")
+			// Host is as written: "users" comes back as "users.ns".
+			again.Host = ref.Host
 			if err != nil || again != ref {
 				t.Fatalf("round trip of %+v through %q: %+v, %v", ref, ref.String(), again, err)
 			}

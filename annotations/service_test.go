@@ -10,14 +10,21 @@ func TestParseServiceRef(t *testing.T) {
 		in   string
 		want ServiceRef
 	}{
-		{"users", ServiceRef{"http", "users", "shop", 80}},
-		{"users:8080", ServiceRef{"http", "users", "shop", 8080}},
-		{"users.billing", ServiceRef{"http", "users", "billing", 80}},
-		{"https://users", ServiceRef{"https", "users", "shop", 443}},
-		{"HTTPS://users.billing:8443", ServiceRef{"https", "users", "billing", 8443}},
-		{"http://users.billing.svc:81", ServiceRef{"http", "users", "billing", 81}},
-		{"users.billing.svc.cluster.local", ServiceRef{"http", "users", "billing", 80}},
-		{"u-1.n-2:65535", ServiceRef{"http", "u-1", "n-2", 65535}},
+		{"users", ServiceRef{Scheme: "http", Name: "users", Namespace: "shop", Host: "users", Port: 80}},
+		{"users:8080", ServiceRef{Scheme: "http", Name: "users", Namespace: "shop", Host: "users", Port: 8080}},
+		{"users.billing", ServiceRef{Scheme: "http", Name: "users", Namespace: "billing", Host: "users.billing", Port: 80}},
+		{"https://users", ServiceRef{Scheme: "https", Name: "users", Namespace: "shop", Host: "users", Port: 443}},
+		{"HTTPS://users.billing:8443", ServiceRef{Scheme: "https", Name: "users", Namespace: "billing", Host: "users.billing", Port: 8443}},
+		{"http://users.billing.svc:81", ServiceRef{Scheme: "http", Name: "users", Namespace: "billing", Host: "users.billing.svc", Port: 81}},
+		{"users.billing.svc.cluster.local", ServiceRef{Scheme: "http", Name: "users", Namespace: "billing", Host: "users.billing.svc.cluster.local", Port: 80}},
+		{"u-1.n-2:65535", ServiceRef{Scheme: "http", Name: "u-1", Namespace: "n-2", Host: "u-1.n-2", Port: 65535}},
+		// Hosts that can only be outside the cluster.
+		{"api.Example.com", ServiceRef{Scheme: "http", Host: "api.example.com", Port: 80}},
+		{"https://api.example.com.", ServiceRef{Scheme: "https", Host: "api.example.com", Port: 443}},
+		{"10.0.0.1:8080", ServiceRef{Scheme: "http", Host: "10.0.0.1", Port: 8080}},
+		{"[::1]:80", ServiceRef{Scheme: "http", Host: "::1", Port: 80}},
+		{"[2001:DB8::1]", ServiceRef{Scheme: "http", Host: "2001:db8::1", Port: 80}},
+		{"users.billing.cluster", ServiceRef{Scheme: "http", Host: "users.billing.cluster", Port: 80}},
 	} {
 		got, err := ParseServiceRef(tc.in, "shop")
 		if err != nil || got != tc.want {
@@ -38,9 +45,12 @@ func TestParseServiceRefErrors(t *testing.T) {
 		{"users:+80", `port "+80" is not a number`},
 		{"users:", "empty port"},
 		{"users:80:81", "more than one ':'"},
-		{"[::1]:80", "more than one ':'"},
-		{"users.billing.cluster", "is not a Service name"},
-		{"10.0.0.1", "is not a Service name"},
+		{"::1", "more than one ':'"},
+		{"[::1", "missing ']'"},
+		{"[::1]x", `unexpected "x"`},
+		{"[fe80::1%eth0]", "is not an IP address"},
+		{"10.0.0.256", "is not an IP address"},
+		{"a.b_c.example.com", `contains '_'`},
 		{"Users", `name "Users" must be lowercase`},
 		{"users.Billing", `namespace "Billing" must be lowercase`},
 		{"users_1", `contains '_'`},
@@ -60,8 +70,10 @@ func TestServiceRefString(t *testing.T) {
 		ref  ServiceRef
 		want string
 	}{
-		{ServiceRef{"http", "users", "shop", 80}, "http://users.shop:80"},
-		{ServiceRef{"https", "users", "", 443}, "https://users:443"},
+		{ServiceRef{Scheme: "http", Name: "users", Namespace: "shop", Host: "users.shop", Port: 80}, "http://users.shop:80"},
+		{ServiceRef{Scheme: "https", Name: "users", Namespace: "", Host: "users", Port: 443}, "https://users:443"},
+		{ServiceRef{Scheme: "http", Host: "api.example.com", Port: 8080}, "http://api.example.com:8080"},
+		{ServiceRef{Scheme: "http", Host: "2001:db8::1", Port: 80}, "http://[2001:db8::1]:80"},
 	} {
 		if got := tc.ref.String(); got != tc.want {
 			t.Errorf("%+v.String() = %q, want %q", tc.ref, got, tc.want)

@@ -65,13 +65,12 @@ func NewRecorder(ctx context.Context, client kubernetes.Interface) Recorder {
 // problem text, so a Service that stays broken across many rebuilds does
 // not flood its Events), a Normal Event when a change was accepted and
 // published. services are the Services applied (sorted by key); observed
-// says when a change to each was first seen; published is false when the
-// snapshot as a whole could not be built.
+// says when a change to each was first seen.
 //
 // The first Apply after start records no Programmed Events: nothing changed,
 // the gateway merely started. Warnings are recorded then, since a restarted
 // gateway must still say what it refuses to serve.
-func (s *Source) recordEvents(services []*corev1.Service, reports []snapshot.Report, observed map[string]time.Time, now time.Time, published bool) {
+func (s *Source) recordEvents(services []*corev1.Service, reports []snapshot.Report, observed map[string]time.Time, now time.Time) {
 	byService := map[string][]snapshot.Report{}
 	for _, r := range reports {
 		byService[r.Service] = append(byService[r.Service], r)
@@ -105,7 +104,7 @@ func (s *Source) recordEvents(services []*corev1.Service, reports []snapshot.Rep
 		_, recovered := s.warned[key]
 		changed := s.applied[key] != applied[key]
 		delete(s.warned, key)
-		if first || !published || !(changed || recovered) {
+		if first || !(changed || recovered) {
 			continue
 		}
 		msg := "routes programmed after the change was observed"

@@ -44,21 +44,19 @@ func TestRecordEvents(t *testing.T) {
 		text      string // the annotation; "" deletes the Service
 		reports   []snapshot.Report
 		observed  bool // a change to the Service was seen 7 ms before the Apply
-		published bool
 		want      []string
 	}{
-		{"start: no Programmed for what was already there", "v1", good, true, true, nil},
-		{"accepted change", "v2", good, true, true, []string{"Normal Programmed routes programmed in 7 ms after the change was observed"}},
-		{"unrelated rebuild", "v2", nil, false, true, nil},
-		{"rejected change", "v3", bad(typo), true, true, []string{typoEvent}},
-		{"still rejected: no storm", "v3", bad(typo), false, true, nil},
-		{"another edit, same problem", "v3b", bad(typo), true, true, nil},
-		{"different problem", "v4", bad(other), true, true, []string{`Warning InvalidConfig line 2, column 7: Mapping "web".prefix: must start with /`}},
-		{"fixed", "v5", good, true, true, []string{"Normal Programmed routes programmed in 7 ms after the change was observed"}},
-		{"broken again with the first problem", "v6", bad(typo), true, true, []string{typoEvent}},
-		{"build failed as a whole: nothing programmed", "v7", good, true, false, nil},
-		{"deleted", "", nil, true, true, nil},
-		{"recreated broken: warned afresh", "v3", bad(typo), true, true, []string{typoEvent}},
+		{"start: no Programmed for what was already there", "v1", good, true, nil},
+		{"accepted change", "v2", good, true, []string{"Normal Programmed routes programmed in 7 ms after the change was observed"}},
+		{"unrelated rebuild", "v2", nil, false, nil},
+		{"rejected change", "v3", bad(typo), true, []string{typoEvent}},
+		{"still rejected: no storm", "v3", bad(typo), false, nil},
+		{"another edit, same problem", "v3b", bad(typo), true, nil},
+		{"different problem", "v4", bad(other), true, []string{`Warning InvalidConfig line 2, column 7: Mapping "web".prefix: must start with /`}},
+		{"fixed", "v5", good, true, []string{"Normal Programmed routes programmed in 7 ms after the change was observed"}},
+		{"broken again with the first problem", "v6", bad(typo), true, []string{typoEvent}},
+		{"deleted", "", nil, true, nil},
+		{"recreated broken: warned afresh", "v3", bad(typo), true, []string{typoEvent}},
 	}
 	rec := record.NewFakeRecorder(10)
 	s := New(Config{Keys: []string{ourKey}, Recorder: rec})
@@ -67,7 +65,7 @@ func TestRecordEvents(t *testing.T) {
 		if st.observed {
 			observed["shop/web"] = t0.Add(-7 * time.Millisecond)
 		}
-		s.recordEvents(svc(st.text), st.reports, observed, t0, st.published)
+		s.recordEvents(svc(st.text), st.reports, observed, t0)
 		if got := drain(rec); strings.Join(got, "\n") != strings.Join(st.want, "\n") {
 			t.Errorf("%s: events\n%q\nwant\n%q", st.name, got, st.want)
 		}

@@ -46,7 +46,7 @@ type Config struct {
 	// cache drops them.
 	Keys []string
 	// Apply builds and publishes a snapshot (server.Server.Apply).
-	Apply func(snapshot.Input) ([]snapshot.Report, error)
+	Apply func(snapshot.Input) []snapshot.Report
 	// UpdateEndpoints, when set, takes rounds in which only EndpointSlices
 	// changed: the routes are the same, so the upstreams are updated in
 	// place (server.Server.UpdateEndpoints) instead of rebuilding.
@@ -80,7 +80,7 @@ type Source struct {
 	client     kubernetes.Interface
 	namespaces []string
 	keys       []string
-	apply      func(snapshot.Input) ([]snapshot.Report, error)
+	apply      func(snapshot.Input) []snapshot.Report
 	endpoints  func(snapshot.Input)
 	recorder   Recorder
 	log        *slog.Logger
@@ -397,10 +397,6 @@ func (s *Source) sync(all []watched) {
 		s.endpoints(in)
 		return
 	}
-	reports, err := s.apply(in)
-	now := s.clock.Now()
-	if err != nil {
-		s.log.Error("configuration not applied; the previous snapshot keeps serving", "error", err)
-	}
-	s.recordEvents(in.Services, reports, observed, now, err == nil)
+	reports := s.apply(in)
+	s.recordEvents(in.Services, reports, observed, s.clock.Now())
 }

@@ -48,7 +48,7 @@ func TestSourceLoop(t *testing.T) {
 	s := New(Config{
 		Client: client, Keys: []string{ourKey}, Recorder: rec, Clock: clk,
 		UpdateEndpoints: func(in snapshot.Input) { updated <- in },
-		Apply: func(in snapshot.Input) ([]snapshot.Report, error) {
+		Apply: func(in snapshot.Input) []snapshot.Report {
 			var reports []snapshot.Report
 			for _, svc := range in.Services {
 				if _, ok := svc.Annotations[ourKey]; ok {
@@ -56,7 +56,7 @@ func TestSourceLoop(t *testing.T) {
 				}
 			}
 			applied <- in
-			return reports, nil
+			return reports
 		},
 	})
 	var wg sync.WaitGroup
@@ -250,9 +250,9 @@ func TestSourceNamespaces(t *testing.T) {
 	applied := make(chan snapshot.Input, 1)
 	s := New(Config{
 		Client: client, Keys: []string{ourKey}, Namespaces: []string{"shop", "blog"},
-		Apply: func(in snapshot.Input) ([]snapshot.Report, error) {
+		Apply: func(in snapshot.Input) []snapshot.Report {
 			applied <- in
-			return nil, nil
+			return nil
 		},
 	})
 	done := make(chan error, 1)

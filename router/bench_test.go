@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -115,6 +116,83 @@ func BenchmarkMatch(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// ownedRoutes gives the routes of benchRoutes(n) tenants, the namespace
+// their ID starts with ("system" for the host-less, wildcard and host-regex
+// routes), and makes every service host owned by its namespace, with
+// "system" as a delegate: the table a gateway enforcing ownership builds.
+func ownedRoutes(n int) ([]Route[string], Options) {
+	routes := benchRoutes(n)
+	owners := map[string][]string{}
+	for i := range routes {
+		r := &routes[i]
+		ns, _, found := strings.Cut(r.ID, "/")
+		if !found {
+			r.Tenant = "system"
+			continue
+		}
+		r.Tenant = ns
+		owners[r.Host] = []string{ns, "system"}
+	}
+	return routes, Options{Owners: owners}
+}
+
+// withBulk adds to an owned table a host whose owner has more host-less
+// routes than New merges into its bucket, and another tenant's routes with
+// a huge Precedence, so that its lookups take the slow way and check every
+// candidate's tenant.
+func withBulk(routes []Route[string], opts Options) ([]Route[string], Options) {
+	for i := range maxMergedUnits + 1 {
+		routes = append(routes, Route[string]{ID: fmt.Sprintf("bulk%d", i), Tenant: "bulk", Path: fmt.Sprintf("/bulk/%d/", i), Value: "bulk"})
+	}
+	routes = append(routes,
+		Route[string]{ID: "evil", Tenant: "evil", Path: "/api/", Precedence: 1000, Value: "evil"},
+		Route[string]{ID: "evil-re", Tenant: "evil", Host: `[a-z]+\.example\.com`, HostRegex: true, Path: "/api/", Precedence: 1000, Value: "evil"},
+		Route[string]{ID: "bulk-api", Tenant: "bulk", Host: "*.example.com", Path: "/api/v3/users/", Value: "bulk"},
+	)
+	owners := maps.Clone(opts.Owners)
+	owners["bulk.example.com"] = []string{"bulk"}
+	return routes, Options{Owners: owners}
+}
+
+// BenchmarkMatchOwned runs BenchmarkMatch's requests against a table whose
+// service hosts are all owned: the same names, so the figures compare one to
+// one. Sub-benchmark "owned-slow" is a hit on an owned host whose bucket is
+// incomplete.
+func BenchmarkMatchOwned(b *testing.B) {
+	for _, n := range benchSizes {
+		routes, opts := ownedRoutes(n)
+		tbl, err := NewTable(routes, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, q := range benchRequests(n) {
+			if _, ok := tbl.Match(&q.req); ok != (q.name != "miss") {
+				b.Fatalf("%d routes, %s: matched = %v", n, q.name, ok)
+			}
+			b.Run(fmt.Sprintf("routes=%d/%s", n, q.name), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					tbl.Match(&q.req)
+				}
+			})
+		}
+		slow, err := NewTable(withBulk(routes, opts))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req := Request{Host: "bulk.example.com:443", Method: "GET", Path: "/api/v3/users/octocat/repos"}
+		if r, _ := slow.Match(&req); idOf(r) != "bulk-api" || slow.exact.get("bulk.example.com").complete {
+			b.Fatalf("%d routes, owned-slow: matched %s", n, idOf(r))
+		}
+		b.Run(fmt.Sprintf("routes=%d/owned-slow", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				slow.Match(&req)
+			}
+		})
 	}
 }
 

@@ -14,7 +14,9 @@ import (
 // node's edge label quoted, and under each node its units in rank order, a
 // group followed by its members and weights. An exact host's bucket that
 // also holds the units of the wildcard, host-regex and host-less buckets
-// that apply to it marks those with from-host or from-any-host. It exists
+// that apply to it marks those with from-host or from-any-host. An owned
+// host lists its tenants after the host (its bucket holds only their units),
+// and a route with a Tenant shows it. It exists
 // for golden tests and for the `gatehouse routes` command; the format is
 // not stable.
 //
@@ -30,7 +32,11 @@ func (t *Table[T]) WriteTo(w io.Writer) (int64, error) {
 	}
 	d.printf("routes: %d\n", len(t.routes))
 	for _, h := range sortedHosts(&t.exact) {
-		d.printf("host %q\n", h.key)
+		if tenants, owned := t.owners[h.key]; owned {
+			d.printf("host %q owners %q\n", h.key, tenants)
+		} else {
+			d.printf("host %q\n", h.key)
+		}
 		if h.b.complete {
 			d.host = h.key
 		}
@@ -98,6 +104,9 @@ func (d *dumper[T]) node(t *tree, at int32, depth int, note string) {
 		fmt.Fprintf(&b, "%s  #%d %s %q", indent, rank, r.Kind, r.Path)
 		if r.Group == "" {
 			fmt.Fprintf(&b, " id=%q", r.ID)
+			if r.Tenant != "" {
+				fmt.Fprintf(&b, " tenant=%q", r.Tenant)
+			}
 		} else {
 			fmt.Fprintf(&b, " group=%q", r.Group)
 		}
@@ -139,7 +148,12 @@ func (d *dumper[T]) node(t *tree, at int32, depth int, note string) {
 		d.printf("%s\n", b.String())
 		if r.Group != "" {
 			for i := u.first; i < u.first+u.n; i++ {
-				d.printf("%s    id=%q weight=%d\n", indent, d.t.routes[i].ID, d.t.routes[i].Weight)
+				m := &d.t.routes[i]
+				tenant := ""
+				if m.Tenant != "" {
+					tenant = fmt.Sprintf(" tenant=%q", m.Tenant)
+				}
+				d.printf("%s    id=%q weight=%d%s\n", indent, m.ID, m.Weight, tenant)
 			}
 		}
 	}

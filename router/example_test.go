@@ -67,6 +67,39 @@ func ExampleTable_WriteTo() {
 	//     #0 exact "/api/" id="a" method=GET
 }
 
+func ExampleNewTable() {
+	tbl, err := router.NewTable([]router.Route[string]{
+		{ID: "shop/cart", Tenant: "shop", Host: "shop.example.com", Path: "/cart/"},
+		{ID: "cdn/static", Tenant: "cdn", Host: "*.example.com", Path: "/static/"},
+		{ID: "evil/all", Tenant: "evil", Path: "/", Precedence: 1000},
+	}, router.Options{
+		// shop owns its host and lets the CDN serve static files on it.
+		Owners:        map[string][]string{"shop.example.com": {"shop", "cdn"}},
+		MaxRegexInput: 4096,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, req := range []router.Request{
+		{Host: "shop.example.com", Path: "/cart/1"},
+		{Host: "Shop.Example.com.:443", Path: "/static/app.js"},
+		{Host: "shop.example.com", Path: "/admin"},
+		{Host: "blog.example.com", Path: "/static/app.js"},
+	} {
+		if r, ok := tbl.Match(&req); ok {
+			fmt.Println(req.Host, req.Path, "→", r.ID, "of", r.Tenant)
+		} else {
+			fmt.Println(req.Host, req.Path, "→ no route")
+		}
+	}
+	// Output:
+	// shop.example.com /cart/1 → shop/cart of shop
+	// Shop.Example.com.:443 /static/app.js → cdn/static of cdn
+	// shop.example.com /admin → no route
+	// blog.example.com /static/app.js → evil/all of evil
+}
+
 func ExampleNew_error() {
 	_, err := router.New([]router.Route[int]{
 		{ID: "default/users/api", Host: "api.example.com:8080", Path: "/"},

@@ -9,7 +9,9 @@ import (
 )
 
 // FuzzMatch lets the fuzzer choose requests against a fixed, overlapping
-// route set and checks the tree against the linear reference.
+// route set of several tenants, some of whose hosts are owned, and checks
+// the tree against the linear reference, with and without a bound on regex
+// inputs.
 func FuzzMatch(f *testing.F) {
 	routes := randomRoutes(rand.New(rand.NewPCG(1, 2)), 150)
 	routes = append(routes,
@@ -19,9 +21,29 @@ func FuzzMatch(f *testing.F) {
 		Route[string]{ID: "ci-k", Path: "/kelvin/k", CaseInsensitive: true, Kind: Exact},
 		Route[string]{ID: "w-a", Path: "/w", Group: "w", Weight: 33},
 		Route[string]{ID: "w-b", Path: "/w", Group: "w", Weight: 67},
+		// Another tenant's routes that would answer every owned host.
+		Route[string]{ID: "evil-any", Tenant: "evil", Path: "/", Precedence: 1000},
+		Route[string]{ID: "evil-re", Tenant: "evil", Host: `.*`, HostRegex: true, Path: "/", Precedence: 999},
+		Route[string]{ID: "evil-wild", Tenant: "evil", Host: "*.example.com", Path: "/", Precedence: 998},
 	)
-	tbl := mustNew(f, routes)
-	ref := newLinear(routes)
+	opts := Options{Owners: map[string][]string{
+		"api.example.com": {"t1"},
+		"x.example.com":   {"t2", "ghost"}, // no exact route
+		"unknown.net":     {},              // nobody answers
+		"key.example.com": {"", "t3"},
+		"h":               {"t1", "t2"},
+		"[::1]":           {"t3"},
+	}}
+	tables := []*Table[string]{}
+	refs := []*linear[string]{}
+	for _, max := range []int{0, 9} {
+		opts.MaxRegexInput = max
+		tbl, err := NewTable(routes, opts)
+		if err != nil {
+			f.Fatal(err)
+		}
+		tables, refs = append(tables, tbl), append(refs, newLinearOpts(routes, opts))
+	}
 
 	f.Add("api.example.com", "GET", "/api/v1/users/42", "", "canary", "", false, uint32(0))
 	f.Add("A.B.Example.com:8080", "POST", "/users/7", "q=1&page=2", "prod", "1", true, uint32(5))
@@ -32,6 +54,10 @@ func FuzzMatch(f *testing.F) {
 	f.Add("h", "GET", "/q", "a%26b=x%3Dy", "", "", false, uint32(0))
 	f.Add("h", "GET", "/KELVIN/\u212a", "", "", "", false, uint32(0))
 	f.Add("h", "GET", "/w", "", "", "", false, uint32(33))
+	f.Add("API.Example.com.:443", "GET", "/api/v1/users/42", "", "", "", false, uint32(0))
+	f.Add("x.example.com.", "GET", "/", "", "", "", false, uint32(0))
+	f.Add("unknown.net", "GET", "/", "", "", "", false, uint32(0))
+	f.Add("[::1].:80", "GET", "/users/7", "q=xxxxxxxxxx", "canary-prod", "", false, uint32(0))
 	f.Fuzz(func(t *testing.T, host, method, path, query, env, user string, debug bool, roll uint32) {
 		h := http.Header{}
 		if env != "" {
@@ -44,10 +70,12 @@ func FuzzMatch(f *testing.F) {
 			h.Set("X-Debug", "")
 		}
 		req := Request{Host: host, Method: method, Path: path, RawQuery: query, Header: h}
-		got, gotOK := tbl.MatchRoll(&req, roll)
-		want, wantOK := ref.matchRoll(&req, roll)
-		if gotOK != wantOK || (gotOK && got.ID != want.ID) {
-			t.Fatalf("MatchRoll(%+v, %d) = %v, reference = %v", req, roll, idOf(got), idOf(want))
+		for i, tbl := range tables {
+			got, gotOK := tbl.MatchRoll(&req, roll)
+			want, wantOK := refs[i].matchRoll(&req, roll)
+			if gotOK != wantOK || (gotOK && got.ID != want.ID) {
+				t.Fatalf("table %d: MatchRoll(%+v, %d) = %v, reference = %v", i, req, roll, idOf(got), idOf(want))
+			}
 		}
 	})
 }
@@ -64,9 +92,12 @@ func FuzzNew(f *testing.F) {
 	f.Add("id", "a.example.com:80", "/", uint8(0), "", "", "", uint8(0), "", "", uint8(0), false, 0, "/")
 	f.Add("id", `[a-z]+\.example\.com`, "(?i)/K/.*", uint8(2|8), "GET|HEAD", "x", "[0-9]+", uint8(2), "a b", "x.*", uint8(2), true, 90, "/\u212a/x")
 	f.Add("id", "API.*", "/Docs/", uint8(8|16), "P.*", "x", "", uint8(1), "q", "", uint8(1), false, 0, "/DOCS/x")
+	f.Add("id", "Shop.Example.com", "/", uint8(64), "", "", "", uint8(0), "", "", uint8(0), false, 0, "/")
+	f.Add("id", "*.example.com", "/", uint8(64), "", "", "", uint8(0), "", "", uint8(0), false, 0, "/")
 	// kind's low bits are the PathKind, bit 3 CaseInsensitive, bit 4
-	// MethodRegex, bit 5 HostRegex; hflags and qflags: bit 0 Present, bit 1
-	// Regex.
+	// MethodRegex, bit 5 HostRegex, bit 6 makes the route's tenant the
+	// owner of host (when it is not a regex), which the fixed route's tenant
+	// is not; hflags and qflags: bit 0 Present, bit 1 Regex.
 	f.Fuzz(func(t *testing.T, id, host, path string, kind uint8, method, hname, hvalue string, hflags uint8,
 		qname, qvalue string, qflags uint8, group bool, prec int, reqPath string) {
 		r := Route[string]{
@@ -79,7 +110,12 @@ func FuzzNew(f *testing.F) {
 		if qname != "" || qvalue != "" {
 			r.Query = []QueryMatch{{Name: qname, Value: qvalue, Present: qflags&1 != 0, Regex: qflags&2 != 0}}
 		}
-		routes := []Route[string]{{ID: "fixed", Path: "/"}, r}
+		routes := []Route[string]{{ID: "fixed", Tenant: "other", Path: "/"}, r}
+		var opts Options
+		if kind&64 != 0 && !r.HostRegex {
+			routes[1].Tenant = "mine"
+			opts.Owners = map[string][]string{host: {"mine"}}
+		}
 		if group {
 			weight := prec % 101
 			if weight < 0 {
@@ -91,7 +127,13 @@ func FuzzNew(f *testing.F) {
 			other.Group, other.Weight = "g", 100-weight
 			routes = append(routes, other)
 		}
-		tbl, err := New(routes)
+		tbl, err := NewTable(routes, opts)
+		if cerr := Check(routes, opts); (cerr == nil) != (err == nil) || err != nil && cerr.Error() != err.Error() {
+			t.Fatalf("Check = %v, NewTable = %v", cerr, err)
+		}
+		if _, kerr := CriteriaKey(&r); kerr != nil && err == nil {
+			t.Fatalf("CriteriaKey: %v, but NewTable accepted the route", kerr)
+		}
 		if err != nil {
 			if tbl != nil {
 				t.Fatalf("New returned a table and an error: %v", err)
@@ -101,7 +143,7 @@ func FuzzNew(f *testing.F) {
 		if tbl.Len() != len(routes) {
 			t.Fatalf("Len = %d, want %d", tbl.Len(), len(routes))
 		}
-		ref := newLinear(routes)
+		ref := newLinearOpts(routes, opts)
 		h := http.Header{}
 		if hname != "" {
 			h.Set(hname, hvalue)

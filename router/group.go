@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -70,6 +71,78 @@ func criteriaDiff[T any](a, b *Route[T]) string {
 		return "precedence"
 	}
 	return ""
+}
+
+// CriteriaKey returns a canonical encoding of r's match criteria as
+// [NewTable] normalises them: host and host-regex flag, path, kind, case
+// folding, method and method-regex flag, precedence, and the header and
+// query conditions as multisets. It leaves out what does not decide which
+// requests match: ID, Group, Weight, Tenant and Value.
+//
+// For any two routes a and b that NewTable accepts, CriteriaKey(a) equals
+// CriteriaKey(b) if and only if a and b have the match criteria the members
+// of one weighted group need, so a caller that puts routes into groups by
+// this key never has a group rejected for its criteria (the weights must
+// still add up to 100). For example, {Method: "get", Headers: [B present,
+// A: "1"]} and {Method: "GET", Headers: [A: "1", b present]} have one key.
+//
+// The key is for comparing and hashing, not for reading: every field is
+// prefixed by its length, so no text a user writes can make two different
+// criteria encode alike. It returns the error NewTable would report for the
+// route (without the *RouteError around it) when r is invalid.
+func CriteriaKey[T any](r *Route[T]) (string, error) {
+	_, norm, err := compile(r, NewRegexCache())
+	if err != nil {
+		return "", err
+	}
+	return criteriaKey(&norm), nil
+}
+
+// criteriaKey encodes exactly what criteriaDiff compares, in a normalised
+// route; condition lists in the order compareHeader sorts them.
+func criteriaKey[T any](r *Route[T]) string {
+	b := make([]byte, 0, 64)
+	b = appendString(b, r.Host)
+	b = appendBool(b, r.HostRegex)
+	b = appendString(b, r.Path)
+	b = appendString(b, r.Kind.String())
+	b = appendBool(b, r.CaseInsensitive)
+	b = appendString(b, r.Method)
+	b = appendBool(b, r.MethodRegex)
+	b = appendString(b, strconv.Itoa(r.Precedence))
+	headers := slices.SortedFunc(slices.Values(r.Headers), compareHeader)
+	b = appendString(b, strconv.Itoa(len(headers)))
+	for _, hm := range headers {
+		b = appendCond(b, hm.Name, hm.Value, hm.Present, hm.Regex)
+	}
+	query := slices.SortedFunc(slices.Values(r.Query), compareQuery)
+	b = appendString(b, strconv.Itoa(len(query)))
+	for _, qm := range query {
+		b = appendCond(b, qm.Name, qm.Value, qm.Present, qm.Regex)
+	}
+	return string(b)
+}
+
+func appendCond(b []byte, name, value string, present, regex bool) []byte {
+	b = appendString(b, name)
+	b = appendString(b, value)
+	b = appendBool(b, present)
+	return appendBool(b, regex)
+}
+
+// appendString appends s prefixed by its decimal length and a colon: the
+// length says where s ends, whatever bytes it holds.
+func appendString(b []byte, s string) []byte {
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	return append(b, s...)
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, '1')
+	}
+	return append(b, '0')
 }
 
 func sameSet[E comparable](a, b []E, compare func(E, E) int) bool {

@@ -289,3 +289,12 @@ func equalFold(s, key string) bool {
 	}
 	return lowerWord(le64(s[n-8:])) == le64(key[n-8:])
 }
+
+// trimDot removes one trailing dot: "shop.example.com." is the fully
+// qualified spelling of "shop.example.com", the same host.
+func trimDot(h string) string {
+	if n := len(h); n > 0 && h[n-1] == '.' {
+		return h[:n-1]
+	}
+	return h
+}

@@ -4,16 +4,19 @@ import (
 	"math"
 	"net/http"
 	"regexp"
+	"slices"
 	"sync"
 )
 
 // cond is the compiled form of a unit's conditions beyond its host bucket.
 type cond struct {
-	// The fields matches reads first share one word.
+	// The fields matches reads first share one word, and so does the
+	// tenancy a lookup for a host with an incomplete owned bucket checks.
 	kind     PathKind
 	fold     bool           // case-insensitive path
 	regexes  bool           // some condition is a regular expression
 	plain    bool           // no condition beyond the host and the path prefix
+	tenancy  int32          // the set of tenants of the unit's routes
 	method   string         // exact method; "" for any or regex
 	headers  []paramCond    // canonical names
 	query    []paramCond    //
@@ -45,6 +48,20 @@ type bucket struct {
 	best, exactBest, foldBest int32
 	exact, fold               tree
 	units                     int // units whose host this is (merged ones not counted)
+	// allow lists, sorted, the tenancies that may answer the owned host of
+	// an exact bucket; nil when the host is not owned. The bucket holds only
+	// their units.
+	allow []int32
+}
+
+// admits reports whether the bucket takes in units of the tenancy.
+func (b *bucket) admits(tenancy int32) bool {
+	return b.allow == nil || allows(b.allow, tenancy)
+}
+
+func allows(allow []int32, tenancy int32) bool {
+	_, ok := slices.BinarySearch(allow, tenancy)
+	return ok
 }
 
 // hostRegex is the bucket of one host expression.
@@ -94,7 +111,11 @@ func (b *bucket) lookup(conds []cond, m *matcher, best int32) int32 {
 // analysis does not tell a struct's fields apart, so such a field would make
 // every caller's Request escape.
 type matcher struct {
-	req   *Request
+	req *Request
+	// allow is the owned host's allow-list when its bucket is incomplete:
+	// the other buckets it visits hold units of every tenant. nil otherwise.
+	allow []int32
+	maxRe int  // the table's bound on regex inputs
 	query int8 // 0: not yet checked; 1: parameters usable; -1: over the limit
 }
 
@@ -127,16 +148,17 @@ func putScratch(pool *sync.Pool, s *scratch) {
 
 // lookup returns the rank of the best matching unit, or -1.
 func (t *Table[T]) lookup(r *Request) int32 {
-	m := matcher{req: r}
+	m := matcher{req: r, maxRe: t.maxRe}
 	best := int32(len(t.units)) // sentinel: worse than every rank
 	if t.hosted {
 		// Cut the port optimistically and let the hash say whether a colon
 		// or a bracket is left: only IPv6 literals (and malformed hosts) pay
-		// for the full parse.
-		host := cutPort(r.Host)
+		// for the full parse. "shop.example.com." is the fully qualified
+		// form of "shop.example.com", and must not dodge its owner's rules.
+		host := trimDot(cutPort(r.Host))
 		hash, colon := foldHash(host, t.exact.seed)
 		if colon || host != "" && host[0] == '[' {
-			host = stripPort(r.Host)
+			host = trimDot(stripPort(r.Host))
 			hash, _ = foldHash(host, t.exact.seed)
 		}
 		if len(host) <= maxHostLen {
@@ -151,6 +173,9 @@ func (t *Table[T]) lookup(r *Request) int32 {
 					best = b.fold.lookup(t.conds, &m, best, true)
 				}
 				return t.found(best)
+			}
+			if b != nil {
+				m.allow = b.allow
 			}
 			best = t.lookupHost(&m, host, b, best)
 		}
@@ -196,7 +221,7 @@ func (t *Table[T]) lookupHost(m *matcher, host string, exact *bucket, best int32
 		if hr.best >= best {
 			break // sorted by best rank: no later bucket can win either
 		}
-		if hr.matchHost(host, &t.scratch) {
+		if len(host) <= m.maxRe && hr.matchHost(host, &t.scratch) {
 			best = hr.lookup(t.conds, m, best)
 		}
 	}
@@ -242,7 +267,7 @@ func (c *cond) matches(m *matcher, atEnd bool) bool {
 		return false
 	}
 	for i := range c.headers {
-		if pc := &c.headers[i]; pc.re == nil && !pc.matchHeader(r.Header) {
+		if pc := &c.headers[i]; pc.re == nil && !pc.matchHeader(r.Header, m.maxRe) {
 			return false
 		}
 	}
@@ -255,11 +280,11 @@ func (c *cond) matches(m *matcher, atEnd bool) bool {
 		return true
 	}
 	// Regular expressions go last: they are the expensive checks.
-	if c.methodRe != nil && !c.methodRe.MatchString(r.Method) {
+	if c.methodRe != nil && (len(r.Method) > m.maxRe || !c.methodRe.MatchString(r.Method)) {
 		return false
 	}
 	for i := range c.headers {
-		if pc := &c.headers[i]; pc.re != nil && !pc.matchHeader(r.Header) {
+		if pc := &c.headers[i]; pc.re != nil && !pc.matchHeader(r.Header, m.maxRe) {
 			return false
 		}
 	}
@@ -268,10 +293,11 @@ func (c *cond) matches(m *matcher, atEnd bool) bool {
 			return false
 		}
 	}
-	return c.re == nil || holdsInOrder(r.Path, c.lits) && c.re.MatchString(r.Path)
+	return c.re == nil || len(r.Path) <= m.maxRe && holdsInOrder(r.Path, c.lits) && c.re.MatchString(r.Path)
 }
 
-func (pc *paramCond) matchHeader(h http.Header) bool {
+// matchHeader runs a regex only on a value of at most maxRe bytes.
+func (pc *paramCond) matchHeader(h http.Header, maxRe int) bool {
 	v := h[pc.name]
 	switch {
 	case len(v) == 0:
@@ -279,7 +305,7 @@ func (pc *paramCond) matchHeader(h http.Header) bool {
 	case pc.present:
 		return true
 	case pc.re != nil:
-		return pc.re.MatchString(v[0])
+		return len(v[0]) <= maxRe && pc.re.MatchString(v[0])
 	}
 	return v[0] == pc.value
 }
@@ -303,11 +329,15 @@ func (m *matcher) matchQuery(pc *paramCond) bool {
 	case pc.re == nil:
 		return unescapedEqual(raw, pc.value)
 	case !needsUnescape(raw):
-		return pc.re.MatchString(raw)
+		return len(raw) <= m.maxRe && pc.re.MatchString(raw)
+	case len(raw)/3 > m.maxRe:
+		// The bound is on the decoded value, which is at least a third
+		// as long as raw ("%41" is one byte): no need to decode it.
+		return false
 	}
 	s := getScratch(pc.pool)
 	s.val = appendUnescaped(s.val[:0], raw)
-	ok = pc.re.Match(s.val)
+	ok = len(s.val) <= m.maxRe && pc.re.Match(s.val)
 	putScratch(pc.pool, s)
 	return ok
 }

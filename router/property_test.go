@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -47,7 +48,20 @@ var (
 	propReqHosts = []string{"api.example.com", "x.example.com", "a.b.example.com", "b.example.com", "example.com", "z.a.b.example.com", "other.org", "sub.other.org", "[::1]", "::1", "127.0.0.1", "unknown.net", "", ".example.com", "a..example.com", "www.example.org", "key.example.com", "\u212aey.example.com",
 		"h", "host", "hosts", "a.b", "users-api.payments.svc.cluster.local", "users-apj.payments.svc.cluster.local", "orders.payments.svc.cluster.local", "svc.cluster.local", "api\x1aexample.com"}
 	propReqMethods = []string{"GET", "POST", "get", "PUT", "HEAD"}
-	propSuffixes   = []string{"", "", "x", "/", "/1", "foo", "/deep/er", ".css", "s/42", "42", "/\u212a", "\u017f/1"}
+	// propTenants are the tenants of random routes; "ghost" declares none,
+	// but Owners may list it.
+	propTenants = []string{"", "t1", "t2", "t3"}
+	// propOwnedHosts are the hosts Owners may claim: hosts routes name,
+	// hosts only wildcards, host regexes or host-less routes reach, and an
+	// IPv6 literal written with brackets.
+	propOwnedHosts = []string{
+		"api.example.com", "a.b.example.com", "example.com", "x.example.com", "unknown.net", "h", "host",
+		"[::1]", "127.0.0.1", "other.org", "sub.other.org", "users-api.payments.svc.cluster.local", "key.example.com",
+	}
+	// propHugeHosts are the hosts of the routes with a huge Precedence that
+	// would answer every request if ownership did not stop them.
+	propHugeHosts = []string{"", "", "*.example.com", "*.org", "*.b.example.com"}
+	propSuffixes  = []string{"", "", "x", "/", "/1", "foo", "/deep/er", ".css", "s/42", "42", "/\u212a", "\u017f/1"}
 	// propFoldTraps fold to ASCII stems under RE2's (?i) (Kelvin sign, long
 	// s) but not under ASCII case folding.
 	propFoldTraps = []string{"/u\u017fers/42", "/\u212aeys/1", "/api/v1/u\u017fers/x", "/\u017ftatic/a.css", "/\u212aEYS"}
@@ -55,16 +69,25 @@ var (
 		"q=1", "q=x+y", "q=x%20y", "%71=1", "q=2", "page=2", "page=", "page", "a+b=go", "a%20b=go",
 		"tag=go", "tag=rust", "q=%zz", "q;x=1", "", "=1", "q=1;2", "tag=%E2%9C%93", "Q=1", "%C3%A9=1",
 		"page=%", "q=abc", "tag=x+y+z",
+		// Longer values, plain and escaped, for MaxRegexInput to cut off.
+		"q=x%78%78%78%78%78x", "page=123456789", "tag=x+y+z+w+v",
 	}
 )
 
 func pick[E any](rng *rand.Rand, pool []E) E { return pool[rng.IntN(len(pool))] }
 
 func randomRoutes(rng *rand.Rand, n int) []Route[string] {
+	// One set in four has a single tenant, so that an owner may have more
+	// host-less and wildcard routes than New merges into its host's bucket.
+	tenants := propTenants
+	if rng.IntN(4) == 0 {
+		tenants = propTenants[1:2]
+	}
 	routes := make([]Route[string], n)
 	for i, id := range rng.Perm(n) { // shuffled IDs so input order and ID order differ
 		r := Route[string]{
 			ID:         fmt.Sprintf("r%03d", id),
+			Tenant:     pick(rng, tenants),
 			Host:       pick(rng, propHosts),
 			Method:     pick(rng, propMethods),
 			Precedence: rng.IntN(3) - rng.IntN(2),
@@ -140,6 +163,9 @@ func randomRoutes(rng *rand.Rand, n int) []Route[string] {
 			r := base
 			r.ID = fmt.Sprintf("g%d-%d", g, rng.IntN(1000)*10+m) // unique, in random ID order
 			r.Group, r.Weight = fmt.Sprintf("group%d", g), cuts[m+1]-cuts[m]
+			if rng.IntN(4) == 0 { // a group of several tenants
+				r.Tenant = pick(rng, propTenants)
+			}
 			routes = append(routes, r)
 		}
 		if rng.IntN(2) == 0 {
@@ -148,10 +174,64 @@ func randomRoutes(rng *rand.Rand, n int) []Route[string] {
 			routes = append(routes, r)
 		}
 	}
+	// Now and then routes with a huge Precedence, host-less, wildcard or
+	// host-regex, which win wherever ownership does not stop them.
+	if rng.IntN(3) == 0 {
+		for k := range 1 + rng.IntN(3) {
+			r := Route[string]{
+				ID:         fmt.Sprintf("p%d", k),
+				Tenant:     pick(rng, propTenants),
+				Host:       pick(rng, propHugeHosts),
+				Path:       pick(rng, propStems[:6]),
+				Precedence: 1000 + rng.IntN(2),
+			}
+			if rng.IntN(3) == 0 {
+				r.Host, r.HostRegex = pick(rng, propHostRegexes), true
+			}
+			routes = append(routes, r)
+		}
+	}
 	for i := range routes {
 		routes[i].Value = "v:" + routes[i].ID
 	}
 	return routes
+}
+
+// randomOptions returns, half of the time, owners for a few of the owned
+// hosts, each listing some of the tenants (ghost ones too, and sometimes
+// none), and a third of the time a bound on regex inputs short enough to
+// cut off paths, hosts and query values.
+func randomOptions(rng *rand.Rand) Options {
+	var opts Options
+	if rng.IntN(2) == 0 {
+		opts.Owners = map[string][]string{}
+		for range 1 + rng.IntN(5) {
+			host := pick(rng, propOwnedHosts)
+			if rng.IntN(4) == 0 {
+				host = strings.ToUpper(host)
+			}
+			var tenants []string
+			for _, t := range append(propTenants, "ghost") {
+				if rng.IntN(3) == 0 {
+					tenants = append(tenants, t)
+				}
+			}
+			opts.Owners[host] = tenants
+		}
+	}
+	switch rng.IntN(8) {
+	case 0: // short enough to cut off methods, header and query values
+		opts.MaxRegexInput = 1 + rng.IntN(8)
+	case 1: // paths and hosts
+		opts.MaxRegexInput = 1 + rng.IntN(24)
+	}
+	return opts
+}
+
+// ownedHosts returns the owned hosts of opts in a stable order, for
+// randomRequest.
+func ownedHosts(opts Options) []string {
+	return slices.Sorted(maps.Keys(opts.Owners))
 }
 
 func randomCase(rng *rand.Rand, s string) string {
@@ -168,13 +248,22 @@ func randomCase(rng *rand.Rand, s string) string {
 // (a wildcard filled in), now and then at its path and its method, and
 // otherwise at values from the pools, so that requests reach the routes
 // often enough to tell orders apart.
-func randomRequest(rng *rand.Rand, routes []Route[string]) Request {
+func randomRequest(rng *rand.Rand, routes []Route[string], owned []string) Request {
 	aim := pick(rng, routes)
 	host := pick(rng, propReqHosts)
 	if rng.IntN(3) > 0 && !aim.HostRegex && aim.Host != "" {
 		host = strings.Replace(aim.Host, "*", pick(rng, []string{"x", "a.b", "API"}), 1)
 	}
+	if len(owned) > 0 && rng.IntN(4) == 0 {
+		host = pick(rng, owned)
+	}
 	host = randomCase(rng, host)
+	switch rng.IntN(16) {
+	case 0, 1:
+		host += "." // the fully qualified spelling
+	case 2:
+		host += ".." // not a valid host
+	}
 	if rng.IntN(3) == 0 {
 		if strings.Contains(host, ":") {
 			host = "[" + strings.Trim(host, "[]") + "]"
@@ -230,16 +319,23 @@ func randomRequest(rng *rand.Rand, routes []Route[string]) Request {
 func TestMatchAgreesWithReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(20240601, 7))
 	const sets, requestsPerSet = 200, 500 // 100,000 requests
-	hits, grouped := 0, 0
+	hits, grouped, decided := 0, 0, 0
 	var shape tableShape
 	for set := range sets {
 		// Up to 200 routes: large sets have hosts that too many host-less,
 		// wildcard and host-regex routes apply to for New to merge them,
 		// small ones do not.
 		routes := randomRoutes(rng, 1+rng.IntN(200))
-		tbl := mustNew(t, routes)
+		opts := randomOptions(rng)
+		owned := ownedHosts(opts)
+		tbl, err := NewTable(routes, opts)
+		if err != nil {
+			t.Fatalf("set %d: NewTable: %v", set, err)
+		}
 		shape.add(tbl)
-		ref := newLinear(routes)
+		ref := newLinearOpts(routes, opts)
+		// Without owners, to count the requests ownership decides.
+		free := newLinearOpts(routes, Options{MaxRegexInput: opts.MaxRegexInput})
 		// The whole order, not just the winners, must agree: a group is
 		// adjacent in ID order in both.
 		var got, want []string
@@ -253,7 +349,7 @@ func TestMatchAgreesWithReference(t *testing.T) {
 			t.Fatalf("set %d: evaluation order\n%v\nreference order\n%v", set, got, want)
 		}
 		for range requestsPerSet {
-			req := randomRequest(rng, routes)
+			req := randomRequest(rng, routes, owned)
 			roll := rng.Uint32N(100)
 			if rng.IntN(10) == 0 {
 				roll = rng.Uint32()
@@ -263,7 +359,12 @@ func TestMatchAgreesWithReference(t *testing.T) {
 			if gotOK != wantOK || (gotOK && got.ID != want.ID) {
 				var dump strings.Builder
 				tbl.WriteTo(&dump)
-				t.Fatalf("set %d: MatchRoll(%+v, %d) = %v, reference = %v\n%s", set, req, roll, idOf(got), idOf(want), dump.String())
+				t.Fatalf("set %d (%+v): MatchRoll(%+v, %d) = %v, reference = %v\n%s", set, opts, req, roll, idOf(got), idOf(want), dump.String())
+			}
+			if opts.Owners != nil {
+				if r, _ := free.matchRoll(&req, roll); idOf(r) != idOf(want) {
+					decided++
+				}
 			}
 			if !gotOK {
 				continue
@@ -286,11 +387,12 @@ func TestMatchAgreesWithReference(t *testing.T) {
 	// Guard against a generator that never matches, never reaches a group,
 	// or never builds the structures the lookup treats specially (which
 	// would prove nothing).
-	t.Logf("%d of %d requests matched, %d a group; %+v", hits, sets*requestsPerSet, grouped, shape)
-	if hits < sets*requestsPerSet/5 || grouped < sets*requestsPerSet/100 {
-		t.Errorf("%d of %d requests matched, %d a group; the generator is too sparse", hits, sets*requestsPerSet, grouped)
+	t.Logf("%d of %d requests matched, %d a group, %d decided by owners; %+v", hits, sets*requestsPerSet, grouped, decided, shape)
+	if hits < sets*requestsPerSet/5 || grouped < sets*requestsPerSet/100 || decided < sets*requestsPerSet/100 {
+		t.Errorf("%d of %d requests matched, %d a group, %d decided by owners; the generator is too sparse", hits, sets*requestsPerSet, grouped, decided)
 	}
-	if min(shape.Complete, shape.Incomplete, shape.WideNodes, shape.Wildcards, shape.HostRegexes) < sets/4 {
+	if min(shape.Complete, shape.Incomplete, shape.WideNodes, shape.Wildcards, shape.HostRegexes, shape.OwnedComplete) < sets/4 ||
+		min(shape.OwnedIncomplete, shape.OwnedEmpty) < sets/40 {
 		t.Errorf("the generated tables are too plain: %+v", shape)
 	}
 }
@@ -298,9 +400,11 @@ func TestMatchAgreesWithReference(t *testing.T) {
 // tableShape counts, over many tables, the structures Match treats
 // specially: exact-host buckets that New completed with the other buckets
 // that apply to their host and those it left alone, nodes that index their
-// children by bitmap, wildcard buckets and host-regex buckets.
+// children by bitmap, wildcard buckets and host-regex buckets; and owned
+// hosts' buckets, complete or not, and those no route names.
 type tableShape struct {
 	Complete, Incomplete, WideNodes, Wildcards, HostRegexes int
+	OwnedComplete, OwnedIncomplete, OwnedEmpty              int
 }
 
 func (s *tableShape) add(tbl *Table[string]) {
@@ -308,6 +412,14 @@ func (s *tableShape) add(tbl *Table[string]) {
 		s.WideNodes += len(b.exact.wide) + len(b.fold.wide)
 	}
 	tbl.exact.each(func(_ string, b *bucket) {
+		switch {
+		case b.allow != nil && b.units == 0:
+			s.OwnedEmpty++
+		case b.allow != nil && b.complete:
+			s.OwnedComplete++
+		case b.allow != nil:
+			s.OwnedIncomplete++
+		}
 		if b.complete {
 			s.Complete++
 		} else {

@@ -3,6 +3,7 @@ package router
 import (
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -14,6 +15,8 @@ import (
 // regular expressions are compiled here.
 type linear[T any] struct {
 	routes []linearRoute[T]
+	owners map[string][]string // lower-case owned host, IPv6 without brackets → tenants
+	maxRe  int                 // the longest input a regex runs on; 0 for no bound
 }
 
 type linearRoute[T any] struct {
@@ -58,7 +61,19 @@ func optionalRegex(on bool, expr string) *regexp.Regexp {
 
 // newLinear expects routes that New accepted.
 func newLinear[T any](routes []Route[T]) *linear[T] {
-	l := &linear[T]{}
+	return newLinearOpts(routes, Options{})
+}
+
+// newLinearOpts expects routes and options that NewTable accepted.
+func newLinearOpts[T any](routes []Route[T], opts Options) *linear[T] {
+	l := &linear[T]{maxRe: opts.MaxRegexInput}
+	for host, tenants := range opts.Owners {
+		if l.owners == nil {
+			l.owners = map[string][]string{}
+		}
+		host = strings.Trim(refLower(host), "[]")
+		l.owners[host] = append(l.owners[host], tenants...)
+	}
 	groups := map[string][]*Route[T]{}
 	for i := range routes {
 		if g := routes[i].Group; g != "" {
@@ -155,16 +170,35 @@ func first(vals []string) (string, bool) {
 }
 
 // condHolds applies the shared Present / Value / Regex rule.
-func condHolds(v string, found, present bool, want string, re *regexp.Regexp) bool {
+func (l *linear[T]) condHolds(v string, found, present bool, want string, re *regexp.Regexp) bool {
 	switch {
 	case !found:
 		return false
 	case present:
 		return true
 	case re != nil:
-		return re.MatchString(v)
+		return l.regexHolds(re, v)
 	}
 	return v == want
+}
+
+// regexHolds runs re on s unless s is longer than the bound.
+func (l *linear[T]) regexHolds(re *regexp.Regexp, s string) bool {
+	if l.maxRe > 0 && len(s) > l.maxRe {
+		return false
+	}
+	return re.MatchString(s)
+}
+
+// allowed reports whether the owners of an owned host let r answer: every
+// route of its unit (the group, or r alone) must belong to a listed tenant.
+func allowed[T any](r *linearRoute[T], owners []string) bool {
+	for _, m := range r.members {
+		if !slices.Contains(owners, m.Tenant) {
+			return false
+		}
+	}
+	return true
 }
 
 // matchRoute returns the first matching route, before any weighted pick.
@@ -178,11 +212,17 @@ func (l *linear[T]) matchRoute(req *Request) (*linearRoute[T], bool) {
 	} else if strings.Count(host, ":") == 1 {
 		reqHost, _, _ = strings.Cut(host, ":")
 	}
+	// One trailing dot goes: "h." is the fully qualified spelling of "h".
+	reqHost = strings.TrimSuffix(reqHost, ".")
 	hostOK := len(reqHost) <= 253
 	reqHost = refLower(reqHost)
+	owners, owned := l.owners[reqHost]
 	var query url.Values // parsed on first need, as a handler would
 	for i := range l.routes {
 		r := &l.routes[i]
+		if owned && !allowed(r, owners) {
+			continue
+		}
 		// The regular expressions (host, path, method) run last: the order
 		// of the checks within one route cannot change whether it matches,
 		// and running them first would make the reference slow.
@@ -219,18 +259,18 @@ func (l *linear[T]) matchRoute(req *Request) (*linearRoute[T], bool) {
 		ok := true
 		for k, hm := range r.Headers {
 			v, found := first(req.Header.Values(hm.Name))
-			ok = ok && condHolds(v, found, hm.Present, hm.Value, r.headerRes[k])
+			ok = ok && l.condHolds(v, found, hm.Present, hm.Value, r.headerRes[k])
 		}
 		for k, qm := range r.Query {
 			if query == nil {
 				query, _ = url.ParseQuery(req.RawQuery)
 			}
 			v, found := first(query[qm.Name])
-			ok = ok && condHolds(v, found, qm.Present, qm.Value, r.queryRes[k])
+			ok = ok && l.condHolds(v, found, qm.Present, qm.Value, r.queryRes[k])
 		}
-		ok = ok && (r.hostRe == nil || r.hostRe.MatchString(reqHost)) &&
-			(r.re == nil || r.re.MatchString(path)) &&
-			(r.methodRe == nil || r.methodRe.MatchString(method))
+		ok = ok && (r.hostRe == nil || l.regexHolds(r.hostRe, reqHost)) &&
+			(r.re == nil || l.regexHolds(r.re, path)) &&
+			(r.methodRe == nil || l.regexHolds(r.methodRe, method))
 		if ok {
 			return r, true
 		}

@@ -9,16 +9,34 @@ import (
 	"unicode/utf8"
 )
 
-// regexCache compiles each distinct expression once per New: generated
-// route sets repeat the same path and header expressions across hosts, and
-// a *regexp.Regexp is safe to share between goroutines.
-type regexCache struct {
-	m map[regexKey]regexEntry
+// RegexCache keeps compiled regular expressions across [NewTable] and
+// [Check] calls, so that a gateway rebuilding its table on every change
+// compiles each distinct expression once, not once per build: generated
+// route sets repeat the same path and header expressions across hosts and
+// builds, and a *regexp.Regexp is safe to share between tables and
+// goroutines. Failed compilations are kept too, with their error.
+//
+// Expressions are keyed by their source and by whether they fold case (a
+// case-insensitive Regex path). Memory is bounded by [RegexCache.Sweep],
+// which the owner calls after each build to forget what that build no
+// longer uses.
+//
+// A RegexCache is not safe for concurrent use: one goroutine, the one that
+// builds tables, owns it, and must not build two tables with it at once.
+// The tables themselves share the compiled expressions safely. The zero
+// value is an empty cache ready to use.
+type RegexCache struct {
+	m map[regexKey]*cachedRegex
 }
 
 type regexKey struct {
 	src  string
 	fold bool
+}
+
+type cachedRegex struct {
+	regexEntry
+	used bool // since the last Sweep
 }
 
 type regexEntry struct {
@@ -28,22 +46,40 @@ type regexEntry struct {
 	err    error
 }
 
+// NewRegexCache returns an empty cache.
+func NewRegexCache() *RegexCache { return &RegexCache{} }
+
+// Sweep forgets every expression that no NewTable or Check call used since
+// the previous Sweep (or since the cache was made), so that the cache holds
+// what the latest builds need and not every expression ever seen. Tables
+// already built keep their expressions.
+func (c *RegexCache) Sweep() {
+	for k, e := range c.m {
+		if !e.used {
+			delete(c.m, k)
+			continue
+		}
+		e.used = false
+	}
+}
+
 // compile returns src compiled to match whole inputs only, case-folded when
 // fold is set, with the literal prefix every match starts with (lower-cased
 // when fold is set, for the case-insensitive tree) and the literals every
 // match holds, which let Match rule most inputs out without running the
 // expression.
-func (rc *regexCache) compile(src string, fold bool) (regexEntry, error) {
+func (c *RegexCache) compile(src string, fold bool) (regexEntry, error) {
 	k := regexKey{src, fold}
-	e, ok := rc.m[k]
+	e, ok := c.m[k]
 	if !ok {
-		e = compileRegex(src, fold)
-		if rc.m == nil {
-			rc.m = make(map[regexKey]regexEntry)
+		e = &cachedRegex{regexEntry: compileRegex(src, fold)}
+		if c.m == nil {
+			c.m = make(map[regexKey]*cachedRegex)
 		}
-		rc.m[k] = e
+		c.m[k] = e
 	}
-	return e, e.err
+	e.used = true
+	return e.regexEntry, e.err
 }
 
 func compileRegex(src string, fold bool) regexEntry {

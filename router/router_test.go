@@ -22,8 +22,16 @@ func mustNew(t testing.TB, routes []Route[string]) *Table[string] {
 // expecter returns a closure that asserts which route ID a request picks
 // ("" for no match) and that the reference agrees.
 func expecter(t *testing.T, routes []Route[string]) func(r Request, want string) {
-	tbl := mustNew(t, routes)
-	ref := newLinear(routes)
+	return expecterOpts(t, routes, Options{})
+}
+
+// expecterOpts is expecter for a table built with options.
+func expecterOpts(t *testing.T, routes []Route[string], opts Options) func(r Request, want string) {
+	tbl, err := NewTable(routes, opts)
+	if err != nil {
+		t.Fatalf("NewTable: %v", err)
+	}
+	ref := newLinearOpts(routes, opts)
 	return func(r Request, want string) {
 		t.Helper()
 		got := ""
@@ -95,7 +103,12 @@ func TestMatchHost(t *testing.T) {
 	expect(rq("[::1]", "GET", "/", nil), "v6")
 	expect(rq("::1", "GET", "/", nil), "v6")
 	expect(rq("127.0.0.1:9000", "GET", "/", nil), "v4")
-	expect(rq("api.example.com.", "GET", "/", nil), "")
+	expect(rq("api.example.com.", "GET", "/", nil), "exact") // the fully qualified spelling of the same host
+	expect(rq("API.example.com.:8443", "GET", "/", nil), "exact")
+	expect(rq("www.example.com.", "GET", "/", nil), "wild")
+	expect(rq("api.example.com..", "GET", "/", nil), "") // only one dot goes
+	expect(rq("[::1].", "GET", "/", nil), "v6")
+	expect(rq(".", "GET", "/only-any", nil), "any")
 	expect(rq("other.net", "GET", "/", nil), "")
 	expect(rq("other.net", "GET", "/only-any/x", nil), "any")
 	expect(rq("api.example.com", "GET", "/only-any", nil), "any") // longer path beats the host route
@@ -791,6 +804,30 @@ func TestMatchAllocs(t *testing.T) {
 	)
 	tbl := mustNew(t, routes)
 	h := hdr("X-Env", "canary")
+	routes, opts := withBulk(ownedRoutes(300))
+	owned, err := NewTable(routes, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, host, method, path, query, want string
+	}{
+		{"owned hit", "svc3.example.com.", "GET", "/api/v3/users/x", "", "ns3/svc3.example.com//users/"},
+		{"owned incomplete hit", "BULK.example.com", "GET", "/api/v3/users/x", "", "bulk-api"},
+		{"owned incomplete miss", "bulk.example.com", "GET", "/x", "", ""},
+	} {
+		r := Request{Host: tc.host, Method: tc.method, Path: tc.path, RawQuery: tc.query, Header: h}
+		if got, _ := owned.Match(&r); idOf(got) != tc.want && !(tc.want == "" && got == nil) {
+			t.Errorf("%s: Match = %s, want %s", tc.name, idOf(got), tc.want)
+		}
+		allocs := testing.AllocsPerRun(200, func() {
+			r := Request{Host: tc.host, Method: tc.method, Path: tc.path, RawQuery: tc.query, Header: h}
+			owned.Match(&r)
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocs per Match, want 0", tc.name, allocs)
+		}
+	}
 	for _, tc := range []struct {
 		name, host, method, path, query, want string
 	}{

@@ -310,14 +310,21 @@ descend:
 	for {
 		n := &nodes[at]
 		if n.units > 0 && n.top < best {
-			if n.flags&topPlain != 0 && (n.flags&topExact == 0 || atEnd) {
+			if n.flags&topPlain != 0 && (n.flags&topExact == 0 || atEnd) && m.allow == nil {
 				best = n.top
 			} else {
 				for _, r := range t.nodeRanks(n) {
 					if r >= best {
 						break
 					}
-					if c := &conds[r]; c.plain && (c.kind != Exact || atEnd) || c.matches(m, atEnd) {
+					c := &conds[r]
+					// A unit of a tenant the owned host does not allow is
+					// simply not a match: the walk goes on as if it had
+					// failed its conditions.
+					if m.allow != nil && !allows(m.allow, c.tenancy) {
+						continue
+					}
+					if c.plain && (c.kind != Exact || atEnd) || c.matches(m, atEnd) {
 						best = r
 						break
 					}

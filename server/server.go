@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/gatehouse-dev/gatehouse/annotations"
 	"github.com/gatehouse-dev/gatehouse/limiter"
 	"github.com/gatehouse-dev/gatehouse/metrics"
 	"github.com/gatehouse-dev/gatehouse/proxy"
@@ -115,14 +114,14 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Current returns the snapshot being served, nil before the first.
 func (s *Server) Current() *snapshot.Snapshot { return s.handler.Current() }
 
-// Apply builds a snapshot from in and publishes it. Services whose annotation
-// is invalid keep their last good routes; the reports say which. The previous
-// snapshot keeps serving if the build fails as a whole.
-func (s *Server) Apply(in snapshot.Input) ([]snapshot.Report, error) {
+// Apply builds a snapshot from in and publishes it. Services whose
+// annotations are rejected keep their last good routes; the reports say
+// which. A build cannot fail as a whole.
+func (s *Server) Apply(in snapshot.Input) []snapshot.Report {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	start := time.Now()
-	snap, reports, err := s.builder.Build(in)
+	snap, reports := s.builder.Build(in)
 	for _, r := range reports {
 		s.metrics.ConfigRejected(r.Service, r.Rejected)
 		if r.Rejected {
@@ -135,10 +134,13 @@ func (s *Server) Apply(in snapshot.Input) ([]snapshot.Report, error) {
 		// A Service deleted, or stripped of its annotations, while rejected
 		// gets no more reports; its gauge must not say so forever.
 		present := make(map[string]bool, len(in.Services))
+		keys := s.cfg.Build.Keys()
 		for _, svc := range in.Services {
-			_, ours := svc.Annotations[annotations.Key]
-			_, emissary := svc.Annotations[annotations.EmissaryKey]
-			present[svc.Namespace+"/"+svc.Name] = ours || emissary && s.cfg.Build.Emissary
+			for _, k := range keys {
+				if _, ok := svc.Annotations[k]; ok {
+					present[svc.Namespace+"/"+svc.Name] = true
+				}
+			}
 		}
 		for key := range s.rejected {
 			if !present[key] {
@@ -147,13 +149,10 @@ func (s *Server) Apply(in snapshot.Input) ([]snapshot.Report, error) {
 			}
 		}
 	}
-	if err != nil {
-		return reports, fmt.Errorf("building snapshot: %w", err)
-	}
 	s.handler.Publish(snap)
 	s.ready.Store(true)
 	s.log.Info("snapshot published", "generation", snap.Generation, "routes", snap.Table.Len(), "build_ms", float64(time.Since(start).Microseconds())/1000)
-	return reports, nil
+	return reports
 }
 
 // UpdateEndpoints applies endpoint changes to the upstreams of the snapshot

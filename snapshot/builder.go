@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -25,15 +24,6 @@ type Input struct {
 	// Namespaces matter for their annotations.GrantKey annotations only:
 	// a Mapping may route into another namespace that grants it.
 	Namespaces []*corev1.Namespace
-}
-
-// Options say which annotations a Builder reads.
-type Options struct {
-	// Emissary also reads getambassador.io/config, in Emissary's dialect.
-	Emissary bool
-	// AmbassadorID selects Emissary documents by ambassador_id; "" means
-	// "default".
-	AmbassadorID string
 }
 
 // Report says what happened to one annotation of one Service in a build.
@@ -63,11 +53,14 @@ type Builder struct {
 	keys       []string // annotation keys read, in order
 	limiters   *limiter.Registry
 	upstreams  *upstream.Registry
+	regexes    *router.RegexCache // compiled expressions, kept across rebuilds
 	services   map[string]*serviceState
 	inFlight   map[string]*atomic.Int64          // by route ID, kept across rebuilds
 	targets    map[string]annotations.ServiceRef // upstream ID → target, as last compiled
 	resolved   map[string]resolvedFrom           // upstream ID → what its endpoints came from
+	last       *Snapshot                         // the last snapshot built
 	generation uint64
+	accepted   uint64 // Services accepted so far: the order of their claims
 }
 
 // sourced is one annotation's parsed configuration.
@@ -82,9 +75,10 @@ type serviceState struct {
 	// annotation: at 10,000 Services three small maps each were megabytes.
 	parsed   []parsedAnnotation
 	good     []sourced        // what this Service serves
-	claims   []claimKey       // host+path keys good holds (a few; duplicates harmless)
+	claims   claims           // the hosts and shared paths good holds
 	weights  map[string]int   // canary group → explicit weight good adds
-	compiled *compiledService // good as routes; nil until compiled
+	compiled *compiledService // good as routes
+	since    uint64           // when good was first accepted (Builder.accepted); 0 never
 }
 
 // parsedAnnotation is one annotation of a Service as last parsed.
@@ -105,47 +99,39 @@ func (b *Builder) problemsOf(st *serviceState, key string) annotations.Problems 
 	return nil
 }
 
-// claimKey is the unit of ownership between namespaces: one namespace owns a
-// host and path, whatever conditions its Mappings add.
-type claimKey struct {
-	host string
-	kind router.PathKind
-	path string
-}
-
 // NewBuilder returns a Builder that keeps limiter and upstream state in the
 // given registries.
 func NewBuilder(limiters *limiter.Registry, upstreams *upstream.Registry, opts Options) *Builder {
-	b := &Builder{
+	return &Builder{
 		opts:      opts,
-		keys:      []string{annotations.Key},
+		keys:      opts.Keys(),
 		limiters:  limiters,
 		upstreams: upstreams,
+		regexes:   router.NewRegexCache(),
 		services:  map[string]*serviceState{},
 		inFlight:  map[string]*atomic.Int64{},
 		targets:   map[string]annotations.ServiceRef{},
 		resolved:  map[string]resolvedFrom{},
 	}
-	if opts.Emissary {
-		b.keys = append(b.keys, annotations.EmissaryKey)
-	}
-	return b
 }
 
-// Build compiles in into a new Snapshot. Only Services whose annotations
-// changed since the last Build are parsed again. A Service whose annotations
-// are invalid keeps serving its last good configuration; nothing else is
-// affected. Reports cover every annotation that changed or has problems.
-func (b *Builder) Build(in Input) (*Snapshot, []Report, error) {
+// Build compiles in into a new Snapshot. It succeeds for every input: a
+// Service whose annotations do not parse, do not compile, exceed a budget
+// or break a cross-namespace rule is rejected on its own and keeps serving
+// its last good configuration; nothing else is affected. Only Services
+// whose annotations changed since the last Build are compiled again.
+// Reports cover every annotation that changed or has problems.
+func (b *Builder) Build(in Input) (*Snapshot, []Report) {
 	services := make(map[string]*corev1.Service, len(in.Services))
-	// Incumbents first, then by creation time, then by name: the order in
-	// which Services claim hosts and paths, so a newcomer never displaces
-	// an incumbent. The sort keys are gathered first: looking them up in
+	// Incumbents first, in the order they were first accepted, then
+	// newcomers by creation time, then by name: the order in which
+	// Services claim hosts and paths, so a newcomer never displaces an
+	// incumbent. The sort keys are gathered first: looking them up in
 	// maps inside the comparison cost more than the rest of a rebuild.
 	type entry struct {
-		incumbent bool
-		created   time.Time
-		key       string
+		since   uint64 // 0 for a newcomer
+		created time.Time
+		key     string
 	}
 	var order []entry
 	for _, svc := range in.Services {
@@ -155,16 +141,19 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report, error) {
 		}
 		services[key] = svc
 		if b.annotated(svc) {
-			st := b.services[key]
-			order = append(order, entry{st != nil && st.good != nil, svc.CreationTimestamp.Time, key})
+			e := entry{created: svc.CreationTimestamp.Time, key: key}
+			if st := b.services[key]; st != nil && st.good != nil {
+				e.since = st.since
+			}
+			order = append(order, e)
 		}
 	}
 	slices.SortFunc(order, func(a, b entry) int {
-		if a.incumbent != b.incumbent {
-			if a.incumbent {
-				return -1
-			}
-			return 1
+		switch {
+		case a.since != b.since && (a.since == 0 || b.since == 0):
+			return cmp.Compare(b.since, a.since) // incumbents first
+		case a.since != b.since:
+			return cmp.Compare(a.since, b.since)
 		}
 		return cmp.Or(a.created.Compare(b.created), strings.Compare(a.key, b.key))
 	})
@@ -180,23 +169,11 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report, error) {
 		}
 	}
 
-	grants := grantsOf(in.Namespaces)
-
 	// What incumbents hold stands before any change is considered.
-	owners := map[claimKey]string{} // claim → owning namespace
-	weights := map[string]int{}     // canary group → explicit weights in force
+	t := newTenancy(in.Namespaces, services)
 	for _, key := range keys {
-		st := b.services[key]
-		if st == nil {
-			continue
-		}
-		for _, c := range st.claims {
-			if _, taken := owners[c]; !taken {
-				owners[c] = services[key].Namespace
-			}
-		}
-		for g, w := range st.weights {
-			weights[g] += w
+		if st := b.services[key]; st != nil && st.good != nil {
+			t.hold(services[key].Namespace, key, st.claims, st.weights)
 		}
 	}
 
@@ -216,28 +193,21 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report, error) {
 			}
 		}
 		if candidate != nil && !sameSources(candidate, st.good) {
-			claims, groupWeights, compileProblems := check(svc, candidate, st.weights, owners, weights, grants)
-			for k, ps := range compileProblems {
+			u, cl, weights, problems := b.decide(svc, st, candidate, t)
+			for k, ps := range problems {
 				all[k] = append(all[k], ps...)
 			}
-			if anyErrors(compileProblems) {
+			if anyErrors(problems) {
 				candidate = nil
 			} else {
-				for _, c := range st.claims {
-					if owners[c] == svc.Namespace {
-						delete(owners, c)
-					}
+				t.release(svc.Namespace, key, st.claims)
+				t.hold(svc.Namespace, key, cl, weights)
+				st.good, st.claims, st.weights = candidate, cl, weights
+				st.compiled = b.bind(key, candidate, u)
+				if st.since == 0 {
+					b.accepted++
+					st.since = b.accepted
 				}
-				for _, c := range claims {
-					owners[c] = svc.Namespace
-				}
-				for g, w := range st.weights {
-					weights[g] -= w
-				}
-				for g, w := range groupWeights {
-					weights[g] += w
-				}
-				st.good, st.claims, st.weights = candidate, claims, groupWeights
 			}
 		}
 		rejected := candidate == nil
@@ -259,18 +229,25 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report, error) {
 		}
 	}
 
-	snap, err := b.compile(keys, services, in.Slices, grants)
-	if err != nil {
-		return nil, reports, err
+	snap, isolated := b.compile(keys, services, in.Slices, t)
+	reports = append(reports, isolated...)
+	snap.tenancy, snap.opts = t, b.opts
+	b.last = snap
+	return snap, reports
+}
+
+// decide runs the pipeline on a Service's changed configuration: compiled
+// on its own, then checked against what other Services hold.
+func (b *Builder) decide(svc *corev1.Service, st *serviceState, candidate []sourced, t *tenancy) (*unit, claims, map[string]int, map[string]annotations.Problems) {
+	u, problems := compileUnit(svc, candidate, func(key string) annotations.Problems { return b.problemsOf(st, key) }, t.isKnown, &b.opts)
+	if anyErrors(problems) {
+		return nil, claims{}, nil, problems
 	}
-	snap.owners, snap.weights, snap.grants = owners, weights, grants
-	snap.own = map[string]map[string]int{}
-	for key, st := range b.services {
-		if st.weights != nil { // only canary group members contribute
-			snap.own[key] = st.weights
-		}
+	cl, weights, cross := t.check(svc, u, &b.opts)
+	for k, ps := range cross {
+		problems[k] = append(problems[k], ps...)
 	}
-	return snap, reports, nil
+	return u, cl, weights, problems
 }
 
 // UpdateEndpoints re-resolves the endpoints of every upstream the current
@@ -320,12 +297,7 @@ func (b *Builder) parse(svc *corev1.Service, st *serviceState) (map[string]bool,
 			continue
 		case !pa.present || pa.text != text:
 			changed[k] = true
-			opts := annotations.Options{Namespace: svc.Namespace}
-			if k == annotations.EmissaryKey {
-				opts.Dialect = annotations.Emissary
-				opts.AmbassadorID = b.opts.AmbassadorID
-			}
-			cfg, problems := annotations.Parse(text, opts)
+			cfg, problems := annotations.Parse(text, b.opts.parseOptions(k, svc.Namespace))
 			*pa = parsedAnnotation{present: true, text: text, cfg: cfg, problems: problems}
 		}
 		if pa.cfg == nil {
@@ -351,23 +323,6 @@ func (b *Builder) unchanged(svc *corev1.Service, st *serviceState) bool {
 		}
 	}
 	return true
-}
-
-// grantsOf reads the annotations.GrantKey annotations of namespaces. A value
-// that does not parse grants nothing: failing closed keeps a typo from
-// opening a namespace to everyone.
-func grantsOf(namespaces []*corev1.Namespace) map[string]annotations.Grant {
-	grants := map[string]annotations.Grant{}
-	for _, ns := range namespaces {
-		v, ok := ns.Annotations[annotations.GrantKey]
-		if !ok {
-			continue
-		}
-		if g, err := annotations.ParseGrant(v); err == nil {
-			grants[ns.Name] = g
-		}
-	}
-	return grants
 }
 
 func sortProblems(ps annotations.Problems) {
@@ -400,103 +355,8 @@ func anyErrors(m map[string]annotations.Problems) bool {
 	return false
 }
 
-// check applies the rules that need more than one annotation: targets stay
-// in the Mapping's namespace, a host and path owned by another namespace
-// cannot be taken, Mapping names are unique across a Service's annotations,
-// and a canary group's explicit weights stay within 100%. own is what the
-// Service itself already contributes to weights. It returns the claims and
-// group weights the config would hold.
-func check(svc *corev1.Service, srcs []sourced, own map[string]int, owners map[claimKey]string, weights map[string]int, grants map[string]annotations.Grant) ([]claimKey, map[string]int, map[string]annotations.Problems) {
-	problems := map[string]annotations.Problems{}
-	var claims []claimKey
-	var groupWeights map[string]int // most Services are in no canary group
-	names := map[string]string{}    // Mapping name → annotation key
-	for _, src := range srcs {
-		add := func(m annotations.Mapping, field, msg string) {
-			problems[src.key] = append(problems[src.key], annotations.Problem{Pos: fieldPos(m, field), Path: `Mapping "` + m.Name + `"` + dotted(field), Message: msg})
-		}
-		for _, m := range src.cfg.Mappings {
-			if other, dup := names[m.Name]; dup {
-				add(m, "name", fmt.Sprintf("Mapping %q is also declared in annotation %s", m.Name, other))
-				continue
-			}
-			names[m.Name] = src.key
-			if isShadow(m) {
-				continue // not routed, so it claims nothing
-			}
-			if !isRedirect(m) {
-				ref, err := annotations.ParseServiceRef(m.Service, svc.Namespace)
-				if err != nil {
-					add(m, "service", err.Error())
-					continue
-				}
-				if ref.Namespace != svc.Namespace && !grants[ref.Namespace].Allows(svc.Namespace) {
-					add(m, "service", fmt.Sprintf("service %q is in namespace %q, which does not allow routes from namespace %q; a Mapping routes within its own namespace unless the target Namespace lists it in its %s annotation", m.Service, ref.Namespace, svc.Namespace, annotations.GrantKey))
-				}
-			}
-			c := claimKey{host: matchHost(m), kind: pathKind(m), path: m.Prefix}
-			if owner, taken := owners[c]; taken && owner != svc.Namespace {
-				add(m, "prefix", fmt.Sprintf("host %q and %s %q are already routed by namespace %q", hostOrAny(c.host), c.kind, m.Prefix, owner))
-			}
-			claims = append(claims, c)
-			if m.Weight != nil {
-				g := groupKey(svc.Namespace, m)
-				if groupWeights == nil {
-					groupWeights = map[string]int{}
-				}
-				groupWeights[g] += *m.Weight
-				total := weights[g] - own[g] + groupWeights[g]
-				if total > 100 {
-					add(m, "weight", fmt.Sprintf("the weights of this canary group add up to %d%%; at most 100%% is possible", total))
-				}
-			}
-		}
-	}
-	return claims, groupWeights, problems
-}
-
-// fieldPos is where field of m was written, or where m starts.
-func fieldPos(m annotations.Mapping, field string) annotations.Position {
-	if p, ok := m.Positions[field]; ok {
-		return p
-	}
-	return m.Pos
-}
-
-func dotted(field string) string {
-	if field == "" || field == "name" {
-		return ""
-	}
-	return "." + field
-}
-
-func isRedirect(m annotations.Mapping) bool { return m.HostRedirect != nil && *m.HostRedirect }
-
-// isShadow tells a mirror Mapping, which Emissary sends copies of traffic to
-// and which must never take traffic itself.
-func isShadow(m annotations.Mapping) bool { return m.Shadow != nil && *m.Shadow }
-
-// matchHost is the router host a Mapping matches: hostname wins over host
-// (Emissary's rule), "*" means any.
-func matchHost(m annotations.Mapping) string {
-	h := m.Host
-	if m.Hostname != "" {
-		h = m.Hostname
-	}
-	if h == "*" {
-		return ""
-	}
-	return h
-}
-
-func hostOrAny(h string) string {
-	if h == "" {
-		return "*"
-	}
-	return h
-}
-
-func pathKind(m annotations.Mapping) router.PathKind {
+// pathKind is the router's kind of a Mapping's path.
+func pathKind(m *annotations.Mapping) router.PathKind {
 	switch {
 	case m.PrefixRegex:
 		return router.Regex
@@ -505,53 +365,3 @@ func pathKind(m annotations.Mapping) router.PathKind {
 	}
 	return router.Prefix
 }
-
-// groupKey identifies a canary group: Mappings of one namespace whose match
-// criteria are identical. Emissary groups across namespaces, which lets one
-// team take a share of another's traffic; Gatehouse does not.
-func groupKey(namespace string, m annotations.Mapping) string {
-	var b strings.Builder
-	field := func(s string) {
-		b.WriteString(s)
-		b.WriteByte(0)
-	}
-	field(namespace)
-	field(matchHost(m))
-	field(fmt.Sprint(m.HostRegex, pathKind(m), !caseSensitive(m), m.MethodRegex, m.Precedence))
-	field(m.Prefix)
-	field(m.Method)
-	writeMap := func(kv map[string]string) {
-		keys := make([]string, 0, len(kv))
-		for k := range kv {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			field(k)
-			field(kv[k])
-		}
-		field("")
-	}
-	writeMap(headerStrings(m.Headers, true))
-	writeMap(m.RegexHeaders)
-	writeMap(headerStrings(m.QueryParameters, false))
-	writeMap(m.RegexQueryParameters)
-	return b.String()
-}
-
-func headerStrings(h map[string]annotations.HeaderValue, fold bool) map[string]string {
-	out := make(map[string]string, len(h))
-	for k, v := range h {
-		if fold {
-			k = strings.ToLower(k)
-		}
-		if v.Present {
-			out[k] = "\x00present"
-		} else {
-			out[k] = v.Value
-		}
-	}
-	return out
-}
-
-func caseSensitive(m annotations.Mapping) bool { return m.CaseSensitive == nil || *m.CaseSensitive }

@@ -16,8 +16,10 @@ import (
 	"github.com/gatehouse-dev/gatehouse/upstream"
 )
 
-func newBuilder() *Builder {
-	return NewBuilder(limiter.NewRegistry(limiter.Options{}), upstream.NewRegistry(upstream.RegistryOptions{}), Options{})
+func newBuilder() *Builder { return newBuilderWith(Options{}) }
+
+func newBuilderWith(opts Options) *Builder {
+	return NewBuilder(limiter.NewRegistry(limiter.Options{}), upstream.NewRegistry(upstream.RegistryOptions{}), opts)
 }
 
 func service(ns, name, config string) *corev1.Service {
@@ -51,11 +53,7 @@ func match(s *Snapshot, host, path string) (*router.Route[*Route], bool) {
 
 func build(t *testing.T, b *Builder, in Input) (*Snapshot, []Report) {
 	t.Helper()
-	s, reports, err := b.Build(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, reports
+	return b.Build(in)
 }
 
 func TestBuildCompilesRoutes(t *testing.T) {
@@ -207,7 +205,7 @@ func TestNewcomerCannotTakeHostAndPath(t *testing.T) {
 		t.Errorf("host and path served by %q, want the incumbent team-z/shop", got)
 	}
 	if len(reports) != 1 || reports[0].Service != "team-a/shop" || !reports[0].Rejected ||
-		!strings.Contains(reports[0].Problems.Error(), `already routed by namespace "team-z"`) {
+		!strings.Contains(reports[0].Problems.Error(), `host "shop.example.com" belongs to namespace "team-z"`) {
 		t.Errorf("reports %+v", reports)
 	}
 
@@ -311,25 +309,18 @@ func TestSnapshotCheckAgreesWithBuild(t *testing.T) {
 	canary := service("team-z", "v1", mapping("v1", "/api/", "v1", "weight: 80"))
 	s, _ := build(t, b, Input{Services: []*corev1.Service{incumbent, canary}})
 
-	parse := func(svc *corev1.Service) map[string]*annotations.Config {
-		cfg, problems := annotations.Parse(svc.Annotations[annotations.Key], annotations.Options{Namespace: svc.Namespace})
-		if problems.HasErrors() {
-			t.Fatal(problems)
-		}
-		return map[string]*annotations.Config{annotations.Key: cfg}
-	}
 	for _, c := range []struct {
 		svc  *corev1.Service
 		want string
 	}{
-		{service("team-a", "grab", mapping("grab", "/cart/", "grab", "host: shop.example.com")), `already routed by namespace "team-z"`},
+		{service("team-a", "grab", mapping("grab", "/cart/", "grab", "host: shop.example.com")), `host "shop.example.com" belongs to namespace "team-z"`},
 		{service("team-a", "steal", mapping("steal", "/x/", "db.team-z")), `does not allow routes from namespace "team-a"`},
 		{service("team-z", "v2", mapping("v2", "/api/", "v2", "weight: 30")), `add up to 110%`},
 		{service("team-z", "v2", mapping("v2", "/api/", "v2", "weight: 20")), ``},
 		{incumbent, ``}, // re-applying yourself is fine
 	} {
-		got := s.Check(c.svc, parse(c.svc))[annotations.Key].Error()
-		if c.want == "" && len(s.Check(c.svc, parse(c.svc))[annotations.Key]) != 0 || c.want != "" && !strings.Contains(got, c.want) {
+		got := s.Review(c.svc)[annotations.Key].Error()
+		if c.want == "" && len(s.Review(c.svc)[annotations.Key]) != 0 || c.want != "" && !strings.Contains(got, c.want) {
 			t.Errorf("%s/%s: Check = %q, want %q", c.svc.Namespace, c.svc.Name, got, c.want)
 		}
 	}
@@ -394,7 +385,7 @@ func TestGrantedCrossNamespaceTarget(t *testing.T) {
 	if m, ok := match(s, "x", "/pay/1"); !ok || m.Value.Target.Namespace != "finance" {
 		t.Fatalf("granted route not served: %+v", m)
 	}
-	if ps := s.Check(service("other", "x", ""), map[string]*annotations.Config{annotations.Key: mustParse(t, "other", mapping("pay2", "/pay2/", "billing.finance:8080"))}); len(ps[annotations.Key]) != 1 {
+	if ps := s.Review(service("other", "x", mapping("pay2", "/pay2/", "billing.finance:8080"))); len(ps[annotations.Key]) != 1 {
 		t.Errorf("Check for a namespace the grant does not name: %v", ps)
 	}
 

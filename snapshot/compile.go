@@ -3,7 +3,6 @@ package snapshot
 import (
 	"fmt"
 	"net/http"
-	"regexp"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -47,30 +46,71 @@ type compiledService struct {
 }
 
 // compile turns every Service's good configuration into a router table.
-func (b *Builder) compile(keys []string, services map[string]*corev1.Service, slices []*discoveryv1.EndpointSlice, grants map[string]annotations.Grant) (*Snapshot, error) {
+// It always succeeds: every Service's routes made a table on their own, so
+// a table of all of them fails only through an interaction no check
+// foresaw (or a bug), and then the Services whose routes the router names
+// are taken out, rejected, and the rest is built again. It returns reports
+// for the Services it took out.
+func (b *Builder) compile(keys []string, services map[string]*corev1.Service, slices []*discoveryv1.EndpointSlice, t *tenancy) (*Snapshot, []Report) {
+	var reports []Report
+	opts := router.Options{Owners: t.owners(), MaxRegexInput: b.opts.Budgets.withDefaults().MaxRegexInput, Cache: b.regexes}
+	for attempt := 0; ; attempt++ {
+		routes, groups, cached, explicit, owner := b.gather(keys, services, t)
+		b.weigh(routes, groups, cached, explicit)
+		table, err := router.NewTable(routes, opts)
+		if err == nil {
+			b.regexes.Sweep()
+			b.retain(keys, routes, services, slices)
+			b.generation++
+			return &Snapshot{Generation: b.generation, Table: table}, reports
+		}
+		// Take out every Service the error names; if it names none (which
+		// would be a router bug), every Service, so that the loop ends.
+		named := map[string]bool{}
+		for i := range routes {
+			if msg := routeErrorFor(err, routes[i].ID); msg != "" {
+				named[owner[i]] = true
+			}
+		}
+		if len(named) == 0 || attempt >= 3 {
+			for _, key := range keys {
+				named[key] = true
+			}
+		}
+		for _, key := range sortedSet(named) {
+			st := b.services[key]
+			if st == nil || st.good == nil {
+				continue
+			}
+			msg := routeErrorsOf(err, routes, owner, key)
+			t.release(services[key].Namespace, key, st.claims)
+			st.good, st.claims, st.weights, st.compiled, st.since = nil, claims{}, nil, nil, 0
+			reports = append(reports, Report{
+				Service:    key,
+				Annotation: b.keys[0],
+				Problems:   annotations.Problems{{Message: "taken out of the route table: " + msg}},
+				Rejected:   true,
+			})
+		}
+		opts.Owners = t.owners()
+	}
+}
+
+// gather lists the routes of every good configuration in Build's order,
+// with their canary groups, the compiled routes they came from, their
+// weights as written and the Service each belongs to.
+func (b *Builder) gather(keys []string, services map[string]*corev1.Service, t *tenancy) ([]router.Route[*Route], map[string][]int, []*router.Route[*Route], []*int, []string) {
 	n := 0
 	for _, key := range keys {
-		st := b.services[key]
-		if st == nil || st.good == nil {
-			continue
+		if st := b.services[key]; st != nil && st.good != nil {
+			n += len(st.compiled.routes)
 		}
-		if st.compiled == nil || !sameSources(st.compiled.from, st.good) {
-			cs, err := b.compileService(services[key], key, st)
-			if err != nil {
-				return nil, err
-			}
-			st.compiled = cs
-		}
-		n += len(st.compiled.routes)
 	}
-
 	routes := make([]router.Route[*Route], 0, n)
 	cached := make([]*router.Route[*Route], 0, n) // where each of routes came from
 	explicit := make([]*int, 0, n)
+	owner := make([]string, 0, n)
 	groups := map[string][]int{} // canary group → indexes into routes
-	keepLimiters := map[string]bool{}
-	keepInFlight := map[string]bool{}
-	targets := make(map[string]annotations.ServiceRef, len(b.targets))
 	for _, key := range keys {
 		st := b.services[key]
 		if st == nil || st.good == nil {
@@ -81,31 +121,23 @@ func (b *Builder) compile(keys []string, services map[string]*corev1.Service, sl
 		for i := range cs.routes {
 			// A grant checked when the route was admitted may since have
 			// been withdrawn; the route stops with it.
-			if t := cs.routes[i].Value.Target; cs.routes[i].Value.Upstream != nil && t.Namespace != ns && !grants[t.Namespace].Allows(ns) {
+			if v := cs.routes[i].Value; v.Redirect == nil && !v.External && !t.grantAllows(v.Target.Namespace, ns) {
 				continue
 			}
 			groups[cs.groups[i]] = append(groups[cs.groups[i]], len(routes))
 			routes = append(routes, cs.routes[i])
 			cached = append(cached, &cs.routes[i])
 			explicit = append(explicit, cs.explicit[i])
-		}
-		for _, id := range cs.limiters {
-			keepLimiters[id] = true
-		}
-		for _, id := range cs.inFlight {
-			keepInFlight[id] = true
+			owner = append(owner, key)
 		}
 	}
-	for _, r := range routes {
-		if u := r.Value.Upstream; u != nil {
-			targets[u.ID()] = r.Value.Target
-		}
-	}
-	// The same round may have moved endpoints too.
-	b.resolveTargets(targets, services, slices)
+	return routes, groups, cached, explicit, owner
+}
 
-	// A canary group is every Mapping of a namespace with identical match
-	// criteria; a lone Mapping takes all its traffic whatever its weight.
+// weigh gives each member of a canary group its share. A canary group is
+// every Mapping of a namespace with identical match criteria; a lone
+// Mapping takes all its traffic whatever its weight.
+func (b *Builder) weigh(routes []router.Route[*Route], groups map[string][]int, cached []*router.Route[*Route], explicit []*int) {
 	for g, members := range groups {
 		if len(members) < 2 {
 			setWeight(&routes[members[0]], cached[members[0]], "", 100)
@@ -121,20 +153,76 @@ func (b *Builder) compile(keys []string, services map[string]*corev1.Service, sl
 			setWeight(&routes[idx], cached[idx], g, shares[i])
 		}
 	}
-	table, err := router.New(routes)
-	if err != nil {
-		return nil, fmt.Errorf("building router: %w", err)
+}
+
+// retain keeps the limiter buckets, upstreams and in-flight counters the
+// table uses and forgets the rest, and resolves the upstreams' endpoints.
+func (b *Builder) retain(keys []string, routes []router.Route[*Route], services map[string]*corev1.Service, slices []*discoveryv1.EndpointSlice) {
+	keepLimiters := map[string]bool{}
+	keepInFlight := map[string]bool{}
+	for _, key := range keys {
+		st := b.services[key]
+		if st == nil || st.good == nil {
+			continue
+		}
+		for _, id := range st.compiled.limiters {
+			keepLimiters[id] = true
+		}
+		for _, id := range st.compiled.inFlight {
+			keepInFlight[id] = true
+		}
 	}
+	targets := make(map[string]annotations.ServiceRef, len(b.targets))
+	keepUpstreams := map[string]bool{}
+	for _, r := range routes {
+		u := r.Value.Upstream
+		if u == nil {
+			continue
+		}
+		keepUpstreams[u.ID()] = true
+		if r.Value.External {
+			// The host itself is the endpoint; the dialer checks what
+			// it resolves to on every connection.
+			u.SetEndpoints([]string{r.Value.Target.HostPort()})
+			continue
+		}
+		targets[u.ID()] = r.Value.Target
+	}
+	// The same round may have moved endpoints too.
+	b.resolveTargets(targets, services, slices)
 	b.limiters.Retain(keepLimiters)
-	b.upstreams.Retain(targetsSet(targets))
+	b.upstreams.Retain(keepUpstreams)
 	b.targets = targets
 	for id := range b.inFlight {
 		if !keepInFlight[id] {
 			delete(b.inFlight, id)
 		}
 	}
-	b.generation++
-	return &Snapshot{Generation: b.generation, Table: table}, nil
+}
+
+// routeErrorsOf is what err says about the routes of Service key.
+func routeErrorsOf(err error, routes []router.Route[*Route], owner []string, key string) string {
+	var msgs []string
+	for i := range routes {
+		if owner[i] == key {
+			if msg := routeErrorFor(err, routes[i].ID); msg != "" {
+				msgs = append(msgs, routes[i].ID+": "+msg)
+			}
+		}
+	}
+	if len(msgs) == 0 {
+		return err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func sortedSet(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // setWeight puts r in canary group g with the given share, and records the
@@ -152,61 +240,47 @@ func setWeight(r, cached *router.Route[*Route], g string, share int) {
 	*cached = *r
 }
 
-func targetsSet(targets map[string]annotations.ServiceRef) map[string]bool {
-	out := make(map[string]bool, len(targets))
-	for id := range targets {
-		out[id] = true
+// bind gives a Service's newly accepted unit its share of the gateway's
+// state: rate-limit buckets, upstreams and in-flight counters, kept across
+// rebuilds by ID so a Service that changes keeps what did not.
+func (b *Builder) bind(key string, from []sourced, u *unit) *compiledService {
+	cs := &compiledService{from: from}
+	for _, ur := range u.routes {
+		rr := ur.route
+		r := rr.Value // the unit's own: not served by any snapshot yet
+		if r.MaxRequests > 0 {
+			c := b.inFlight[rr.ID]
+			if c == nil {
+				c = new(atomic.Int64)
+				b.inFlight[rr.ID] = c
+			}
+			r.InFlight = c
+			cs.inFlight = append(cs.inFlight, rr.ID)
+		}
+		for _, p := range ur.limits {
+			cs.limiters = append(cs.limiters, p.ID)
+			r.Limiters = append(r.Limiters, b.limiters.Get(p))
+		}
+		if r.Redirect == nil {
+			r.Upstream = b.upstreams.Get(upstreamID(r))
+		}
+		// Most Mappings are alone in their group and take all of its
+		// traffic; starting there spares them a copy in setWeight.
+		r.Weight = 100
+		cs.groups = append(cs.groups, ur.group)
+		cs.routes = append(cs.routes, rr)
+		cs.explicit = append(cs.explicit, ur.m.Weight)
 	}
-	return out
+	return cs
 }
 
-// compileService compiles the good configuration of one Service.
-func (b *Builder) compileService(svc *corev1.Service, key string, st *serviceState) (*compiledService, error) {
-	cs := &compiledService{from: st.good}
-	for _, src := range st.good {
-		policies := map[string]annotations.RateLimit{}
-		for _, rl := range src.cfg.RateLimits {
-			policies[rl.Name] = rl
-		}
-		for _, m := range src.cfg.Mappings {
-			if isShadow(m) {
-				continue // mirroring is not built yet; routing it would steal traffic
-			}
-			id := key + "/" + m.Name
-			r, err := b.route(svc, key, src.key, m)
-			if err != nil {
-				return nil, fmt.Errorf("compiling %s: %w", id, err) // checked before; a bug if reached
-			}
-			if r.MaxRequests > 0 {
-				c := b.inFlight[id]
-				if c == nil {
-					c = new(atomic.Int64)
-					b.inFlight[id] = c
-				}
-				r.InFlight = c
-				cs.inFlight = append(cs.inFlight, id)
-			}
-			prefix := `Mapping "` + m.Name + `"`
-			for _, pr := range b.problemsOf(st, src.key) {
-				if pr.Warning && (pr.Path == prefix || strings.HasPrefix(pr.Path, prefix+".")) {
-					r.Warnings = append(r.Warnings, pr.Path+": "+pr.Message)
-				}
-			}
-			for _, name := range m.RateLimits {
-				p := policy(key, policies[name])
-				cs.limiters = append(cs.limiters, p.ID)
-				r.Limiters = append(r.Limiters, b.limiters.Get(p))
-				r.RateLimits = append(r.RateLimits, displayName(svc.Namespace, name))
-			}
-			// Most Mappings are alone in their group and take all of its
-			// traffic; starting there spares them a copy in setWeight.
-			r.Weight = 100
-			cs.groups = append(cs.groups, groupKey(svc.Namespace, m))
-			cs.routes = append(cs.routes, routerRoute(m, id, r))
-			cs.explicit = append(cs.explicit, m.Weight)
-		}
+// upstreamID names the upstream of a route: a Service port, or an external
+// host, whose scheme is part of the name since it changes how it is spoken to.
+func upstreamID(r *Route) string {
+	if r.External {
+		return "external/" + r.Target.String()
 	}
-	return cs, nil
+	return fmt.Sprintf("%s/%s:%d", r.Target.Namespace, r.Target.Name, r.Target.Port)
 }
 
 // splitWeights gives each group member its percentage: explicit weights as
@@ -263,71 +337,7 @@ func splitWeights(written []*int) []int {
 	return shares
 }
 
-// route compiles one Mapping's data-plane settings.
-func (b *Builder) route(svc *corev1.Service, serviceKey, annotation string, m annotations.Mapping) (*Route, error) {
-	r := &Route{
-		Mapping:         displayName(svc.Namespace, m.Name),
-		Service:         serviceKey,
-		Annotation:      annotation,
-		Kind:            pathKind(m),
-		Prefix:          m.Prefix,
-		CaseInsensitive: !caseSensitive(m),
-		Rewrite:         "/",
-		RewriteEnabled:  true,
-		HostRewrite:     m.HostRewrite,
-		Timeout:         DefaultTimeout,
-		ConnectTimeout:  DefaultConnectTimeout,
-		AllowUpgrade:    m.AllowUpgrade,
-	}
-	if m.Rewrite != nil {
-		r.Rewrite = *m.Rewrite
-		r.RewriteEnabled = *m.Rewrite != ""
-	}
-	if m.RegexRewrite != nil {
-		re, err := regexp.Compile(m.RegexRewrite.Pattern)
-		if err != nil {
-			return nil, err
-		}
-		r.RegexRewrite, r.Substitution = re, m.RegexRewrite.Substitution
-	}
-	if m.TimeoutMS != nil {
-		r.Timeout = time.Duration(*m.TimeoutMS) * time.Millisecond
-	}
-	if m.ConnectTimeoutMS != nil {
-		r.ConnectTimeout = time.Duration(*m.ConnectTimeoutMS) * time.Millisecond
-	}
-	if m.IdleTimeoutMS != nil {
-		r.IdleTimeout = time.Duration(*m.IdleTimeoutMS) * time.Millisecond
-	}
-	r.RequestHeadersAdd = headerOps(m.AddRequestHeaders)
-	r.ResponseHeadersAdd = headerOps(m.AddResponseHeaders)
-	r.RequestHeadersRemove = canonical(m.RemoveRequestHeaders)
-	r.ResponseHeadersRemove = canonical(m.RemoveResponseHeaders)
-	for _, cb := range m.CircuitBreakers {
-		if cb.Priority != "" && cb.Priority != "default" {
-			continue
-		}
-		if cb.MaxRequests == nil && cb.MaxPendingRequests == nil {
-			continue
-		}
-		// Gatehouse does not queue: pending requests are admitted as
-		// concurrent ones, so the cap is their sum; an unset one adds nothing.
-		r.MaxRequests = int64(valueOr(cb.MaxRequests, 0) + valueOr(cb.MaxPendingRequests, 0))
-	}
-	if isRedirect(m) {
-		r.Redirect = redirect(m)
-		return r, nil
-	}
-	ref, err := annotations.ParseServiceRef(m.Service, svc.Namespace)
-	if err != nil {
-		return nil, err
-	}
-	r.Target = ref
-	r.Upstream = b.upstreams.Get(fmt.Sprintf("%s/%s:%d", ref.Namespace, ref.Name, ref.Port))
-	return r, nil
-}
-
-func redirect(m annotations.Mapping) *Redirect {
+func redirect(m *annotations.Mapping) *Redirect {
 	rd := &Redirect{Host: m.Service, Path: m.PathRedirect, Prefix: m.PrefixRedirect, Code: 301}
 	for _, scheme := range []string{"http", "https"} {
 		if rest, ok := strings.CutPrefix(rd.Host, scheme+"://"); ok {
@@ -358,11 +368,11 @@ func canonical(names []string) []string {
 }
 
 // routerRoute is the router's view of a Mapping.
-func routerRoute(m annotations.Mapping, id string, r *Route) router.Route[*Route] {
+func routerRoute(m *annotations.Mapping, id string, r *Route) router.Route[*Route] {
 	rr := router.Route[*Route]{
 		ID:              id,
-		Host:            matchHost(m),
-		HostRegex:       m.HostRegex && m.Hostname == "",
+		Host:            m.RouteHost(),
+		HostRegex:       m.RouteHostRegex(),
 		Path:            m.Prefix,
 		Kind:            r.Kind,
 		CaseInsensitive: r.CaseInsensitive,

@@ -25,29 +25,66 @@ type Snapshot struct {
 	Generation uint64
 	Table      *router.Table[*Route]
 
-	// What the cross-namespace rules need, as of this snapshot: who owns
-	// each host and path, the canary groups' explicit weights, and each
-	// Service's own share of them. Read-only.
-	owners  map[claimKey]string
-	weights map[string]int
-	own     map[string]map[string]int
-	grants  map[string]annotations.Grant
+	// What the cross-namespace rules need, as of this snapshot, and the
+	// options it was built with: what Review decides a Service against.
+	// Read-only.
+	tenancy *tenancy
+	opts    Options
 }
 
-// Check applies the rules that need more than one Service — targets in the
-// Mapping's own namespace, no host and path another namespace owns, canary
-// groups within 100% — to svc's parsed annotations (annotation key → config)
-// against this snapshot, exactly as the next Build would. The admission
-// webhook calls it so that what it admits, the gateway accepts.
-func (s *Snapshot) Check(svc *corev1.Service, cfgs map[string]*annotations.Config) map[string]annotations.Problems {
+// Review runs the whole pipeline on svc's annotations against this
+// snapshot, exactly as the next Build would, and returns every problem by
+// annotation key (parse problems, budgets, the router's checks, hosts other
+// namespaces own, targets, canary weights). The admission webhook calls it
+// so that what it admits, the gateway compiles and serves, and what the
+// gateway would reject, it denies. Safe for concurrent use.
+func (s *Snapshot) Review(svc *corev1.Service) map[string]annotations.Problems {
+	return review(svc, &s.opts, s.tenancy)
+}
+
+// Review is Snapshot.Review before any snapshot exists: each Service is
+// checked on its own, without the rules that need other Services.
+func (o Options) Review(svc *corev1.Service) map[string]annotations.Problems {
+	return review(svc, &o, nil)
+}
+
+func review(svc *corev1.Service, opts *Options, t *tenancy) map[string]annotations.Problems {
+	problems := map[string]annotations.Problems{}
 	var srcs []sourced
-	for _, key := range []string{annotations.Key, annotations.EmissaryKey} {
-		if cfg := cfgs[key]; cfg != nil {
+	for _, key := range opts.Keys() {
+		text, ok := svc.Annotations[key]
+		if !ok {
+			continue
+		}
+		cfg, ps := annotations.Parse(text, opts.parseOptions(key, svc.Namespace))
+		if len(ps) > 0 {
+			problems[key] = ps
+		}
+		if cfg != nil {
 			srcs = append(srcs, sourced{key: key, cfg: cfg})
 		}
 	}
-	_, _, problems := check(svc, srcs, s.own[svc.Namespace+"/"+svc.Name], s.owners, s.weights, s.grants)
+	if anyErrors(problems) || len(srcs) == 0 {
+		return problems
+	}
+	known := func(string) bool { return true } // alone, a two-label name is a Service
+	if t != nil {
+		known = t.isKnown
+	}
+	u, ps := compileUnit(svc, srcs, func(key string) annotations.Problems { return problems[key] }, known, opts)
+	merge(problems, ps)
+	if anyErrors(ps) || t == nil {
+		return problems
+	}
+	_, _, ps = t.check(svc, u, opts)
+	merge(problems, ps)
 	return problems
+}
+
+func merge(into, from map[string]annotations.Problems) {
+	for k, ps := range from {
+		into[k] = append(into[k], ps...)
+	}
 }
 
 // Route is what a matched request needs to be served. Shared, read-only.
@@ -105,7 +142,9 @@ type Route struct {
 	RateLimits []string
 	Limiters   []*limiter.Limiter
 
-	Target   annotations.ServiceRef
+	Target annotations.ServiceRef
+	// External says Target is a host outside the cluster, dialed by name.
+	External bool
 	Upstream *upstream.Upstream
 
 	// Warnings are the not-yet-enforced settings the Mapping carries, for

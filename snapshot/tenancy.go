@@ -1,0 +1,268 @@
+package snapshot
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/gatehouse-dev/gatehouse/annotations"
+	"github.com/gatehouse-dev/gatehouse/router"
+)
+
+// DelegateKey is the Namespace annotation through which the namespace that
+// owns hosts lets other namespaces serve them too: "team-a, team-b", or
+// "*" for any namespace (which gives up the protection of ownership).
+// Its grammar is that of annotations.GrantKey; a value that does not parse
+// delegates to nobody.
+const DelegateKey = "gatehouse.dev/delegate-hosts-to"
+
+// tenancy is the cross-namespace state Services are decided against: who
+// owns each host, who holds each host-less or wildcard path, what canary
+// groups weigh, and what Namespaces grant and delegate. Build makes one from
+// the Services already serving, updates it as it accepts changes, and leaves
+// it in the Snapshot, read-only, for admission reviews.
+//
+// Ownership: a host named exactly (host or hostname, not a wildcard or a
+// regular expression) by a namespace's Mapping belongs to that namespace.
+// When several namespaces name it, the first claim in Build's order wins:
+// Services already serving, then older Services (creationTimestamp), then
+// by namespace/name. Requests for an owned host are answered only by the
+// owner's routes and its delegates', whatever other namespaces' host-less,
+// wildcard or regex-host routes and their precedence say; the router
+// enforces that at match time (router.Options.Owners).
+type tenancy struct {
+	hosts     map[string][]hostClaim         // exact host → claims, first one owning
+	paths     map[claimKey][]hostClaim       // shared-space host and path → claims, first one holding
+	weights   map[string]int                 // canary group → explicit weights in force
+	own       map[string]map[string]int      // Service key → its explicit group weights
+	grants    map[string]annotations.Grant   // annotations.GrantKey of each Namespace
+	delegates map[string]annotations.Grant   // DelegateKey of each Namespace
+	known     map[string]bool                // namespaces that exist
+}
+
+// hostClaim is who claims a host or path: a namespace, through one of its
+// Services. Several Services of one namespace may claim the same host; it
+// stays the namespace's while any of them does.
+type hostClaim struct {
+	namespace, service string
+}
+
+// claimKey is a route's place in the shared space of hosts nobody owns
+// (host-less, wildcard and regex hosts): two namespaces cannot route the
+// same host and path.
+type claimKey struct {
+	host string
+	kind router.PathKind
+	path string
+}
+
+// claims are what one Service's good configuration holds.
+type claims struct {
+	hosts []string
+	paths []claimKey
+}
+
+func newTenancy(namespaces []*corev1.Namespace, services map[string]*corev1.Service) *tenancy {
+	t := &tenancy{
+		hosts:     map[string][]hostClaim{},
+		paths:     map[claimKey][]hostClaim{},
+		weights:   map[string]int{},
+		own:       map[string]map[string]int{},
+		grants:    map[string]annotations.Grant{},
+		delegates: map[string]annotations.Grant{},
+		known:     map[string]bool{},
+	}
+	for _, ns := range namespaces {
+		t.known[ns.Name] = true
+		// A value that does not parse grants and delegates nothing: failing
+		// closed keeps a typo from opening a namespace to everyone.
+		if v, ok := ns.Annotations[annotations.GrantKey]; ok {
+			if g, err := annotations.ParseGrant(v); err == nil {
+				t.grants[ns.Name] = g
+			}
+		}
+		if v, ok := ns.Annotations[DelegateKey]; ok {
+			if g, err := annotations.ParseGrant(v); err == nil {
+				t.delegates[ns.Name] = g
+			}
+		}
+	}
+	for _, svc := range services {
+		t.known[svc.Namespace] = true
+	}
+	return t
+}
+
+// hold records what a Service's accepted configuration claims, after
+// every claim made before it: a host or path somebody else holds already
+// stays theirs.
+func (t *tenancy) hold(ns, service string, c claims, groupWeights map[string]int) {
+	me := hostClaim{ns, service}
+	for _, h := range c.hosts {
+		if !slices.Contains(t.hosts[h], me) {
+			t.hosts[h] = append(t.hosts[h], me)
+		}
+	}
+	for _, p := range c.paths {
+		if !slices.Contains(t.paths[p], me) {
+			t.paths[p] = append(t.paths[p], me)
+		}
+	}
+	for g, w := range groupWeights {
+		t.weights[g] += w
+	}
+	if groupWeights != nil {
+		t.own[service] = groupWeights
+	}
+}
+
+// release forgets what a Service held, before its new configuration is
+// held instead.
+func (t *tenancy) release(ns, service string, c claims) {
+	me := hostClaim{ns, service}
+	for _, h := range c.hosts {
+		if rest := slices.DeleteFunc(t.hosts[h], func(x hostClaim) bool { return x == me }); len(rest) > 0 {
+			t.hosts[h] = rest
+		} else {
+			delete(t.hosts, h)
+		}
+	}
+	for _, p := range c.paths {
+		if rest := slices.DeleteFunc(t.paths[p], func(x hostClaim) bool { return x == me }); len(rest) > 0 {
+			t.paths[p] = rest
+		} else {
+			delete(t.paths, p)
+		}
+	}
+	for g, w := range t.own[service] {
+		t.weights[g] -= w
+	}
+	delete(t.own, service)
+}
+
+// mayServe reports whether namespace ns may route host h: nobody owns it,
+// ns owns it, or the owner delegates to ns.
+func (t *tenancy) mayServe(h, ns string) (hostClaim, bool) {
+	owner, owned := t.owner(h)
+	return owner, !owned || owner.namespace == ns || t.delegates[owner.namespace].Allows(ns)
+}
+
+// owner is the claim that owns host h: the first claim, in the order they
+// were made, that is not a delegate of another claimant. A delegate's claim
+// can come first (it may be the older Service, or be listed first after a
+// restart); it must not turn the namespace that delegated to it into a
+// guest on its own host.
+func (t *tenancy) owner(h string) (hostClaim, bool) {
+	cs := t.hosts[h]
+	if len(cs) == 0 {
+		return hostClaim{}, false
+	}
+	for _, c := range cs {
+		delegate := false
+		for _, d := range cs {
+			if d.namespace != c.namespace && t.delegates[d.namespace].Allows(c.namespace) && !t.delegates[c.namespace].Allows(d.namespace) {
+				delegate = true
+				break
+			}
+		}
+		if !delegate {
+			return c, true
+		}
+	}
+	return cs[0], true
+}
+
+// owners is the router's view of ownership: each owned host and the
+// namespaces that may answer it. A host whose owner delegates to everyone
+// is not restricted.
+func (t *tenancy) owners() map[string][]string {
+	out := make(map[string][]string, len(t.hosts))
+	for h := range t.hosts {
+		c, _ := t.owner(h)
+		d := t.delegates[c.namespace]
+		if d.All {
+			continue
+		}
+		out[h] = append([]string{c.namespace}, d.Names...)
+	}
+	return out
+}
+
+// grantAllows reports whether namespace from may route to Services in to.
+func (t *tenancy) grantAllows(to, from string) bool {
+	return to == from || t.grants[to].Allows(from)
+}
+
+// check applies the rules that need more than one Service to the compiled
+// unit of svc: hosts another namespace owns, paths another namespace holds
+// in the shared space, targets in other namespaces, and canary groups
+// within 100%. It returns what the unit would claim and its group weights.
+func (t *tenancy) check(svc *corev1.Service, u *unit, opts *Options) (claims, map[string]int, map[string]annotations.Problems) {
+	ns, key := svc.Namespace, svc.Namespace+"/"+svc.Name
+	problems := map[string]annotations.Problems{}
+	var c claims
+	var groupWeights map[string]int // most Services are in no canary group
+	for i := range u.routes {
+		ur := &u.routes[i]
+		m := ur.m
+		add := func(field, msg string) {
+			problems[ur.src] = append(problems[ur.src], annotations.Problem{Pos: m.FieldPos(field), Path: mappingPath(m.Name, field), Message: msg})
+		}
+		if r := ur.route.Value; r.Redirect == nil && !r.External {
+			if to := r.Target.Namespace; !t.grantAllows(to, ns) {
+				msg := fmt.Sprintf("service %q is in namespace %q, which does not allow routes from namespace %q; a Mapping routes within its own namespace unless the target Namespace lists it in its %s annotation", m.Service, to, ns, annotations.GrantKey)
+				if !t.known[to] && strings.Count(r.Target.Host, ".") == 1 {
+					msg += fmt.Sprintf(" (namespace %q does not exist; as a host outside the cluster, %q %s)", to, r.Target.Host, opts.externalFlag())
+				}
+				add("service", msg)
+			}
+		}
+		if h, exact := m.ExactHost(); exact {
+			if owner, ok := t.mayServe(h, ns); !ok {
+				add(hostField(m), fmt.Sprintf("host %q belongs to namespace %q (claimed first by Service %s); only its routes and those of namespaces it delegates to (the %s annotation of Namespace %q) may serve it", h, owner.namespace, owner.service, DelegateKey, owner.namespace))
+			}
+			c.hosts = append(c.hosts, h)
+		} else {
+			p := claimKey{host: m.RouteHost(), kind: ur.route.Kind, path: m.Prefix}
+			if holders := t.paths[p]; len(holders) > 0 && holders[0].namespace != ns {
+				add("prefix", fmt.Sprintf("host %q and %s %q are already routed by namespace %q", hostOrAny(p.host), p.kind, m.Prefix, holders[0].namespace))
+			}
+			c.paths = append(c.paths, p)
+		}
+		if m.Weight != nil {
+			if groupWeights == nil {
+				groupWeights = map[string]int{}
+			}
+			groupWeights[ur.group] += *m.Weight
+			total := t.weights[ur.group] - t.own[key][ur.group] + groupWeights[ur.group]
+			if total > 100 {
+				add("weight", fmt.Sprintf("the weights of this canary group add up to %d%%; at most 100%% is possible", total))
+			}
+		}
+	}
+	return c, groupWeights, problems
+}
+
+// hostField is the field a Mapping's host came from.
+func hostField(m *annotations.Mapping) string {
+	if m.Hostname != "" {
+		return "hostname"
+	}
+	return "host"
+}
+
+func hostOrAny(h string) string {
+	if h == "" {
+		return "*"
+	}
+	return h
+}
+
+// sortedHosts lists owned hosts in order, for tests and dumps.
+func (t *tenancy) sortedHosts() []string { return slices.Sorted(maps.Keys(t.hosts)) }
+
+// isKnown reports whether namespace ns exists, as far as the input says.
+func (t *tenancy) isKnown(ns string) bool { return t.known[ns] }

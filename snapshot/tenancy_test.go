@@ -1,0 +1,275 @@
+package snapshot
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gatehouse-dev/gatehouse/annotations"
+	"github.com/gatehouse-dev/gatehouse/upstream"
+)
+
+// shopIncumbent owns shop.example.com: the victim of every takeover below.
+func shopIncumbent() *corev1.Service {
+	return service("shop", "orders", mapping("orders", "/orders/", "orders", "host: shop.example.com"))
+}
+
+// TestTakeoverForms: every way another namespace could win requests for a
+// host it does not own. Exact-host forms are rejected with the owner named;
+// host-less, wildcard and regex-host forms are admitted for the hosts nobody
+// owns but never answer the owned one, whatever their precedence. The
+// gateway enforces this itself: the same holds when the webhook is
+// bypassed, which is what Build is.
+func TestTakeoverForms(t *testing.T) {
+	for _, c := range []struct {
+		name, config string
+		rejected     bool
+		unowned      string // a path the attacker's route answers on another host
+	}{
+		{"host-less prefix / with precedence", mapping("grab", "/", "grab", "precedence: 1000000"), false, "/orders/1"},
+		{"host regex matching the host", mapping("grab", "/orders/", "grab", `host: "shop\\.example\\.com"`, "host_regex: true", "precedence: 10"), false, ""},
+		{"host regex matching everything", mapping("grab", "/", "grab", `host: ".*"`, "host_regex: true", "precedence: 10"), false, "/x"},
+		{"wildcard covering the host", mapping("grab", "/", "grab", `host: "*.example.com"`, "precedence: 10"), false, ""},
+		{"hostname glob covering the host", mapping("grab", "/", "grab", `hostname: "*.example.com"`, "precedence: 10"), false, ""},
+		{"longer prefix on the host", mapping("grab", "/orders/vip/", "grab", "host: shop.example.com"), true, ""},
+		{"exact path on the host", mapping("grab", "/orders/1", "grab", "host: shop.example.com", "prefix_exact: true"), true, ""},
+		{"same host written in upper case", mapping("grab", "/x/", "grab", "host: SHOP.example.com"), true, ""},
+		{"hostname form of the host", mapping("grab", "/x/", "grab", "hostname: shop.example.com"), true, ""},
+		{"regex path on the host", mapping("grab", "/orders/.*", "grab", "host: shop.example.com", "prefix_regex: true", "precedence: 100"), true, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := newBuilder()
+			build(t, b, Input{Services: []*corev1.Service{shopIncumbent()}})
+			attacker := service("evil", "grab", c.config)
+			s, reports := build(t, b, Input{Services: []*corev1.Service{attacker, shopIncumbent()}})
+			rejected := false
+			for _, r := range reports {
+				if r.Service == "evil/grab" && r.Rejected {
+					rejected = true
+					if !strings.Contains(r.Problems.Error(), `belongs to namespace "shop" (claimed first by Service shop/orders)`) {
+						t.Errorf("rejection does not name the owner: %v", r.Problems)
+					}
+				}
+			}
+			if rejected != c.rejected {
+				t.Fatalf("rejected = %v, want %v (reports %+v)", rejected, c.rejected, reports)
+			}
+			// The review agrees with the build.
+			if got := s.Review(attacker)[annotations.Key].HasErrors(); got != c.rejected {
+				t.Errorf("Review says rejected = %v", got)
+			}
+			for _, host := range []string{"shop.example.com", "SHOP.example.com:8080", "shop.example.com."} {
+				for _, path := range []string{"/orders/1", "/orders/vip/1", "/", "/x/"} {
+					if got := served(t, s, host, path); got != "" && got != "shop/orders" {
+						t.Errorf("%s%s served by %q", host, path, got)
+					}
+				}
+			}
+			if c.unowned != "" {
+				if got := served(t, s, "other.example.org", c.unowned); got != "evil/grab" {
+					t.Errorf("on a host nobody owns, %s is served by %q; the admitted route should answer", c.unowned, got)
+				}
+			}
+		})
+	}
+}
+
+// TestOlderClaimOwns: with no incumbent (a restart, or two Services applied
+// together with the webhook bypassed) the older Service owns the host,
+// whatever the names; later builds keep it even if the order of input
+// changes.
+func TestOlderClaimOwns(t *testing.T) {
+	old := service("zz-old", "a", mapping("a", "/", "a", "host: api.example.com"))
+	old.CreationTimestamp = metav1.NewTime(time.Unix(1000, 0))
+	young := service("aa-young", "b", mapping("b", "/b/", "b", "host: api.example.com"))
+	young.CreationTimestamp = metav1.NewTime(time.Unix(2000, 0))
+	b := newBuilder()
+	s, reports := build(t, b, Input{Services: []*corev1.Service{young, old}})
+	if got := served(t, s, "api.example.com", "/b/1"); got != "zz-old/a" {
+		t.Errorf("served by %q, want the older claim zz-old/a", got)
+	}
+	if len(reports) != 2 || !reports[1].Rejected || reports[1].Service != "aa-young/b" {
+		t.Errorf("reports %+v", reports)
+	}
+	// Releasing the host hands it to the next claim.
+	s, _ = build(t, b, Input{Services: []*corev1.Service{young}})
+	if got := served(t, s, "api.example.com", "/b/1"); got != "aa-young/b" {
+		t.Errorf("after the owner left, served by %q", got)
+	}
+}
+
+// TestDelegation: the owner's Namespace can let other namespaces serve its
+// hosts; withdrawing the delegation stops their routes on those hosts at
+// the next build, though they stay admitted for what they were.
+func TestDelegation(t *testing.T) {
+	delegating := func(value string) *corev1.Namespace {
+		ns := namespace("shop", "")
+		if value != "" {
+			ns.Annotations = map[string]string{DelegateKey: value}
+		}
+		return ns
+	}
+	partner := service("payments", "pay", mapping("pay", "/pay/", "pay", "host: shop.example.com"))
+	catchAll := service("payments", "all", mapping("all", "/", "all"))
+	stranger := service("other", "x", mapping("x", "/x/", "x", "host: shop.example.com"))
+	b := newBuilder()
+	build(t, b, Input{Services: []*corev1.Service{shopIncumbent()}})
+	in := Input{Services: []*corev1.Service{shopIncumbent(), partner, catchAll, stranger}, Namespaces: []*corev1.Namespace{delegating("payments")}}
+	s, reports := build(t, b, in)
+	for _, r := range reports {
+		if r.Rejected != (r.Service == "other/x") {
+			t.Errorf("report %+v", r)
+		}
+	}
+	for path, want := range map[string]string{"/pay/1": "payments/pay", "/orders/1": "shop/orders", "/x/1": "payments/all", "/": "payments/all"} {
+		if got := served(t, s, "shop.example.com", path); got != want {
+			t.Errorf("delegated: %s served by %q, want %q", path, got, want)
+		}
+	}
+	in.Namespaces = []*corev1.Namespace{delegating("")}
+	s, _ = build(t, b, in)
+	for path, want := range map[string]string{"/pay/1": "", "/orders/1": "shop/orders", "/x/1": ""} {
+		if got := served(t, s, "shop.example.com", path); got != want {
+			t.Errorf("withdrawn: %s served by %q, want %q", path, got, want)
+		}
+	}
+	// "*" gives the protection up.
+	in.Namespaces = []*corev1.Namespace{delegating("*")}
+	s, _ = build(t, b, in)
+	if got := served(t, s, "shop.example.com", "/x/1"); got != "other/x" {
+		t.Errorf("delegated to everyone: /x/1 served by %q, want the stranger's route, now admitted", got)
+	}
+	if ps := s.Review(service("other", "y", mapping("y", "/y/", "y", "host: shop.example.com"))); ps[annotations.Key].HasErrors() {
+		t.Errorf("delegated to everyone, a new namespace is still denied: %v", ps)
+	}
+}
+
+// TestTableFailureIsolated: should the routes of all Services together
+// ever fail to make a table although each Service's made one alone (an
+// interaction no check foresaw, or a bug), the Services the router names
+// are taken out and reported, and the snapshot builds for everyone else.
+// The failure is injected by corrupting one Service's compiled routes, as
+// no input is known to cause it.
+func TestTableFailureIsolated(t *testing.T) {
+	b := newBuilder()
+	build(t, b, Input{Services: []*corev1.Service{service("shop", "a", mapping("a", "/a/", "a")), service("blog", "b", mapping("b", "/b/", "b"))}})
+	b.services["shop/a"].compiled.routes[0].Path = "no-slash"
+	s, reports := build(t, b, Input{Services: []*corev1.Service{service("shop", "a", mapping("a", "/a/", "a")), service("blog", "b", mapping("b", "/b/", "b"))}})
+	if got := served(t, s, "x", "/b/1"); got != "blog/b" {
+		t.Errorf("others: /b/1 served by %q", got)
+	}
+	if len(reports) != 1 || reports[0].Service != "shop/a" || !reports[0].Rejected || !strings.Contains(reports[0].Problems.Error(), "taken out of the route table") {
+		t.Errorf("reports %+v", reports)
+	}
+	// The next build compiles the Service afresh and serves it again.
+	s, _ = build(t, b, Input{Services: []*corev1.Service{service("shop", "a", mapping("a", "/a/", "a")), service("blog", "b", mapping("b", "/b/", "b"))}})
+	if got := served(t, s, "x", "/a/1"); got != "shop/a" {
+		t.Errorf("after recompiling: /a/1 served by %q", got)
+	}
+}
+
+// TestExternalUpstreams: a host outside the cluster is routed to only when
+// the platform's policy allows it; the refusal names the flag.
+func TestExternalUpstreams(t *testing.T) {
+	policy, err := upstream.ParseExternalPolicy("httpbin.org, *.example.com, 127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		service string
+		allowed bool
+		target  string // the endpoint when allowed
+	}{
+		{"httpbin.org:80", true, "httpbin.org:80"},
+		{"https://api.example.com", true, "api.example.com:443"},
+		{"127.0.0.1:9000", true, "127.0.0.1:9000"},
+		{"api.other.net", false, ""},
+		{"10.1.2.3:80", false, ""},
+		{`"[::1]:80"`, false, ""},
+		{"users.shop", true, ""}, // a Service: namespace shop exists
+	} {
+		svc := service("shop", "x", mapping("x", "/x/", c.service))
+		for _, opts := range []Options{{External: policy}, {}} {
+			b := newBuilderWith(opts)
+			s, reports := build(t, b, Input{Services: []*corev1.Service{svc}})
+			allowed := c.allowed && (opts.External != nil || c.target == "")
+			if rejected := len(reports) == 1 && reports[0].Rejected; rejected == allowed {
+				t.Errorf("%s (policy %v): reports %+v", c.service, opts.External != nil, reports)
+				continue
+			}
+			if !allowed {
+				if msg := reports[0].Problems.Error(); !strings.Contains(msg, "host outside the cluster") || !strings.Contains(msg, "--external-upstreams") {
+					t.Errorf("%s: refusal %q does not name the flag", c.service, msg)
+				}
+				continue
+			}
+			r, ok := match(s, "", "/x/1")
+			if !ok {
+				t.Fatalf("%s: not served", c.service)
+			}
+			if got := r.Value.Upstream.Endpoints(); c.target != "" && (len(got) != 1 || got[0] != c.target) {
+				t.Errorf("%s: endpoints %v, want %s", c.service, got, c.target)
+			}
+		}
+	}
+}
+
+// TestBudgets: each budget at its limit is admitted and one past it is
+// denied, naming the limit and the figure.
+func TestBudgets(t *testing.T) {
+	small := Budgets{MaxRoutes: 2, MaxConditions: 2, MaxRegexes: 2, MaxRegexProgram: 40, MaxRegexTotal: 60, MaxPrecedence: 10, MaxRateLimits: 1}
+	docs := func(n int, each func(i int) string) string {
+		var out []string
+		for i := range n {
+			out = append(out, each(i))
+		}
+		return strings.Join(out, "---\n")
+	}
+	name := func(i int) string { return string(rune('a' + i)) }
+	rateLimit := func(i int) string { return "kind: RateLimit\nname: rl" + name(i) + "\nrate: 1\nunit: second\n" }
+	for _, c := range []struct {
+		budget      string
+		atLimit     string
+		pastLimit   string
+		wantMessage string
+	}{
+		{"routes", docs(2, func(i int) string { return mapping(name(i), "/"+name(i)+"/", "s") }),
+			docs(3, func(i int) string { return mapping(name(i), "/"+name(i)+"/", "s") }),
+			"this is routed Mapping 3 of the Service; at most 2, the platform's --max-routes-per-service"},
+		{"conditions", mapping("a", "/a/", "s", "headers:", "  x-a: \"1\"", "query_parameters:", "  q: \"1\""),
+			mapping("a", "/a/", "s", "headers:", "  x-a: \"1\"", "  x-b: \"1\"", "query_parameters:", "  q: \"1\""),
+			"the Mapping has 3 header and query conditions; at most 2, the platform's --max-conditions-per-route"},
+		{"precedence", mapping("a", "/a/", "s", "precedence: -10"), mapping("a", "/a/", "s", "precedence: 11"),
+			"precedence 11 is outside ±10, the platform's --max-precedence"},
+		{"regex program", mapping("a", "/a/", "s", "regex_headers:", `  x-a: "[a-z]{30}"`),
+			mapping("a", "/a/", "s", "regex_headers:", `  x-a: "[a-z]{50}"`),
+			"regular expression compiles to 52 instructions; at most 40, the platform's --max-regex-program"},
+		{"regex count", mapping("a", "/a/", "s", "regex_headers:", `  x-a: "a+"`, `  x-b: "b+"`) + "---\n" + mapping("b", "/b/", "s", "regex_headers:", `  x-a: "a+"`),
+			mapping("a", "/a/", "s", "regex_headers:", `  x-a: "a+"`, `  x-b: "b+"`) + "---\n" + mapping("b", "/b/", "s", "regex_headers:", `  x-a: "c+"`),
+			"the Service has more than 2, the platform's --max-regexes-per-service distinct regular expressions"},
+		{"regex total", mapping("a", "/a/", "s", "regex_headers:", `  x-a: "[a-z]{30}"`, `  x-b: "[a-z]{20}"`),
+			mapping("a", "/a/", "s", "regex_headers:", `  x-a: "[a-z]{30}"`, `  x-b: "[a-z]{29}"`),
+			"the Service's regular expressions compile to 63 instructions together; at most 60, the platform's --max-regex-total"},
+		{"rate limits", mapping("a", "/a/", "s") + "---\n" + rateLimit(0),
+			mapping("a", "/a/", "s") + "---\n" + docs(2, rateLimit),
+			"the Service declares more than 1, the platform's --max-rate-limits-per-service RateLimits"},
+	} {
+		t.Run(c.budget, func(t *testing.T) {
+			opts := Options{Budgets: small}
+			if ps := opts.Review(service("t", "s", c.atLimit)); ps[annotations.Key].HasErrors() {
+				t.Errorf("at the limit: %v", ps)
+			}
+			ps := opts.Review(service("t", "s", c.pastLimit))[annotations.Key]
+			if !ps.HasErrors() || !strings.Contains(ps.Error(), c.wantMessage) {
+				t.Errorf("past the limit: %v\nwant %q", ps, c.wantMessage)
+			}
+			b := newBuilderWith(opts)
+			if _, reports := build(t, b, Input{Services: []*corev1.Service{service("t", "s", c.pastLimit)}}); len(reports) != 1 || !reports[0].Rejected {
+				t.Errorf("the builder admits what the review denies: %+v", reports)
+			}
+		})
+	}
+}

@@ -1,0 +1,335 @@
+package snapshot
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/gatehouse-dev/gatehouse/annotations"
+	"github.com/gatehouse-dev/gatehouse/limiter"
+	"github.com/gatehouse-dev/gatehouse/router"
+)
+
+// unit is one Service's annotations compiled on their own, before any
+// other Service is looked at: the part of the pipeline that the webhook,
+// the CLI and the builder share, router included, so that what is admitted
+// compiles. Nothing in it is bound to the gateway's registries yet (no
+// upstreams, buckets or counters), so reviewing a Service costs the
+// gateway nothing it keeps.
+type unit struct {
+	routes []unitRoute
+}
+
+// unitRoute is one routed Mapping.
+type unitRoute struct {
+	src    string               // the annotation key it came from
+	m      *annotations.Mapping // as parsed; read-only
+	route  router.Route[*Route] // Value is this unit's own, not yet bound
+	group  string               // canary group: namespace and match criteria
+	limits []limiter.Policy     // the RateLimits it uses, in order
+}
+
+// compileUnit compiles the parsed annotations srcs of svc: Mapping names
+// unique across annotations, targets (in the cluster or, where the policy
+// allows, outside it), the budgets, and the router's own checks on the
+// Service's routes. warnings are each annotation's parse problems, whose
+// warnings routes carry for `routes` and `explain`; known says whether a
+// namespace exists.
+func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) annotations.Problems, known func(ns string) bool, opts *Options) (*unit, map[string]annotations.Problems) {
+	budgets := opts.Budgets.withDefaults()
+	key := svc.Namespace + "/" + svc.Name
+	problems := map[string]annotations.Problems{}
+	u := &unit{}
+	names := map[string]string{} // Mapping name → annotation key
+	regexes := map[regexKey]bool{}
+	var programs, routed, limits int
+	over := map[string]bool{} // budgets already reported: one problem each is enough
+	for _, src := range srcs {
+		problem := func(pos annotations.Position, path, msg string) {
+			problems[src.key] = append(problems[src.key], annotations.Problem{Pos: pos, Path: path, Message: msg})
+		}
+		policies := make(map[string]limiter.Policy, len(src.cfg.RateLimits))
+		for _, rl := range src.cfg.RateLimits {
+			if limits++; limits > budgets.MaxRateLimits {
+				if !over["ratelimits"] {
+					over["ratelimits"] = true
+					problem(rl.Pos, `RateLimit "`+rl.Name+`"`, fmt.Sprintf("the Service declares more than %s RateLimits", budgetFlag("max-rate-limits-per-service", budgets.MaxRateLimits)))
+				}
+				continue
+			}
+			policies[rl.Name] = policy(key, rl)
+		}
+		for i := range src.cfg.Mappings {
+			m := &src.cfg.Mappings[i]
+			add := func(field, msg string) { problem(m.FieldPos(field), mappingPath(m.Name, field), msg) }
+			if other, dup := names[m.Name]; dup {
+				add("name", fmt.Sprintf("Mapping %q is also declared in annotation %s", m.Name, other))
+				continue
+			}
+			names[m.Name] = src.key
+			if m.Mirrors() {
+				continue // mirroring is not built yet; routing it would steal traffic
+			}
+			if routed++; routed > budgets.MaxRoutes {
+				if !over["routes"] {
+					over["routes"] = true
+					add("name", fmt.Sprintf("this is routed Mapping %d of the Service; at most %s are allowed per Service", routed, budgetFlag("max-routes-per-service", budgets.MaxRoutes)))
+				}
+				continue
+			}
+			if n := len(m.Headers) + len(m.RegexHeaders) + len(m.QueryParameters) + len(m.RegexQueryParameters); n > budgets.MaxConditions {
+				add(conditionsField(m), fmt.Sprintf("the Mapping has %d header and query conditions; at most %s are allowed per route", n, budgetFlag("max-conditions-per-route", budgets.MaxConditions)))
+				continue
+			}
+			if p := m.Precedence; p > budgets.MaxPrecedence || p < -budgets.MaxPrecedence {
+				add("precedence", fmt.Sprintf("precedence %d is outside ±%s", p, budgetFlag("max-precedence", budgets.MaxPrecedence)))
+				continue
+			}
+			fits := true
+			for _, rx := range regexesOf(m) {
+				if regexes[rx.key] {
+					continue // compiled once however often it is written
+				}
+				size, err := programSize(rx.key)
+				switch {
+				case err != nil:
+					add(rx.field, "invalid regular expression: "+err.Error())
+				case size > budgets.MaxRegexProgram:
+					add(rx.field, fmt.Sprintf("regular expression compiles to %d instructions; at most %s are allowed per expression", size, budgetFlag("max-regex-program", budgets.MaxRegexProgram)))
+				default:
+					regexes[rx.key] = true
+					programs += size
+					switch {
+					case len(regexes) > budgets.MaxRegexes:
+						if !over["regexes"] {
+							over["regexes"] = true
+							add(rx.field, fmt.Sprintf("the Service has more than %s distinct regular expressions", budgetFlag("max-regexes-per-service", budgets.MaxRegexes)))
+						}
+					case programs > budgets.MaxRegexTotal:
+						if !over["programs"] {
+							over["programs"] = true
+							add(rx.field, fmt.Sprintf("the Service's regular expressions compile to %d instructions together; at most %s are allowed per Service", programs, budgetFlag("max-regex-total", budgets.MaxRegexTotal)))
+						}
+					default:
+						continue
+					}
+				}
+				fits = false
+			}
+			if !fits {
+				continue
+			}
+			r, field, err := newRoute(svc, src.key, m, known, opts)
+			if err != nil {
+				add(field, err.Error())
+				continue
+			}
+			prefix := `Mapping "` + m.Name + `"`
+			for _, pr := range warnings(src.key) {
+				if pr.Warning && (pr.Path == prefix || strings.HasPrefix(pr.Path, prefix+".")) {
+					r.Warnings = append(r.Warnings, pr.Path+": "+pr.Message)
+				}
+			}
+			ur := unitRoute{src: src.key, m: m}
+			for _, name := range m.RateLimits {
+				ur.limits = append(ur.limits, policies[name])
+				r.RateLimits = append(r.RateLimits, displayName(svc.Namespace, name))
+			}
+			ur.route = routerRoute(m, key+"/"+m.Name, r)
+			ur.route.Tenant = svc.Namespace
+			criteria, err := router.CriteriaKey(&ur.route)
+			if err != nil {
+				add("", "cannot be routed: "+err.Error())
+				continue
+			}
+			ur.group = svc.Namespace + "\x00" + criteria
+			u.routes = append(u.routes, ur)
+		}
+	}
+	if anyErrors(problems) {
+		return u, problems
+	}
+	// The router is the last judge: the Service's routes must make a table
+	// on their own, whatever the checks above missed.
+	routes := make([]router.Route[*Route], len(u.routes))
+	for i := range u.routes {
+		routes[i] = u.routes[i].route
+	}
+	if err := router.Check(routes, router.Options{MaxRegexInput: budgets.MaxRegexInput}); err != nil {
+		for _, ur := range u.routes {
+			if msg := routeErrorFor(err, ur.route.ID); msg != "" {
+				problems[ur.src] = append(problems[ur.src], annotations.Problem{Pos: ur.m.Pos, Path: mappingPath(ur.m.Name, ""), Message: "cannot be routed: " + msg})
+			}
+		}
+		if !anyErrors(problems) { // an error no route owns: say so rather than admit
+			src := u.routes[0].src
+			problems[src] = append(problems[src], annotations.Problem{Pos: u.routes[0].m.Pos, Message: "the Service's routes cannot be routed: " + err.Error()})
+		}
+	}
+	return u, problems
+}
+
+// routeErrorFor returns what err says about route id, or "".
+func routeErrorFor(err error, id string) string {
+	var msgs []string
+	var walk func(error)
+	walk = func(e error) {
+		var re *router.RouteError
+		var ge *router.GroupError
+		switch {
+		case errors.As(e, &re) && re.ID == id:
+			msgs = append(msgs, re.Err.Error())
+		case errors.As(e, &ge) && slices.Contains(ge.IDs, id):
+			msgs = append(msgs, ge.Err.Error())
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, inner := range j.Unwrap() {
+				walk(inner)
+			}
+		}
+	}
+	walk(err)
+	return strings.Join(slices.Compact(msgs), "; ")
+}
+
+// regexField is one regular expression of a Mapping and the field it is
+// written in.
+type regexField struct {
+	field string
+	key   regexKey
+}
+
+// regexesOf lists the expressions a Mapping compiles, as the router and
+// the rewrite compile them.
+func regexesOf(m *annotations.Mapping) []regexField {
+	var out []regexField
+	if m.PrefixRegex {
+		out = append(out, regexField{"prefix", regexKey{m.Prefix, !m.PathCaseSensitive()}})
+	}
+	if m.RouteHostRegex() {
+		out = append(out, regexField{"host", regexKey{m.Host, false}})
+	}
+	if m.MethodRegex {
+		out = append(out, regexField{"method", regexKey{m.Method, false}})
+	}
+	for _, name := range sortedKeys(m.RegexHeaders) {
+		out = append(out, regexField{"regex_headers." + name, regexKey{m.RegexHeaders[name], false}})
+	}
+	for _, name := range sortedKeys(m.RegexQueryParameters) {
+		out = append(out, regexField{"regex_query_parameters." + name, regexKey{m.RegexQueryParameters[name], false}})
+	}
+	if m.RegexRewrite != nil {
+		out = append(out, regexField{"regex_rewrite.pattern", regexKey{m.RegexRewrite.Pattern, false}})
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// conditionsField is where a Mapping's conditions are written, for a
+// problem about all of them.
+func conditionsField(m *annotations.Mapping) string {
+	for _, f := range []string{"headers", "regex_headers", "query_parameters", "regex_query_parameters"} {
+		if _, ok := m.Positions[f]; ok {
+			return f
+		}
+	}
+	return ""
+}
+
+// mappingPath is the field path of a problem: `Mapping "name".field`.
+func mappingPath(name, field string) string {
+	p := `Mapping "` + name + `"`
+	if field != "" && field != "name" {
+		p += "." + field
+	}
+	return p
+}
+
+// newRoute compiles one Mapping's data-plane settings and target; the
+// returned field is where an error belongs.
+func newRoute(svc *corev1.Service, annotation string, m *annotations.Mapping, known func(ns string) bool, opts *Options) (*Route, string, error) {
+	r := &Route{
+		Mapping:         displayName(svc.Namespace, m.Name),
+		Service:         svc.Namespace + "/" + svc.Name,
+		Annotation:      annotation,
+		Kind:            pathKind(m),
+		Prefix:          m.Prefix,
+		CaseInsensitive: !m.PathCaseSensitive(),
+		Rewrite:         "/",
+		RewriteEnabled:  true,
+		HostRewrite:     m.HostRewrite,
+		Timeout:         DefaultTimeout,
+		ConnectTimeout:  DefaultConnectTimeout,
+		AllowUpgrade:    m.AllowUpgrade,
+	}
+	if m.Rewrite != nil {
+		r.Rewrite = *m.Rewrite
+		r.RewriteEnabled = *m.Rewrite != ""
+	}
+	if m.RegexRewrite != nil {
+		re, err := regexp.Compile(m.RegexRewrite.Pattern)
+		if err != nil {
+			return nil, "regex_rewrite.pattern", err
+		}
+		r.RegexRewrite, r.Substitution = re, m.RegexRewrite.Substitution
+	}
+	if m.TimeoutMS != nil {
+		r.Timeout = time.Duration(*m.TimeoutMS) * time.Millisecond
+	}
+	if m.ConnectTimeoutMS != nil {
+		r.ConnectTimeout = time.Duration(*m.ConnectTimeoutMS) * time.Millisecond
+	}
+	if m.IdleTimeoutMS != nil {
+		r.IdleTimeout = time.Duration(*m.IdleTimeoutMS) * time.Millisecond
+	}
+	r.RequestHeadersAdd = headerOps(m.AddRequestHeaders)
+	r.ResponseHeadersAdd = headerOps(m.AddResponseHeaders)
+	r.RequestHeadersRemove = canonical(m.RemoveRequestHeaders)
+	r.ResponseHeadersRemove = canonical(m.RemoveResponseHeaders)
+	for _, cb := range m.CircuitBreakers {
+		if cb.Priority != "" && cb.Priority != "default" {
+			continue
+		}
+		if cb.MaxRequests == nil && cb.MaxPendingRequests == nil {
+			continue
+		}
+		// Gatehouse does not queue: pending requests are admitted as
+		// concurrent ones, so the cap is their sum; an unset one adds nothing.
+		r.MaxRequests = int64(valueOr(cb.MaxRequests, 0) + valueOr(cb.MaxPendingRequests, 0))
+	}
+	if m.Redirects() {
+		r.Redirect = redirect(m)
+		return r, "", nil
+	}
+	ref, err := annotations.ParseServiceRef(m.Service, svc.Namespace)
+	if err != nil {
+		return nil, "service", err
+	}
+	r.Target = ref
+	switch {
+	case !ref.InCluster():
+		r.External = true
+	case strings.Count(ref.Host, ".") == 1 && !known(ref.Namespace) && opts.allowsExternal(ref.Host):
+		// "httpbin.org" names Service httpbin in namespace org when that
+		// namespace exists (as cluster DNS would resolve it), and the
+		// external host otherwise.
+		r.External = true
+	}
+	if r.External && !opts.allowsExternal(ref.Host) {
+		return nil, "service", fmt.Errorf("service %q is a host outside the cluster, which %s", m.Service, opts.externalFlag())
+	}
+	return r, "", nil
+}
