@@ -22,11 +22,14 @@ type Budgets struct {
 	// expression written many times counts, and is compiled, once.
 	MaxRegexes int
 	// MaxRegexProgram bounds one compiled expression, in RE2 instructions
-	// (a+ is a few; [a-z]{100} is about a hundred). Matching time grows with
-	// the program and with the input.
+	// (a+ is a few; [a-z]{100} is about a hundred). The time a match takes
+	// grows with the program times the input: Go's RE2 spends up to about
+	// 8 ns per instruction and input byte on patterns that defeat its fast
+	// paths (measured in BenchmarkWorstRegex).
 	MaxRegexProgram int
-	// MaxRegexTotal bounds the instructions of all of one Service's distinct
-	// expressions.
+	// MaxRegexTotal bounds the instructions of one Service's expressions
+	// counted at every use: one request can run each use (routes that share
+	// an expression share its compiled program, not its matching time).
 	MaxRegexTotal int
 	// MaxRegexInput bounds the bytes an expression is run on at request
 	// time (a path, host, method, header or query value); a longer input
@@ -45,15 +48,17 @@ type Budgets struct {
 // DefaultBudgets are generous for hand-written annotations (the largest
 // Emissary annotations we have seen hold a few dozen Mappings and a handful
 // of expressions) and small enough that the worst admitted annotation
-// costs a few megabytes and well under a millisecond per request.
+// costs a few megabytes and milliseconds, not seconds, of CPU per request
+// (docs/security.md has the measured figures). MaxRegexProgram is Envoy's
+// default max_program_size, which Emissary users already live within.
 func DefaultBudgets() Budgets {
 	return Budgets{
 		MaxRoutes:       256,
 		MaxConditions:   32,
 		MaxRegexes:      64,
-		MaxRegexProgram: 512,
-		MaxRegexTotal:   8192,
-		MaxRegexInput:   4096,
+		MaxRegexProgram: 100,
+		MaxRegexTotal:   1000,
+		MaxRegexInput:   2048,
 		MaxPrecedence:   1 << 20,
 		MaxRateLimits:   64,
 	}

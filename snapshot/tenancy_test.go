@@ -252,7 +252,7 @@ func TestBudgets(t *testing.T) {
 			"the Service has more than 2, the platform's --max-regexes-per-service distinct regular expressions"},
 		{"regex total", mapping("a", "/a/", "s", "regex_headers:", `  x-a: "[a-z]{30}"`, `  x-b: "[a-z]{20}"`),
 			mapping("a", "/a/", "s", "regex_headers:", `  x-a: "[a-z]{30}"`, `  x-b: "[a-z]{29}"`),
-			"the Service's regular expressions compile to 63 instructions together; at most 60, the platform's --max-regex-total"},
+			"the Service's regular expressions, counted at every use, compile to 63 instructions together; at most 60, the platform's --max-regex-total"},
 		{"rate limits", mapping("a", "/a/", "s") + "---\n" + rateLimit(0),
 			mapping("a", "/a/", "s") + "---\n" + docs(2, rateLimit),
 			"the Service declares more than 1, the platform's --max-rate-limits-per-service RateLimits"},

@@ -46,7 +46,7 @@ func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) 
 	problems := map[string]annotations.Problems{}
 	u := &unit{}
 	names := map[string]string{} // Mapping name → annotation key
-	regexes := map[regexKey]bool{}
+	regexes := map[regexKey]int{} // distinct expressions → program size
 	var programs, routed, limits int
 	over := map[string]bool{} // budgets already reported: one problem each is enough
 	for _, src := range srcs {
@@ -92,34 +92,37 @@ func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) 
 			}
 			fits := true
 			for _, rx := range regexesOf(m) {
-				if regexes[rx.key] {
-					continue // compiled once however often it is written
-				}
-				size, err := programSize(rx.key)
-				switch {
-				case err != nil:
-					add(rx.field, "invalid regular expression: "+err.Error())
-				case size > budgets.MaxRegexProgram:
-					add(rx.field, fmt.Sprintf("regular expression compiles to %d instructions; at most %s are allowed per expression", size, budgetFlag("max-regex-program", budgets.MaxRegexProgram)))
-				default:
-					regexes[rx.key] = true
-					programs += size
-					switch {
-					case len(regexes) > budgets.MaxRegexes:
+				size, seen := regexes[rx.key]
+				if !seen {
+					var err error
+					if size, err = programSize(rx.key); err != nil {
+						add(rx.field, "invalid regular expression: "+err.Error())
+						fits = false
+						continue
+					}
+					if size > budgets.MaxRegexProgram {
+						add(rx.field, fmt.Sprintf("regular expression compiles to %d instructions; at most %s are allowed per expression", size, budgetFlag("max-regex-program", budgets.MaxRegexProgram)))
+						fits = false
+						continue
+					}
+					regexes[rx.key] = size // compiled once however often it is written
+					if len(regexes) > budgets.MaxRegexes {
 						if !over["regexes"] {
 							over["regexes"] = true
 							add(rx.field, fmt.Sprintf("the Service has more than %s distinct regular expressions", budgetFlag("max-regexes-per-service", budgets.MaxRegexes)))
 						}
-					case programs > budgets.MaxRegexTotal:
-						if !over["programs"] {
-							over["programs"] = true
-							add(rx.field, fmt.Sprintf("the Service's regular expressions compile to %d instructions together; at most %s are allowed per Service", programs, budgetFlag("max-regex-total", budgets.MaxRegexTotal)))
-						}
-					default:
+						fits = false
 						continue
 					}
 				}
-				fits = false
+				// Matching time is spent at every use.
+				if programs += size; programs > budgets.MaxRegexTotal {
+					if !over["programs"] {
+						over["programs"] = true
+						add(rx.field, fmt.Sprintf("the Service's regular expressions, counted at every use, compile to %d instructions together; at most %s are allowed per Service", programs, budgetFlag("max-regex-total", budgets.MaxRegexTotal)))
+					}
+					fits = false
+				}
 			}
 			if !fits {
 				continue
