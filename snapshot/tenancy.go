@@ -41,6 +41,7 @@ type tenancy struct {
 	grants    map[string]annotations.Grant   // annotations.GrantKey of each Namespace
 	delegates map[string]annotations.Grant   // DelegateKey of each Namespace
 	known     map[string]bool                // namespaces that exist
+	routes    map[string][]reach             // Service key → its routes, for the rules of reach
 }
 
 // hostClaim is who claims a host or path: a namespace, through one of its
@@ -61,8 +62,9 @@ type claimKey struct {
 
 // claims are what one Service's good configuration holds.
 type claims struct {
-	hosts []string
-	paths []claimKey
+	hosts  []string
+	paths  []claimKey
+	routes []reach
 }
 
 func newTenancy(namespaces []*corev1.Namespace, services map[string]*corev1.Service) *tenancy {
@@ -74,6 +76,7 @@ func newTenancy(namespaces []*corev1.Namespace, services map[string]*corev1.Serv
 		grants:    map[string]annotations.Grant{},
 		delegates: map[string]annotations.Grant{},
 		known:     map[string]bool{},
+		routes:    map[string][]reach{},
 	}
 	for _, ns := range namespaces {
 		t.known[ns.Name] = true
@@ -111,6 +114,9 @@ func (t *tenancy) hold(ns, service string, c claims, groupWeights map[string]int
 			t.paths[p] = append(t.paths[p], me)
 		}
 	}
+	if c.routes != nil {
+		t.routes[service] = c.routes
+	}
 	for g, w := range groupWeights {
 		t.weights[g] += w
 	}
@@ -141,6 +147,7 @@ func (t *tenancy) release(ns, service string, c claims) {
 		t.weights[g] -= w
 	}
 	delete(t.own, service)
+	delete(t.routes, service)
 }
 
 // mayServe reports whether namespace ns may route host h: nobody owns it,
@@ -205,6 +212,10 @@ func (t *tenancy) check(svc *corev1.Service, u *unit, opts *Options) (claims, ma
 	problems := map[string]annotations.Problems{}
 	var c claims
 	var groupWeights map[string]int // most Services are in no canary group
+	served := map[string]string{} // route ID → canary group of what the Service serves now
+	for _, x := range t.routes[key] {
+		served[x.id] = x.group
+	}
 	for i := range u.routes {
 		ur := &u.routes[i]
 		m := ur.m
@@ -232,6 +243,13 @@ func (t *tenancy) check(svc *corev1.Service, u *unit, opts *Options) (claims, ma
 			}
 			c.paths = append(c.paths, p)
 		}
+		x := reachOf(&ur.route, ur.group)
+		if g, ok := served[x.id]; !ok || g != x.group {
+			for _, msg := range t.reachProblems(&x) {
+				add(reachField(m, msg), msg)
+			}
+		}
+		c.routes = append(c.routes, x)
 		if m.Weight != nil {
 			if groupWeights == nil {
 				groupWeights = map[string]int{}
@@ -244,6 +262,14 @@ func (t *tenancy) check(svc *corev1.Service, u *unit, opts *Options) (claims, ma
 		}
 	}
 	return c, groupWeights, problems
+}
+
+// reachField is where a problem of reach belongs.
+func reachField(m *annotations.Mapping, msg string) string {
+	if strings.HasPrefix(msg, "precedence") {
+		return "precedence"
+	}
+	return hostField(m)
 }
 
 // hostField is the field a Mapping's host came from.

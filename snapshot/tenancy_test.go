@@ -18,27 +18,32 @@ func shopIncumbent() *corev1.Service {
 }
 
 // TestTakeoverForms: every way another namespace could win requests for a
-// host it does not own. Exact-host forms are rejected with the owner named;
-// host-less, wildcard and regex-host forms are admitted for the hosts nobody
-// owns but never answer the owned one, whatever their precedence. The
-// gateway enforces this itself: the same holds when the webhook is
-// bypassed, which is what Build is.
+// host it does not own is denied, naming the owner: exact-host forms by
+// ownership, wildcard and regex hosts covering the host by the rules of
+// reach, and precedence by its reach. A host-less catch-all without
+// precedence is admitted for the hosts nobody owns and never answers the
+// owned one. The gateway's Build is the webhook-bypassed path: it decides
+// the same, and Review agrees with it.
 func TestTakeoverForms(t *testing.T) {
 	for _, c := range []struct {
 		name, config string
 		rejected     bool
-		unowned      string // a path the attacker's route answers on another host
+		why          string // in the rejection
+		unowned      string // a path the route answers on a host nobody owns, when admitted
 	}{
-		{"host-less prefix / with precedence", mapping("grab", "/", "grab", "precedence: 1000000"), false, "/orders/1"},
-		{"host regex matching the host", mapping("grab", "/orders/", "grab", `host: "shop\\.example\\.com"`, "host_regex: true", "precedence: 10"), false, ""},
-		{"host regex matching everything", mapping("grab", "/", "grab", `host: ".*"`, "host_regex: true", "precedence: 10"), false, "/x"},
-		{"wildcard covering the host", mapping("grab", "/", "grab", `host: "*.example.com"`, "precedence: 10"), false, ""},
-		{"hostname glob covering the host", mapping("grab", "/", "grab", `hostname: "*.example.com"`, "precedence: 10"), false, ""},
-		{"longer prefix on the host", mapping("grab", "/orders/vip/", "grab", "host: shop.example.com"), true, ""},
-		{"exact path on the host", mapping("grab", "/orders/1", "grab", "host: shop.example.com", "prefix_exact: true"), true, ""},
-		{"same host written in upper case", mapping("grab", "/x/", "grab", "host: SHOP.example.com"), true, ""},
-		{"hostname form of the host", mapping("grab", "/x/", "grab", "hostname: shop.example.com"), true, ""},
-		{"regex path on the host", mapping("grab", "/orders/.*", "grab", "host: shop.example.com", "prefix_regex: true", "precedence: 100"), true, ""},
+		{"host-less prefix / with precedence", mapping("grab", "/", "grab", "precedence: 1000000"), true, "precedence 1000000 would rank this route ahead of namespace \"shop\"", ""},
+		{"host regex matching the host", mapping("grab", "/orders/", "grab", `host: "shop\\.example\\.com"`, "host_regex: true"), true, `covers host "shop.example.com", which belongs to namespace "shop"`, ""},
+		{"host regex matching everything", mapping("grab", "/", "grab", `host: ".*"`, "host_regex: true"), true, `covers host "shop.example.com", which belongs to namespace "shop"`, ""},
+		{"wildcard covering the host", mapping("grab", "/", "grab", `host: "*.example.com"`), true, `covers host "shop.example.com", which belongs to namespace "shop"`, ""},
+		{"hostname glob covering the host", mapping("grab", "/", "grab", `hostname: "*.example.com"`), true, `covers host "shop.example.com"`, ""},
+		{"longer prefix on the host", mapping("grab", "/orders/vip/", "grab", "host: shop.example.com"), true, `host "shop.example.com" belongs to namespace "shop" (claimed first by Service shop/orders)`, ""},
+		{"exact path on the host", mapping("grab", "/orders/1", "grab", "host: shop.example.com", "prefix_exact: true"), true, `belongs to namespace "shop"`, ""},
+		{"same host written in upper case", mapping("grab", "/x/", "grab", "host: SHOP.example.com"), true, `belongs to namespace "shop"`, ""},
+		{"hostname form of the host", mapping("grab", "/x/", "grab", "hostname: shop.example.com"), true, `belongs to namespace "shop"`, ""},
+		{"regex path on the host", mapping("grab", "/orders/.*", "grab", "host: shop.example.com", "prefix_regex: true", "precedence: 100"), true, `belongs to namespace "shop"`, ""},
+		{"host-less catch-all without precedence", mapping("grab", "/", "grab"), false, "", "/orders/1"},
+		{"longer host-less prefix", mapping("grab", "/orders/vip/", "grab"), false, "", "/orders/vip/1"},
+		{"wildcard of another domain", mapping("grab", "/", "grab", `host: "*.example.org"`, "precedence: 5"), false, "", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := newBuilder()
@@ -49,8 +54,8 @@ func TestTakeoverForms(t *testing.T) {
 			for _, r := range reports {
 				if r.Service == "evil/grab" && r.Rejected {
 					rejected = true
-					if !strings.Contains(r.Problems.Error(), `belongs to namespace "shop" (claimed first by Service shop/orders)`) {
-						t.Errorf("rejection does not name the owner: %v", r.Problems)
+					if !strings.Contains(r.Problems.Error(), c.why) {
+						t.Errorf("rejection does not say %q: %v", c.why, r.Problems)
 					}
 				}
 			}
@@ -61,19 +66,62 @@ func TestTakeoverForms(t *testing.T) {
 			if got := s.Review(attacker)[annotations.Key].HasErrors(); got != c.rejected {
 				t.Errorf("Review says rejected = %v", got)
 			}
-			for _, host := range []string{"shop.example.com", "SHOP.example.com:8080", "shop.example.com."} {
-				for _, path := range []string{"/orders/1", "/orders/vip/1", "/", "/x/"} {
-					if got := served(t, s, host, path); got != "" && got != "shop/orders" {
-						t.Errorf("%s%s served by %q", host, path, got)
-					}
-				}
-			}
+			assertOnlyOwner(t, s)
 			if c.unowned != "" {
 				if got := served(t, s, "other.example.org", c.unowned); got != "evil/grab" {
 					t.Errorf("on a host nobody owns, %s is served by %q; the admitted route should answer", c.unowned, got)
 				}
 			}
 		})
+	}
+}
+
+// assertOnlyOwner checks that no request for shop.example.com, in any
+// spelling, reaches another namespace.
+func assertOnlyOwner(t *testing.T, s *Snapshot) {
+	t.Helper()
+	for _, host := range []string{"shop.example.com", "SHOP.example.com:8080", "shop.example.com."} {
+		for _, path := range []string{"/orders/1", "/orders/vip/1", "/", "/x/"} {
+			if got := served(t, s, host, path); got != "" && got != "shop/orders" {
+				t.Errorf("%s%s served by %q", host, path, got)
+			}
+		}
+	}
+}
+
+// TestServedRoutesAreNotHeldHostage: routes a Service already serves are
+// not judged again by the rules of reach when a later owner claims a host
+// inside them, so an unrelated edit still passes; the router keeps them off
+// the owned host all the same.
+func TestServedRoutesAreNotHeldHostage(t *testing.T) {
+	b := newBuilder()
+	early := mapping("wild", "/", "grab", `host: "*.example.com"`, "precedence: 100") + "---\n" + mapping("all", "/", "grab", "precedence: 100")
+	build(t, b, Input{Services: []*corev1.Service{service("evil", "grab", early)}})
+	s, reports := build(t, b, Input{Services: []*corev1.Service{service("evil", "grab", early), shopIncumbent()}})
+	for _, r := range reports {
+		if r.Rejected {
+			t.Fatalf("report %+v", r)
+		}
+	}
+	assertOnlyOwner(t, s)
+	if got := served(t, s, "shop.example.com", "/orders/1"); got != "shop/orders" {
+		t.Errorf("the owner's route: served by %q", got)
+	}
+	if got := served(t, s, "a.example.com", "/x"); got != "evil/wild" {
+		t.Errorf("the earlier wildcard elsewhere: served by %q", got)
+	}
+	edited := early + "---\n" + mapping("more", "/more/", "grab")
+	s, reports = build(t, b, Input{Services: []*corev1.Service{service("evil", "grab", edited), shopIncumbent()}})
+	for _, r := range reports {
+		if r.Rejected {
+			t.Errorf("an unrelated edit was held hostage: %+v", r)
+		}
+	}
+	assertOnlyOwner(t, s)
+	// Changing the wildcard route itself is judged afresh.
+	changed := strings.Replace(edited, "precedence: 100", "precedence: 101", 1)
+	if _, reports = build(t, b, Input{Services: []*corev1.Service{service("evil", "grab", changed), shopIncumbent()}}); len(reports) != 1 || !reports[0].Rejected {
+		t.Errorf("a changed wildcard covering an owned host was admitted: %+v", reports)
 	}
 }
 
