@@ -159,7 +159,8 @@ func TestManifestsInstall(t *testing.T) {
 		o := d.obj.(kubeObject)
 		_, clusterScoped := d.obj.(*corev1.Namespace)
 		switch d.obj.(type) {
-		case *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding, *admissionregistrationv1.ValidatingWebhookConfiguration:
+		case *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding, *admissionregistrationv1.ValidatingWebhookConfiguration,
+			*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
 			clusterScoped = true
 		}
 		if !clusterScoped && o.GetNamespace() != installNamespace {

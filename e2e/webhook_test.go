@@ -132,7 +132,7 @@ func TestWebhook(t *testing.T) {
 		if err == nil {
 			t.Fatalf("admitted:\n%s", out)
 		}
-		if !strings.Contains(out, `already routed by namespace "`+whShop+`"`) {
+		if !strings.Contains(out, `belongs to namespace "`+whShop+`"`) {
 			t.Errorf("the denial does not name the owner:\n%s", out)
 		}
 		t.Logf("kubectl printed:\n%s", strings.TrimSpace(out))

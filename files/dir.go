@@ -18,41 +18,66 @@ type Dir struct {
 	// inotify) is deliberate: editors and ConfigMap mounts replace files by
 	// rename and symlink swaps, which polling sees the same way every time.
 	Interval time.Duration
+	// Options say how the files are read (--compat=emissary, say).
+	Options Options
 
 	afterPoll func() // test hook: called after every poll
 }
 
 // Load reads every manifest file in the directory, in name order.
 func (d Dir) Load() (*Manifests, []Problem, error) {
-	m, problems, _, err := d.load()
-	return m, problems, err
+	snap, err := d.read()
+	if err != nil {
+		return nil, nil, err
+	}
+	m, problems := d.parse(snap)
+	return m, problems, nil
 }
 
-func (d Dir) load() (*Manifests, []Problem, [32]byte, error) {
-	var sum [32]byte
+// dirFiles is what one poll read: the files' contents, in name order, and
+// a digest of names and contents.
+type dirFiles struct {
+	names []string
+	data  [][]byte
+	sum   [32]byte
+}
+
+func (d Dir) read() (dirFiles, error) {
+	var snap dirFiles
 	names, err := d.files()
 	if err != nil {
-		return nil, nil, sum, err
+		return snap, err
 	}
-	all := &Manifests{}
-	var problems []Problem
 	h := sha256.New()
 	for _, name := range names {
 		data, err := os.ReadFile(name)
 		if err != nil {
-			return nil, nil, sum, fmt.Errorf("reading manifests: %w", err)
+			return snap, fmt.Errorf("reading manifests: %w", err)
 		}
 		fmt.Fprintf(h, "%s\x00%d\x00", name, len(data))
 		h.Write(data)
-		m, ps := Parse(name, data)
+		snap.names = append(snap.names, name)
+		snap.data = append(snap.data, data)
+	}
+	copy(snap.sum[:], h.Sum(nil))
+	return snap, nil
+}
+
+// parse is kept apart from read because it costs far more (every object is
+// checked against its schema): Watch reads on every poll but parses only
+// what it is about to apply.
+func (d Dir) parse(snap dirFiles) (*Manifests, []Problem) {
+	all := &Manifests{}
+	var problems []Problem
+	for i, name := range snap.names {
+		m, ps := ParseWith(name, snap.data[i], d.Options)
 		all.Services = append(all.Services, m.Services...)
 		all.Slices = append(all.Slices, m.Slices...)
 		all.SliceRefs = append(all.SliceRefs, m.SliceRefs...)
 		all.Namespaces = append(all.Namespaces, m.Namespaces...)
 		problems = append(problems, ps...)
 	}
-	copy(sum[:], h.Sum(nil))
-	return all, problems, sum, nil
+	return all, problems
 }
 
 func (d Dir) files() ([]string, error) {
@@ -99,19 +124,20 @@ func (d Dir) Watch(ctx context.Context, onChange func(*Manifests, []Problem), on
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		m, problems, sum, err := d.load()
+		snap, err := d.read()
+		sum := snap.sum
 		switch {
 		case err != nil:
 			onError(err)
 		case first:
 			// Nothing serves yet, so there is nothing to protect.
 			first, applied = false, sum
-			onChange(m, problems)
+			onChange(d.parse(snap))
 		case sum == applied:
 			havePending = false
 		case havePending && sum == pending:
 			applied, havePending = sum, false
-			onChange(m, problems)
+			onChange(d.parse(snap))
 		default:
 			pending, havePending = sum, true
 		}

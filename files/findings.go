@@ -16,8 +16,10 @@ type Finding struct {
 	Pos     Pos    `json:"-"`
 	Message string `json:"message"`
 	Warning bool   `json:"warning"`
-	// Path is the field path inside the annotation, Annotation its key;
-	// both empty for problems with the manifest itself.
+	// Path is the field path inside the annotation, Annotation its key.
+	// For problems with the manifest itself Annotation is empty and Path
+	// names the object and field (Service "users".metadata.annotation), or
+	// is empty too when the problem is with the file as a whole.
 	Path       string `json:"path,omitempty"`
 	Annotation string `json:"annotation,omitempty"`
 }
@@ -48,7 +50,7 @@ func (f Finding) String() string {
 func FileFindings(problems []Problem) []Finding {
 	out := make([]Finding, 0, len(problems))
 	for _, p := range problems {
-		out = append(out, Finding{File: p.File, Pos: p.Pos, Message: p.Message})
+		out = append(out, Finding{File: p.File, Pos: p.Pos, Message: p.Message, Path: p.Path, Warning: p.Warning})
 	}
 	return out
 }

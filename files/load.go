@@ -1,7 +1,10 @@
 // Package files reads Kubernetes manifests (Services, EndpointSlices and
 // Namespaces) from files, so the gateway can run without a cluster and the
 // CLI can check manifests offline. It keeps enough of the YAML structure to translate a
-// position inside a Service's annotation into a position in the file itself.
+// position inside a Service's annotation into a position in the file itself,
+// and checks every object of a kind it knows against that kind's Kubernetes
+// schema, so that a misspelt field or an annotation under the wrong key is
+// reported at its line and column instead of being silently ignored.
 package files
 
 import (
@@ -24,15 +27,42 @@ type Pos struct {
 	Column int
 }
 
-// Problem is something wrong with a manifest file itself (not with an annotation).
+// Problem is something wrong with a manifest file itself (not with an
+// annotation): YAML syntax, or a Kubernetes object that does not fit its
+// schema or holds routing configuration where nothing reads it.
 type Problem struct {
 	File    string
 	Pos     Pos
 	Message string
+	// Path is the object and field, as in Service "users".metadata.annotation;
+	// empty for problems with the file as a whole.
+	Path string
+	// Warning marks what does not make validate fail: what Emissary
+	// accepts and ignores, with --compat=emissary.
+	Warning bool
+
+	// undecodable marks a value the object cannot be decoded with.
+	undecodable bool
 }
 
 func (p Problem) Error() string {
-	return fmt.Sprintf("%s:%d:%d: %s", p.File, p.Pos.Line, p.Pos.Column, p.Message)
+	sev, path := "", ""
+	if p.Warning {
+		sev = "warning: "
+	}
+	if p.Path != "" {
+		path = p.Path + ": "
+	}
+	return fmt.Sprintf("%s:%d:%d: %s%s%s", p.File, p.Pos.Line, p.Pos.Column, sev, path, p.Message)
+}
+
+// Options say how manifests are read. The zero value reads them as the
+// gateway does by default (native mode).
+type Options struct {
+	// Emissary is --compat=emissary: getambassador.io/config is read too,
+	// so what Emissary itself accepts and ignores about it is a warning,
+	// not an error.
+	Emissary bool
 }
 
 // Service is a Service read from a file, with where its annotations sit.
@@ -58,11 +88,26 @@ type Manifests struct {
 	Namespaces []*corev1.Namespace
 }
 
-// Parse reads the multi-document YAML (or JSON) in data. Documents of kinds
-// other than Service, EndpointSlice and Namespace (a Deployment in a single-manifest app,
-// say) are skipped. Problems are reported per document; a bad document does
-// not hide the good ones.
+// Parse reads the multi-document YAML (or JSON) in data in native mode; see
+// ParseWith.
 func Parse(file string, data []byte) (*Manifests, []Problem) {
+	return ParseWith(file, data, Options{})
+}
+
+// ParseWith reads the multi-document YAML (or JSON) in data. Services,
+// EndpointSlices and Namespaces are returned; documents of other kinds (a
+// Deployment in a single-manifest app, say) are only checked. Problems are
+// reported per document; a bad document does not hide the good ones.
+//
+// Every document of a kind in checkedKinds is checked against its
+// Kubernetes schema and for routing annotations in the wrong place. Those
+// findings do not keep a Service, EndpointSlice or Namespace from being
+// read: the API server would refuse an unknown field under kubectl's strict
+// validation, but serve --from-dir must never take routes down over what it
+// can still read, so it reads what it can and reports the rest. Only a value
+// the object cannot be decoded with at all (a string where a list belongs)
+// leaves it out, as the API server would.
+func ParseWith(file string, data []byte, opts Options) (*Manifests, []Problem) {
 	m := &Manifests{}
 	var problems []Problem
 	lines := strings.Split(string(data), "\n")
@@ -93,11 +138,29 @@ func Parse(file string, data []byte) (*Manifests, []Problem) {
 		kind := scalarAt(root, "kind")
 		apiVersion := scalarAt(root, "apiVersion")
 		at := Pos{root.Line, root.Column}
+		var checked []Problem
+		if newObj, ok := checkedKinds[typeKey{apiVersion, kind}]; ok {
+			checked = checkObject(file, root, kind, newObj, opts)
+		} else if p, ok := kindCase(file, root, apiVersion, kind); ok {
+			checked = []Problem{p}
+		}
+		problems = append(problems, checked...)
+		// undecodable says why an object the gateway reads is left out, or
+		// reports the decoder's own error when the check found no reason.
+		undecodable := func(err error) {
+			for i := range checked {
+				if checked[i].undecodable {
+					problems[len(problems)-len(checked)+i].Message += fmt.Sprintf(" (so the %s is not read)", kind)
+					return
+				}
+			}
+			problems = append(problems, Problem{File: file, Pos: at, Message: fmt.Sprintf("decoding %s: %v", kind, err)})
+		}
 		switch {
 		case kind == "Service" && apiVersion == "v1":
 			svc, err := decodeObject[corev1.Service](root)
 			if err != nil {
-				problems = append(problems, Problem{File: file, Pos: at, Message: fmt.Sprintf("decoding Service: %v", err)})
+				undecodable(err)
 				continue
 			}
 			if svc.Namespace == "" {
@@ -115,7 +178,7 @@ func Parse(file string, data []byte) (*Manifests, []Problem) {
 		case kind == "EndpointSlice" && apiVersion == "discovery.k8s.io/v1":
 			slice, err := decodeObject[discoveryv1.EndpointSlice](root)
 			if err != nil {
-				problems = append(problems, Problem{File: file, Pos: at, Message: fmt.Sprintf("decoding EndpointSlice: %v", err)})
+				undecodable(err)
 				continue
 			}
 			if slice.Namespace == "" {
@@ -126,17 +189,45 @@ func Parse(file string, data []byte) (*Manifests, []Problem) {
 		case kind == "Namespace" && apiVersion == "v1":
 			ns, err := decodeObject[corev1.Namespace](root)
 			if err != nil {
-				problems = append(problems, Problem{File: file, Pos: at, Message: fmt.Sprintf("decoding Namespace: %v", err)})
+				undecodable(err)
 				continue
 			}
 			m.Namespaces = append(m.Namespaces, ns)
 		}
 	}
+	clampLines(problems, data)
 	return m, problems
 }
 
+// kindCase reports a kind that is one of checkedKinds but for its case
+// (kind: service): the API server refuses it, and the gateway would skip the
+// document without a word.
+func kindCase(file string, root *yaml.Node, apiVersion, kind string) (Problem, bool) {
+	for k := range checkedKinds {
+		if k.apiVersion == apiVersion && k.kind != kind && strings.EqualFold(k.kind, kind) {
+			v := valueAt(root, "kind")
+			return Problem{File: file, Pos: Pos{v.Line, v.Column}, Path: "kind", Message: fmt.Sprintf("unknown kind %q (did you mean %q?)", kind, k.kind)}, true
+		}
+	}
+	return Problem{}, false
+}
+
+// clampLines keeps every position inside the file: the YAML library's
+// syntax errors may name the line after the last.
+func clampLines(problems []Problem, data []byte) {
+	last := bytes.Count(data, []byte("\n")) + 1
+	for i := range problems {
+		p := &problems[i].Pos
+		p.Line = min(max(p.Line, 1), last)
+		p.Column = max(p.Column, 1)
+	}
+}
+
 // decodeObject converts a YAML node into a Kubernetes object through JSON,
-// the way kubectl does, so field names and types follow the API's own rules.
+// so field names and types follow the API's own rules. It is lenient where
+// the gateway always was (field names match in any case; yes or 1.0 in a
+// string field is that string) so that what served before still serves;
+// checkObject reports where kubectl is stricter.
 func decodeObject[T any](n *yaml.Node) (*T, error) {
 	raw, err := yaml.Marshal(n)
 	if err != nil {

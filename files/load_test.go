@@ -86,7 +86,9 @@ func TestParseProblems(t *testing.T) {
 	}{
 		{"syntax", "apiVersion: v1\nkind: Service\nmetadata:\n  name: [x\n", "f.yaml:"},
 		{"not a mapping", "- a\n- b\n", "f.yaml:1:1: a manifest document must be a mapping"},
-		{"bad service", "apiVersion: v1\nkind: Service\nmetadata:\n  name: 3\nspec:\n  ports: 7\n", "f.yaml:1:1: decoding Service"},
+		// The value that keeps the Service from decoding, not the
+		// document, is what the problem points at.
+		{"bad service", "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  ports: 7\n", `f.yaml:6:10: Service "x".spec.ports: expected a list, got a number (so the Service is not read)`},
 	} {
 		_, problems := Parse("f.yaml", []byte(c.src))
 		if len(problems) != 1 || !strings.HasPrefix(problems[0].Error(), c.want) {

@@ -40,11 +40,11 @@ func TestRecordEvents(t *testing.T) {
 	}
 	typoEvent := `Warning InvalidConfig line 3, column 1: Mapping "web".prefx: unknown field "prefx" (did you mean "prefix"?)`
 	steps := []struct {
-		name      string
-		text      string // the annotation; "" deletes the Service
-		reports   []snapshot.Report
-		observed  bool // a change to the Service was seen 7 ms before the Apply
-		want      []string
+		name     string
+		text     string // the annotation; "" deletes the Service
+		reports  []snapshot.Report
+		observed bool // a change to the Service was seen 7 ms before the Apply
+		want     []string
 	}{
 		{"start: no Programmed for what was already there", "v1", good, true, nil},
 		{"accepted change", "v2", good, true, []string{"Normal Programmed routes programmed in 7 ms after the change was observed"}},

@@ -12,9 +12,14 @@ import (
 	"github.com/gatehouse-dev/gatehouse/annotations"
 )
 
-// serviceNameLabel links an EndpointSlice to its Service; it is the one
-// label the snapshot builder reads.
-const serviceNameLabel = "kubernetes.io/service-name"
+// serviceNameLabel links an EndpointSlice to its Service; managedByLabel
+// says whether the EndpointSlice controller wrote it, which decides whether
+// a Service with a selector trusts it. They are the labels the snapshot
+// builder reads.
+const (
+	serviceNameLabel = "kubernetes.io/service-name"
+	managedByLabel   = "endpointslice.kubernetes.io/managed-by"
+)
 
 // trim is the informers' TransformFunc: it cuts objects down to what the
 // gateway reads before they enter the cache. A cluster has many Services and
@@ -53,7 +58,7 @@ func (s *Source) trimService(svc *corev1.Service) *corev1.Service {
 				ResourceVersion:   svc.ResourceVersion,
 				CreationTimestamp: svc.CreationTimestamp,
 			},
-			Spec: corev1.ServiceSpec{Ports: svc.Spec.Ports},
+			Spec: targetSpec(svc),
 		}
 	}
 	// Annotated: the same, plus our annotations and the UID, which Events
@@ -68,7 +73,23 @@ func (s *Source) trimService(svc *corev1.Service) *corev1.Service {
 			CreationTimestamp: svc.CreationTimestamp,
 			Annotations:       ours,
 		},
-		Spec: corev1.ServiceSpec{Ports: svc.Spec.Ports},
+		Spec: targetSpec(svc),
+	}
+}
+
+// targetSpec is what resolving a route's target reads of a Service
+// (snapshot/endpoints.go): its ports; whether it has a selector, which
+// decides whether tenant-written EndpointSlices count; its cluster IPs,
+// which hand-written endpoints of other namespaces may not name; and what
+// an ExternalName Service points at.
+func targetSpec(svc *corev1.Service) corev1.ServiceSpec {
+	return corev1.ServiceSpec{
+		Ports:        svc.Spec.Ports,
+		Selector:     svc.Spec.Selector,
+		Type:         svc.Spec.Type,
+		ExternalName: svc.Spec.ExternalName,
+		ClusterIP:    svc.Spec.ClusterIP,
+		ClusterIPs:   svc.Spec.ClusterIPs,
 	}
 }
 
@@ -78,8 +99,13 @@ func trimSlice(es *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
 	c.Annotations = nil
 	c.OwnerReferences = nil
 	c.Labels = nil
-	if name, ok := es.Labels[serviceNameLabel]; ok {
-		c.Labels = map[string]string{serviceNameLabel: name}
+	for _, k := range [...]string{serviceNameLabel, managedByLabel} {
+		if v, ok := es.Labels[k]; ok {
+			if c.Labels == nil {
+				c.Labels = make(map[string]string, 2)
+			}
+			c.Labels[k] = v
+		}
 	}
 	if es.Endpoints != nil {
 		c.Endpoints = make([]discoveryv1.Endpoint, len(es.Endpoints))
@@ -137,7 +163,7 @@ func (s *Source) serviceChanged(old, cur *corev1.Service) bool {
 		return false
 	}
 	return !maps.Equal(s.ours(old.Annotations), s.ours(cur.Annotations)) ||
-		!apiequality.Semantic.DeepEqual(old.Spec.Ports, cur.Spec.Ports)
+		!apiequality.Semantic.DeepEqual(targetSpec(old), targetSpec(cur))
 }
 
 // sliceChanged is serviceChanged for EndpointSlices: only the endpoints,
@@ -147,6 +173,7 @@ func sliceChanged(old, cur *discoveryv1.EndpointSlice) bool {
 		return false
 	}
 	return old.Labels[serviceNameLabel] != cur.Labels[serviceNameLabel] ||
+		old.Labels[managedByLabel] != cur.Labels[managedByLabel] ||
 		old.AddressType != cur.AddressType ||
 		!apiequality.Semantic.DeepEqual(old.Ports, cur.Ports) ||
 		!apiequality.Semantic.DeepEqual(old.Endpoints, cur.Endpoints)

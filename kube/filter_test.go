@@ -54,13 +54,14 @@ func TestTrim(t *testing.T) {
 	s := testSource()
 	lastApplied := "kubectl.kubernetes.io/last-applied-configuration"
 
-	// Annotated: identity, ports and our annotations; nothing else.
+	// Annotated: identity, what resolving a target reads (ports, selector,
+	// type, cluster IPs, externalName) and our annotations; nothing else.
 	annotated := service("1", map[string]string{ourKey: "kind: Mapping", lastApplied: "{...}"}, 80)
 	got, _ := s.trim(annotated)
 	want := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", UID: "uid-1", ResourceVersion: "1",
 			Annotations: map[string]string{ourKey: "kind: Mapping"}},
-		Spec: corev1.ServiceSpec{Ports: annotated.Spec.Ports},
+		Spec: corev1.ServiceSpec{Ports: annotated.Spec.Ports, Selector: map[string]string{"app": "web"}, ClusterIP: "10.96.0.10"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("annotated Service trimmed to\n%+v\nwant\n%+v", got, want)
@@ -75,7 +76,7 @@ func TestTrim(t *testing.T) {
 	got, _ = s.trim(plain)
 	want = &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", ResourceVersion: "2", CreationTimestamp: metav1.Unix(1700000000, 0)},
-		Spec:       corev1.ServiceSpec{Ports: plain.Spec.Ports},
+		Spec:       corev1.ServiceSpec{Ports: plain.Spec.Ports, Selector: map[string]string{"app": "web"}, ClusterIP: "10.96.0.10"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("plain Service trimmed to\n%+v\nwant\n%+v", got, want)
@@ -88,7 +89,7 @@ func TestTrim(t *testing.T) {
 	got, _ = s.trim(slice("3", "web", "10.0.0.1"))
 	port := int32(8080)
 	wantSlice := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Name: "web-abc", Namespace: "shop", ResourceVersion: "3", Labels: map[string]string{serviceNameLabel: "web"}},
+		ObjectMeta:  metav1.ObjectMeta{Name: "web-abc", Namespace: "shop", ResourceVersion: "3", Labels: map[string]string{serviceNameLabel: "web", "endpointslice.kubernetes.io/managed-by": "x"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports:       []discoveryv1.EndpointPort{{Port: &port}},
 		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}}},

@@ -32,8 +32,11 @@ const StatusClientClosed = 499
 
 // Options configure a Handler. Zero values mean defaults.
 type Options struct {
-	// Transport reaches upstreams; nil means NewTransport().
+	// Transport reaches upstreams; nil means NewTransport(Guard).
 	Transport http.RoundTripper
+	// Guard is what the default Transport dials through; nil means
+	// upstream.DialGuard's defaults. Ignored when Transport is set.
+	Guard *upstream.DialGuard
 	// Logger receives one access log line per request; nil means no access log.
 	Logger *slog.Logger
 	// Metrics records request metrics; nil records nothing.
@@ -54,11 +57,21 @@ type Handler struct {
 // NewTransport returns the upstream transport: each route's connect timeout
 // (Emissary's connect_timeout_ms, 3 s by default) and a larger idle pool than
 // net/http's default of 2 per host, which would make a busy gateway reconnect
-// constantly.
-func NewTransport() *http.Transport {
+// constantly. Every connection goes through guard, checked on the address
+// actually connected after any name lookup; nil means DialGuard's defaults
+// (no loopback, link-local, metadata or unspecified addresses, nothing
+// allowed beyond them).
+func NewTransport(guard *upstream.DialGuard) *http.Transport {
+	return NewGuardedTransport(func() *upstream.DialGuard { return guard })
+}
+
+// NewGuardedTransport is NewTransport with the guard read on every dial,
+// for a server whose own listeners (which the guard refuses) are known only
+// once they are bound.
+func NewGuardedTransport(guard func() *upstream.DialGuard) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil, // never send upstream traffic through an environment proxy
-		DialContext:           dial,
+		DialContext:           dialer{guard: guard}.dial,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   128,
 		IdleConnTimeout:       90 * time.Second,
@@ -66,14 +79,19 @@ func NewTransport() *http.Transport {
 	}
 }
 
+// dialer connects to endpoints through a DialGuard.
+type dialer struct{ guard func() *upstream.DialGuard }
+
 // dial connects to an endpoint within the route's connect timeout, which
-// reaches it through the request context.
-func dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := net.Dialer{Timeout: snapshot.DefaultConnectTimeout, KeepAlive: 30 * time.Second}
+// reaches it through the request context. A name (an external upstream) is
+// dialled fully qualified, so resolv.conf's search domains cannot turn it
+// into an in-cluster Service.
+func (d dialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	base := net.Dialer{Timeout: snapshot.DefaultConnectTimeout, KeepAlive: 30 * time.Second}
 	if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok && ex.route.ConnectTimeout > 0 {
-		d.Timeout = ex.route.ConnectTimeout
+		base.Timeout = ex.route.ConnectTimeout
 	}
-	return d.DialContext(ctx, network, addr)
+	return d.guard().Dialer(base).DialContext(ctx, network, upstream.RootedAddr(addr))
 }
 
 // New returns a Handler with no snapshot; it answers 503 until Publish.
@@ -84,7 +102,7 @@ func New(opts Options) *Handler {
 	}
 	transport := opts.Transport
 	if transport == nil {
-		transport = NewTransport()
+		transport = NewTransport(opts.Guard)
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        rewrite,

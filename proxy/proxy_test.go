@@ -44,11 +44,9 @@ func compile(tb testing.TB, config string, endpoints ...string) *snapshot.Snapsh
 	}
 	b := snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), upstream.NewRegistry(upstream.RegistryOptions{
 		Breaker: upstream.BreakerSettings{ConsecutiveFailures: 2, OpenTimeout: time.Hour},
+		Guard:   loopbackGuard(tb),
 	}), snapshot.Options{})
-	s, reports, err := b.Build(snapshot.Input{Services: []*corev1.Service{svc}, Slices: []*discoveryv1.EndpointSlice{slice}})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	s, reports := b.Build(snapshot.Input{Services: []*corev1.Service{svc}, Slices: []*discoveryv1.EndpointSlice{slice}})
 	for _, r := range reports {
 		if r.Rejected {
 			tb.Fatalf("config rejected: %v", r.Problems)
@@ -68,7 +66,7 @@ func serve(h http.Handler, method, target string, headers ...string) *httptest.R
 }
 
 func TestNoSnapshotIs503(t *testing.T) {
-	h := New(Options{})
+	h := New(Options{Guard: loopbackGuard(t)})
 	if w := serve(h, "GET", "/x"); w.Code != 503 || w.Header().Get("X-Request-Id") == "" {
 		t.Errorf("status %d, request id %q", w.Code, w.Header().Get("X-Request-Id"))
 	}
@@ -104,7 +102,7 @@ unit: hour
 key: header
 header: x-user
 `
-	h := New(Options{})
+	h := New(Options{Guard: loopbackGuard(t)})
 	h.Publish(compile(t, cfg, addr))
 
 	w := serve(h, "GET", "http://example.com/app/a/b?q=1", "X-User", "u1")
@@ -138,7 +136,7 @@ header: x-user
 func TestBreakerOpensOnUpstream5xx(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(502) }))
 	defer up.Close()
-	h := New(Options{})
+	h := New(Options{Guard: loopbackGuard(t)})
 	h.Publish(compile(t, "kind: Mapping\nname: app\nprefix: /\nservice: app\n", up.Listener.Addr().String()))
 	for i := 0; i < 2; i++ {
 		if w := serve(h, "GET", "/x"); w.Code != 502 {
@@ -175,12 +173,12 @@ func BenchmarkProxy(b *testing.B) {
 		fmt.Fprintf(&routes, "kind: Mapping\nname: r%d\nprefix: /api/v%d/\nservice: app\nrate_limits: [lots]\n---\n", i, i)
 	}
 	routes.WriteString("kind: RateLimit\nname: lots\nrate: 1000000000\nunit: second\nkey: client_ip\n")
-	h := New(Options{})
+	h := New(Options{Guard: loopbackGuard(b)})
 	h.Publish(compile(b, routes.String(), addr))
 
 	target, _ := url.Parse("http://" + addr)
 	baseline := httputil.NewSingleHostReverseProxy(target)
-	baseline.Transport = NewTransport()
+	baseline.Transport = NewTransport(loopbackGuard(b))
 
 	run := func(b *testing.B, handler http.Handler, path string) {
 		b.ReportAllocs()
@@ -248,7 +246,7 @@ allow_upgrade: [websocket]
 service: app
 `
 	// With an access log, so every kind of route is logged once.
-	h := New(Options{Logger: slog.New(slog.DiscardHandler)})
+	h := New(Options{Logger: slog.New(slog.DiscardHandler), Guard: loopbackGuard(t)})
 	h.Publish(compile(t, cfg, up.Listener.Addr().String()))
 
 	w := serve(h, "GET", "http://client.example/rx/abc/42")
@@ -292,7 +290,7 @@ func TestIdleTimeout(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer up.Close()
-	h := New(Options{})
+	h := New(Options{Guard: loopbackGuard(t)})
 	h.Publish(compile(t, "kind: Mapping\nname: idle\nprefix: /\nrewrite: \"\"\nidle_timeout_ms: 50\ntimeout_ms: 0\nservice: app\n", up.Listener.Addr().String()))
 	if w := serve(h, "GET", "/before-headers"); w.Code != 504 {
 		t.Errorf("idle before headers: %d, want 504", w.Code)
@@ -321,7 +319,7 @@ func TestMaxRequests(t *testing.T) {
 		<-release
 	}))
 	defer up.Close()
-	h := New(Options{})
+	h := New(Options{Guard: loopbackGuard(t)})
 	h.Publish(compile(t, "kind: Mapping\nname: capped\nprefix: /\ncircuit_breakers:\n- max_requests: 1\nservice: app\n", up.Listener.Addr().String()))
 	first := make(chan int)
 	go func() { first <- serve(h, "GET", "/a").Code }()
@@ -341,7 +339,7 @@ func TestMaxRequests(t *testing.T) {
 func TestRefusedConnectionIs502(t *testing.T) {
 	// Port 1 on loopback refuses at once; the connect timeout bounds the
 	// other way a dial fails.
-	h := New(Options{})
+	h := New(Options{Guard: loopbackGuard(t)})
 	h.Publish(compile(t, "kind: Mapping\nname: far\nprefix: /\nconnect_timeout_ms: 50\nservice: app\n", "127.0.0.1:1"))
 	if w := serve(h, "GET", "/"); w.Code != 502 {
 		t.Errorf("refused connection: %d, want 502", w.Code)
@@ -365,7 +363,7 @@ func TestUpgrade(t *testing.T) {
 		io.Copy(conn, buf)
 	}))
 	defer up.Close()
-	h := New(Options{})
+	h := New(Options{Guard: loopbackGuard(t)})
 	// timeout_ms 1 would cut any exchange short; it must not apply to the tunnel.
 	h.Publish(compile(t, "kind: Mapping\nname: ws\nprefix: /ws/\nallow_upgrade: [websocket]\ntimeout_ms: 1\nservice: app\n", up.Listener.Addr().String()))
 	gw := httptest.NewServer(h)
@@ -389,4 +387,14 @@ func TestUpgrade(t *testing.T) {
 			t.Fatalf("through the tunnel: got %q, %v; want %q", got, err, msg)
 		}
 	}
+}
+
+// loopbackGuard lets tests reach upstreams on 127.0.0.1, as file mode does.
+func loopbackGuard(tb testing.TB) *upstream.DialGuard {
+	tb.Helper()
+	g, err := upstream.NewDialGuard(upstream.GuardOptions{AllowLoopback: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return g
 }

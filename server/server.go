@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +51,15 @@ type Config struct {
 	// reason the process is not ready.
 	Ready func() error
 
+	// AllowLoopback lets upstreams be on loopback addresses (file mode's
+	// demos and tests); AllowUpstreams are addresses the platform listed
+	// literally (--external-upstreams), allowed even in denied ranges.
+	// Self lists further listeners of this process (the webhook's) that no
+	// upstream may be; the proxy and admin listeners always are.
+	AllowLoopback  bool
+	AllowUpstreams []netip.Prefix
+	Self           []string
+
 	// Pprof serves Go's profiles under /debug/pprof/ on the admin
 	// listener. Off by default: profiles expose internals and cost CPU,
 	// and the admin address is often reachable from the whole cluster.
@@ -68,6 +79,9 @@ type Server struct {
 	rejected map[string]bool // Services whose gatehouse_config_rejected is 1; guarded by mu
 
 	ready atomic.Bool
+	// guard decides which addresses may be dialled; rebuilt once Run knows
+	// the ports its listeners were bound to.
+	guard atomic.Pointer[upstream.DialGuard]
 
 	proxyAddr, adminAddr atomic.Pointer[string]
 }
@@ -94,8 +108,17 @@ func New(cfg Config) *Server {
 	if cfg.AccessLog {
 		access = cfg.Logger
 	}
-	s.handler = proxy.New(proxy.Options{Logger: access, Metrics: m})
+	guard, err := s.newGuard(cfg.Listen, cfg.Admin)
+	if err != nil {
+		// Only a wildcard listener on a machine whose addresses cannot be
+		// listed gets here; refusing every upstream is the safe answer.
+		s.log.Error("building the dial guard; no upstream will be reachable", "error", err)
+		guard, _ = upstream.NewDialGuard(upstream.GuardOptions{Allow: nil})
+	}
+	s.guard.Store(guard)
+	s.handler = proxy.New(proxy.Options{Logger: access, Metrics: m, Transport: proxy.NewGuardedTransport(s.guard.Load)})
 	ups := upstream.NewRegistry(upstream.RegistryOptions{
+		Guard:   guard,
 		Breaker: cfg.Breaker,
 		OnStateChange: func(id string, from, to upstream.State) {
 			m.BreakerState(id, int(to))
@@ -105,6 +128,32 @@ func New(cfg Config) *Server {
 	s.rejected = map[string]bool{}
 	s.builder = snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), ups, cfg.Build)
 	return s
+}
+
+// newGuard is the dial guard for listeners at these addresses: the
+// configured policy, and none of this process's own listeners (a port of 0,
+// not bound yet, is left out until Run knows it).
+func (s *Server) newGuard(addrs ...string) (*upstream.DialGuard, error) {
+	var self []netip.AddrPort
+	for _, a := range append(addrs, s.cfg.Self...) {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			continue
+		}
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || p == 0 {
+			continue
+		}
+		ip := netip.IPv4Unspecified()
+		if host != "" {
+			if ip, err = netip.ParseAddr(host); err != nil {
+				// A name: guard every address of the machine on that port.
+				ip = netip.IPv4Unspecified()
+			}
+		}
+		self = append(self, netip.AddrPortFrom(ip.Unmap(), uint16(p)))
+	}
+	return upstream.NewDialGuard(upstream.GuardOptions{AllowLoopback: s.cfg.AllowLoopback, Allow: s.cfg.AllowUpstreams, Self: self})
 }
 
 // Handler is the proxy handler, for tests and benchmarks that serve it
@@ -149,6 +198,7 @@ func (s *Server) Apply(in snapshot.Input) []snapshot.Report {
 			}
 		}
 	}
+	s.logDropped(snap.Dropped)
 	s.handler.Publish(snap)
 	s.ready.Store(true)
 	s.log.Info("snapshot published", "generation", snap.Generation, "routes", snap.Table.Len(), "build_ms", float64(time.Since(start).Microseconds())/1000)
@@ -161,7 +211,15 @@ func (s *Server) Apply(in snapshot.Input) []snapshot.Report {
 func (s *Server) UpdateEndpoints(in snapshot.Input) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.builder.UpdateEndpoints(in)
+	s.logDropped(s.builder.UpdateEndpoints(in))
+}
+
+// logDropped says which endpoints a build refused and why; the builder
+// reports each refusal once, not on every build.
+func (s *Server) logDropped(dropped []snapshot.DroppedEndpoint) {
+	for _, d := range dropped {
+		s.log.Warn("endpoint not used", "service", d.Service, "reason", d.String())
+	}
 }
 
 // Addrs returns the addresses the listeners are bound to, once Run has
@@ -224,6 +282,10 @@ func (s *Server) Run(ctx context.Context, onListen func(proxyAddr, adminAddr str
 	pa, aa := pl.Addr().String(), al.Addr().String()
 	s.proxyAddr.Store(&pa)
 	s.adminAddr.Store(&aa)
+	// Now the ports are known even where the configuration said :0.
+	if g, err := s.newGuard(pa, aa); err == nil {
+		s.guard.Store(g)
+	}
 
 	proxySrv := &http.Server{
 		Handler: s.handler,

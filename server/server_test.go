@@ -66,7 +66,7 @@ func TestServerLifecycle(t *testing.T) {
 	}))
 	defer up.Close()
 
-	s := New(Config{Listen: "127.0.0.1:0", Admin: "127.0.0.1:0"})
+	s := New(Config{Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", AllowLoopback: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan [2]string, 1)
 	runErr := make(chan error, 1)
@@ -131,7 +131,7 @@ func TestServerLifecycle(t *testing.T) {
 func TestMetricsFollowTheSnapshot(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	defer up.Close()
-	s := New(Config{Listen: "127.0.0.1:0", Admin: "127.0.0.1:0"})
+	s := New(Config{Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", AllowLoopback: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addrs := make(chan [2]string, 1)
@@ -171,7 +171,7 @@ func TestMetricsFollowTheSnapshot(t *testing.T) {
 func TestReadyzWaitsForTheExtraCondition(t *testing.T) {
 	var notYet atomic.Bool
 	notYet.Store(true)
-	s := New(Config{Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Ready: func() error {
+	s := New(Config{Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", AllowLoopback: true, Ready: func() error {
 		if notYet.Load() {
 			return errors.New("webhook certificate not loaded yet")
 		}
@@ -195,7 +195,7 @@ func TestReadyzWaitsForTheExtraCondition(t *testing.T) {
 // TestPprofOnlyWhenAsked: Config.Pprof puts the profiles on the admin
 // listener (TestMetricsFollowTheSnapshot checks they are absent otherwise).
 func TestPprofOnlyWhenAsked(t *testing.T) {
-	s := New(Config{Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Pprof: true})
+	s := New(Config{Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", AllowLoopback: true, Pprof: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addrs := make(chan [2]string, 1)

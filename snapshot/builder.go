@@ -254,7 +254,7 @@ func (b *Builder) decide(svc *corev1.Service, st *serviceState, candidate []sour
 // snapshot routes to, without parsing or compiling anything: when only
 // EndpointSlices (or the ports of target Services) changed, the routes are
 // the same and the upstreams, shared by every snapshot, change in place.
-func (b *Builder) UpdateEndpoints(in Input) {
+func (b *Builder) UpdateEndpoints(in Input) []DroppedEndpoint {
 	services := make(map[string]*corev1.Service, len(in.Services))
 	for _, svc := range in.Services {
 		key := svc.Namespace + "/" + svc.Name
@@ -262,7 +262,7 @@ func (b *Builder) UpdateEndpoints(in Input) {
 			services[key] = svc
 		}
 	}
-	b.resolveTargets(b.targets, services, in.Slices)
+	return b.resolveTargets(b.targets, services, in.Slices)
 }
 
 func (b *Builder) annotated(svc *corev1.Service) bool {

@@ -60,9 +60,9 @@ func (b *Builder) compile(keys []string, services map[string]*corev1.Service, sl
 		table, err := router.NewTable(routes, opts)
 		if err == nil {
 			b.regexes.Sweep()
-			b.retain(keys, routes, services, slices)
+			dropped := b.retain(keys, routes, services, slices)
 			b.generation++
-			return &Snapshot{Generation: b.generation, Table: table}, reports
+			return &Snapshot{Generation: b.generation, Table: table, Dropped: dropped}, reports
 		}
 		// Take out every Service the error names; if it names none (which
 		// would be a router bug), every Service, so that the loop ends.
@@ -156,8 +156,9 @@ func (b *Builder) weigh(routes []router.Route[*Route], groups map[string][]int, 
 }
 
 // retain keeps the limiter buckets, upstreams and in-flight counters the
-// table uses and forgets the rest, and resolves the upstreams' endpoints.
-func (b *Builder) retain(keys []string, routes []router.Route[*Route], services map[string]*corev1.Service, slices []*discoveryv1.EndpointSlice) {
+// table uses and forgets the rest, and resolves the upstreams' endpoints,
+// returning the endpoints it refused.
+func (b *Builder) retain(keys []string, routes []router.Route[*Route], services map[string]*corev1.Service, slices []*discoveryv1.EndpointSlice) []DroppedEndpoint {
 	keepLimiters := map[string]bool{}
 	keepInFlight := map[string]bool{}
 	for _, key := range keys {
@@ -189,7 +190,7 @@ func (b *Builder) retain(keys []string, routes []router.Route[*Route], services 
 		targets[u.ID()] = r.Value.Target
 	}
 	// The same round may have moved endpoints too.
-	b.resolveTargets(targets, services, slices)
+	dropped := b.resolveTargets(targets, services, slices)
 	b.limiters.Retain(keepLimiters)
 	b.upstreams.Retain(keepUpstreams)
 	b.targets = targets
@@ -198,6 +199,7 @@ func (b *Builder) retain(keys []string, routes []router.Route[*Route], services 
 			delete(b.inFlight, id)
 		}
 	}
+	return dropped
 }
 
 // routeErrorsOf is what err says about the routes of Service key.

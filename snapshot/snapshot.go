@@ -24,6 +24,10 @@ type Snapshot struct {
 	// Generation counts snapshots built by one Builder, starting at 1.
 	Generation uint64
 	Table      *router.Table[*Route]
+	// Dropped are the endpoints the build refused to use (addresses the
+	// gateway never dials, slices it does not trust, external hosts the
+	// policy does not allow), for logs and Events.
+	Dropped []DroppedEndpoint
 
 	// What the cross-namespace rules need, as of this snapshot, and the
 	// options it was built with: what Review decides a Service against.

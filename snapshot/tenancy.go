@@ -34,14 +34,14 @@ const DelegateKey = "gatehouse.dev/delegate-hosts-to"
 // wildcard or regex-host routes and their precedence say; the router
 // enforces that at match time (router.Options.Owners).
 type tenancy struct {
-	hosts     map[string][]hostClaim         // exact host → claims, first one owning
-	paths     map[claimKey][]hostClaim       // shared-space host and path → claims, first one holding
-	weights   map[string]int                 // canary group → explicit weights in force
-	own       map[string]map[string]int      // Service key → its explicit group weights
-	grants    map[string]annotations.Grant   // annotations.GrantKey of each Namespace
-	delegates map[string]annotations.Grant   // DelegateKey of each Namespace
-	known     map[string]bool                // namespaces that exist
-	routes    map[string][]reach             // Service key → its routes, for the rules of reach
+	hosts     map[string][]hostClaim       // exact host → claims, first one owning
+	paths     map[claimKey][]hostClaim     // shared-space host and path → claims, first one holding
+	weights   map[string]int               // canary group → explicit weights in force
+	own       map[string]map[string]int    // Service key → its explicit group weights
+	grants    map[string]annotations.Grant // annotations.GrantKey of each Namespace
+	delegates map[string]annotations.Grant // DelegateKey of each Namespace
+	known     map[string]bool              // namespaces that exist
+	routes    map[string][]reach           // Service key → its routes, for the rules of reach
 }
 
 // hostClaim is who claims a host or path: a namespace, through one of its
@@ -212,7 +212,7 @@ func (t *tenancy) check(svc *corev1.Service, u *unit, opts *Options) (claims, ma
 	problems := map[string]annotations.Problems{}
 	var c claims
 	var groupWeights map[string]int // most Services are in no canary group
-	served := map[string]string{} // route ID → canary group of what the Service serves now
+	served := map[string]string{}   // route ID → canary group of what the Service serves now
 	for _, x := range t.routes[key] {
 		served[x.id] = x.group
 	}
@@ -226,7 +226,7 @@ func (t *tenancy) check(svc *corev1.Service, u *unit, opts *Options) (claims, ma
 			if to := r.Target.Namespace; !t.grantAllows(to, ns) {
 				msg := fmt.Sprintf("service %q is in namespace %q, which does not allow routes from namespace %q; a Mapping routes within its own namespace unless the target Namespace lists it in its %s annotation", m.Service, to, ns, annotations.GrantKey)
 				if !t.known[to] && strings.Count(r.Target.Host, ".") == 1 {
-					msg += fmt.Sprintf(" (namespace %q does not exist; as a host outside the cluster, %q %s)", to, r.Target.Host, opts.externalFlag())
+					msg += fmt.Sprintf(" (no namespace %q is known; if %q is a host outside the cluster, it %s)", to, r.Target.Host, opts.externalFlag())
 				}
 				add("service", msg)
 			}

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -319,5 +320,39 @@ func TestBudgets(t *testing.T) {
 				t.Errorf("the builder admits what the review denies: %+v", reports)
 			}
 		})
+	}
+}
+
+// TestExternalNameFollowsThePolicy: an ExternalName Service is a host
+// outside the cluster by another name, and is dialled only when the policy
+// allows its host.
+func TestExternalNameFollowsThePolicy(t *testing.T) {
+	policy, err := upstream.ParseExternalPolicy("api.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := func(host string) *corev1.Service {
+		svc := service("shop", "ext", "")
+		svc.Spec.Type, svc.Spec.ExternalName = corev1.ServiceTypeExternalName, host
+		return svc
+	}
+	route := service("shop", "front", mapping("front", "/x/", "ext:443"))
+	for _, c := range []struct {
+		host string
+		want []string
+	}{
+		{"api.example.com", []string{"api.example.com:443"}},
+		{"metadata.google.internal", nil},
+		{"localhost", nil},
+	} {
+		b := newBuilderWith(Options{External: policy})
+		s, _ := build(t, b, Input{Services: []*corev1.Service{route, target(c.host)}})
+		r, ok := match(s, "", "/x/1")
+		if !ok {
+			t.Fatalf("%s: not routed", c.host)
+		}
+		if got := r.Value.Upstream.Endpoints(); !slices.Equal(got, c.want) {
+			t.Errorf("ExternalName %s: endpoints %v, want %v", c.host, got, c.want)
+		}
 	}
 }

@@ -45,7 +45,7 @@ func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) 
 	key := svc.Namespace + "/" + svc.Name
 	problems := map[string]annotations.Problems{}
 	u := &unit{}
-	names := map[string]string{} // Mapping name → annotation key
+	names := map[string]string{}  // Mapping name → annotation key
 	regexes := map[regexKey]int{} // distinct expressions → program size
 	var programs, routed, limits int
 	over := map[string]bool{} // budgets already reported: one problem each is enough

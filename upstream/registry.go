@@ -11,6 +11,11 @@ type RegistryOptions struct {
 	// the breaker's lock is held: it must be quick and must not call back into the
 	// same Upstream's Allow or State, which would deadlock.
 	OnStateChange func(upstreamID string, from, to State)
+	// Guard is the DialGuard the gateway dials upstreams through; nil means
+	// its defaults. The snapshot builder drops endpoint addresses it refuses
+	// when resolving EndpointSlices, so a refused address is reported once,
+	// with its reason, instead of failing every request sent to it.
+	Guard *DialGuard
 }
 
 // Registry owns every Upstream and keeps each one across snapshot rebuilds: while
@@ -28,6 +33,9 @@ type Registry struct {
 func NewRegistry(opts RegistryOptions) *Registry {
 	return &Registry{opts: opts, upstreams: make(map[string]*Upstream)}
 }
+
+// Guard returns RegistryOptions.Guard (nil means DialGuard's defaults).
+func (r *Registry) Guard() *DialGuard { return r.opts.Guard }
 
 // Get returns the upstream with this ID, creating it (no endpoints, breaker
 // closed) when absent.

@@ -3,6 +3,11 @@
 // Registry keeps each Upstream (and so its breaker state and picker position)
 // across snapshot rebuilds, so republishing configuration neither closes an open
 // breaker nor forgets the failures counted so far.
+//
+// It also decides where the gateway may connect at all: a DialGuard refuses
+// addresses that reach the gateway's own machine or a cloud's metadata
+// service, checked on the address actually dialled, and an ExternalPolicy says
+// which hosts outside the cluster the platform lets routes reach.
 package upstream
 
 import (

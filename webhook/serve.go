@@ -47,9 +47,12 @@ func Serve(ctx context.Context, h *Handler, opts ServeOptions) error {
 			GetCertificate: opts.GetCertificate,
 		},
 		// The API server sends one small request per review; anything slow
-		// is not the API server.
+		// is not the API server. A review holds its concurrency slot while
+		// its body is read, and is answered 503 after h's Timeout anyway,
+		// so reading it may take no longer than that: a client trickling
+		// bodies cannot keep the slots for longer.
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
+		ReadTimeout:       h.opts.Timeout,
 		WriteTimeout:      15 * time.Second,
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/gatehouse-dev/gatehouse/annotations"
+	"github.com/gatehouse-dev/gatehouse/snapshot"
 )
 
 func serviceJSON(t testing.TB, annotation string) []byte {
@@ -60,12 +61,21 @@ func post(h http.Handler, body []byte, contentType string) (*httptest.ResponseRe
 	return w, out.Response
 }
 
-// stubChecker denies any Mapping whose prefix is /taken/.
-type stubChecker struct{}
+// stubReviewer is the pipeline on a Service alone, plus a cross-Service
+// rule: any Mapping whose prefix is /taken/ is denied.
+type stubReviewer struct{}
 
-func (stubChecker) Check(svc *corev1.Service, cfgs map[string]*annotations.Config) map[string]annotations.Problems {
-	out := map[string]annotations.Problems{}
-	for key, cfg := range cfgs {
+func (stubReviewer) Review(svc *corev1.Service) map[string]annotations.Problems {
+	out := snapshot.Options{Emissary: true}.Review(svc)
+	for _, key := range []string{annotations.Key, annotations.EmissaryKey} {
+		text, ok := svc.Annotations[key]
+		if !ok {
+			continue
+		}
+		cfg, _ := annotations.Parse(text, annotations.Options{Namespace: svc.Namespace})
+		if cfg == nil {
+			continue
+		}
 		for _, m := range cfg.Mappings {
 			if m.Prefix == "/taken/" {
 				out[key] = append(out[key], annotations.Problem{Pos: m.Pos, Path: `Mapping "` + m.Name + `"`, Message: `host "*" and prefix "/taken/" are already routed by namespace "other"`})
@@ -78,7 +88,7 @@ func (stubChecker) Check(svc *corev1.Service, cfgs map[string]*annotations.Confi
 const valid = "kind: Mapping\nname: users\nprefix: /users/\nservice: users\n"
 
 func TestReview(t *testing.T) {
-	h := New(Options{Checker: func() Checker { return stubChecker{} }})
+	h := New(Options{Reviewer: func() Reviewer { return stubReviewer{} }})
 	two := "kind: Mapping\nname: users\nprefx: /users/\nprefix: /u/\nservice: users\nprecedence: high\n"
 	for _, c := range []struct {
 		name     string
@@ -118,14 +128,14 @@ func TestReview(t *testing.T) {
 	}
 }
 
-func TestWarningsAndMissingChecker(t *testing.T) {
-	h := New(Options{}) // no cross-Service view yet
+func TestWarningsAndMissingView(t *testing.T) {
+	h := New(Options{Alone: snapshot.Options{}}) // no cross-Service view yet
 	_, resp := post(h, reviewBody(t, admissionv1.Create, "Service", serviceJSON(t, valid+"retry_policy:\n  num_retries: 2\n"), nil), "application/json")
 	if resp == nil || !resp.Allowed {
 		t.Fatalf("response %+v", resp)
 	}
 	joined := strings.Join(resp.Warnings, "\n")
-	for _, want := range []string{"retry_policy is accepted but not enforced yet", "ownership of hosts and paths was not checked"} {
+	for _, want := range []string{"retry_policy is accepted but not enforced yet", "ownership of hosts, targets in other namespaces and canary weights were not checked"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("warnings lack %q:\n%s", want, joined)
 		}
@@ -152,15 +162,15 @@ func TestHardening(t *testing.T) {
 	}
 }
 
-// panicky is a Checker with a bug.
+// panicky is a Reviewer with a bug.
 type panicky struct{}
 
-func (panicky) Check(*corev1.Service, map[string]*annotations.Config) map[string]annotations.Problems {
+func (panicky) Review(*corev1.Service) map[string]annotations.Problems {
 	panic("boom")
 }
 
 func TestPanicBecomesErroredResponse(t *testing.T) {
-	h := New(Options{Checker: func() Checker { return panicky{} }})
+	h := New(Options{Reviewer: func() Reviewer { return panicky{} }})
 	w, resp := post(h, reviewBody(t, admissionv1.Create, "Service", serviceJSON(t, valid), nil), "application/json")
 	if w.Code != 200 || resp == nil || resp.Allowed || resp.Result.Code != 500 {
 		t.Errorf("panic: HTTP %d, response %+v", w.Code, resp)
@@ -173,7 +183,7 @@ func FuzzReview(f *testing.F) {
 	f.Add([]byte(`{}`), valid)
 	f.Add(reviewBody(f, admissionv1.Create, "Service", serviceJSON(f, valid), nil), "kind: Mapping\n\tname: x")
 	f.Add([]byte(`{"request":{"uid":"x","kind":{"kind":"Service"},"operation":"CREATE","object":{"metadata":{"annotations":{"gatehouse.dev/config":"*a"}}}}}`), "")
-	h := New(Options{Emissary: true, Checker: func() Checker { return stubChecker{} }})
+	h := New(Options{Emissary: true, Reviewer: func() Reviewer { return stubReviewer{} }})
 	f.Fuzz(func(t *testing.T, body []byte, annotation string) {
 		for _, b := range [][]byte{body, reviewBody(t, admissionv1.Create, "Service", serviceJSON(t, annotation), nil)} {
 			w, resp := post(h, b, "application/json")

@@ -31,7 +31,7 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&paths, "f", "manifest file (repeatable)")
 	fs.Var(&headers, "H", "request header 'Name: value' (repeatable; 'Host: x' sets the host)")
 	output := fs.String("o", "text", `output format: "text" or "json"`)
-	var d dialectFlags
+	var d pipelineFlags
 	d.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: gatehouse explain -f FILE... [flags] METHOD URL\n\nTells which route a request would take and what the upstream would receive.\nURL is http://host/path?query or /path?query.\n\nflags:")

@@ -11,7 +11,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
-	"github.com/gatehouse-dev/gatehouse/annotations"
 	"github.com/gatehouse-dev/gatehouse/kube"
 	"github.com/gatehouse-dev/gatehouse/server"
 )
@@ -56,6 +55,9 @@ func serveKube(ctx context.Context, f serveFlags, wh webhookFlags, kubeconfig st
 	}
 
 	cfgServer := f.serverConfig(opts, logger)
+	if wh.listen != "" {
+		cfgServer.Self = append(cfgServer.Self, wh.listen)
+	}
 	var certs certificateSource
 	if wh.listen != "" {
 		if certs, err = wh.source(client, logger); err != nil {
@@ -65,17 +67,13 @@ func serveKube(ctx context.Context, f serveFlags, wh webhookFlags, kubeconfig st
 		cfgServer.Ready = ready(certs)
 	}
 	srv := server.New(cfgServer)
-	keys := []string{annotations.Key}
-	if opts.Emissary {
-		keys = append(keys, annotations.EmissaryKey)
-	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	src := kube.New(kube.Config{
 		Client:          client,
 		Namespaces:      namespaces,
-		Keys:            keys,
+		Keys:            opts.Keys(),
 		Apply:           srv.Apply,
 		UpdateEndpoints: srv.UpdateEndpoints,
 		Recorder:        kube.NewRecorder(ctx, client),

@@ -2,7 +2,6 @@ package main
 
 import (
 	"flag"
-	"fmt"
 	"os"
 	"strings"
 
@@ -11,28 +10,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/snapshot"
 	"github.com/gatehouse-dev/gatehouse/upstream"
 )
-
-// dialectFlags choose which annotations are read: --compat=emissary adds
-// getambassador.io/config, --ambassador-id picks Emissary documents.
-type dialectFlags struct {
-	compat       string
-	ambassadorID string
-}
-
-func (d *dialectFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&d.compat, "compat", "", `also read another gateway's annotations: "emissary" reads getambassador.io/config`)
-	fs.StringVar(&d.ambassadorID, "ambassador-id", "default", "with --compat=emissary: take documents whose ambassador_id includes this")
-}
-
-func (d dialectFlags) options() (snapshot.Options, error) {
-	switch d.compat {
-	case "":
-		return snapshot.Options{}, nil
-	case "emissary":
-		return snapshot.Options{Emissary: true, AmbassadorID: d.ambassadorID}, nil
-	}
-	return snapshot.Options{}, fmt.Errorf("--compat: unknown value %q (known: emissary)", d.compat)
-}
 
 // fileList is a repeatable -f flag.
 type fileList []string
@@ -51,17 +28,14 @@ func compileFiles(paths []string, opts snapshot.Options) (*files.Manifests, *sna
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		m, problems := files.Parse(name, data)
+		m, problems := files.ParseWith(name, data, files.Options{Emissary: opts.Emissary})
 		findings = append(findings, files.FileFindings(problems)...)
 		all.Services = append(all.Services, m.Services...)
 		all.Slices = append(all.Slices, m.Slices...)
 		all.Namespaces = append(all.Namespaces, m.Namespaces...)
 	}
 	b := snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), upstream.NewRegistry(upstream.RegistryOptions{}), opts)
-	snap, reports, err := b.Build(snapshot.Input{Services: all.ServiceObjects(), Slices: all.Slices, Namespaces: all.Namespaces})
-	if err != nil {
-		return nil, nil, nil, err
-	}
+	snap, reports := b.Build(snapshot.Input{Services: all.ServiceObjects(), Slices: all.Slices, Namespaces: all.Namespaces})
 	for _, r := range reports {
 		findings = append(findings, all.Locate(r.Service, r.Annotation, r.Problems)...)
 	}

@@ -13,7 +13,7 @@ func routesCmd(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var paths fileList
 	fs.Var(&paths, "f", "manifest file (repeatable)")
-	var d dialectFlags
+	var d pipelineFlags
 	d.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: gatehouse routes -f FILE... [flags]\n\nPrints the compiled route table in evaluation order, one route a line.\nProblems go to stderr; exits 1 when any Service's annotations are rejected.\n\nflags:")

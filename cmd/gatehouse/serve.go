@@ -15,7 +15,7 @@ import (
 )
 
 type serveFlags struct {
-	dialect        dialectFlags
+	dialect        pipelineFlags
 	dir            string
 	listen, admin  string
 	accessLog      bool
@@ -41,7 +41,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 // serverConfig is the gateway's configuration from the flags, whatever the
 // source of Services.
 func (f *serveFlags) serverConfig(opts snapshot.Options, logger *slog.Logger) server.Config {
-	return server.Config{
+	cfg := server.Config{
 		Build:     opts,
 		Listen:    f.listen,
 		Admin:     f.admin,
@@ -54,6 +54,12 @@ func (f *serveFlags) serverConfig(opts snapshot.Options, logger *slog.Logger) se
 			OpenTimeout:         f.breakerOpen,
 		},
 	}
+	// Addresses the platform listed literally may be dialled even in
+	// ranges denied by default.
+	if p, ok := opts.External.(upstream.ExternalPolicy); ok {
+		cfg.AllowUpstreams = p.Literals()
+	}
+	return cfg
 }
 
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -100,16 +106,20 @@ func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
 	}
-	srv := server.New(f.serverConfig(opts, logger))
+	cfg := f.serverConfig(opts, logger)
+	// File mode serves demos and tests whose upstreams are on loopback;
+	// the gateway's own listeners stay refused.
+	cfg.AllowLoopback = true
+	srv := server.New(cfg)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		dir := files.Dir{Path: f.dir, Interval: f.reloadInterval}
+		dir := files.Dir{Path: f.dir, Interval: f.reloadInterval, Options: files.Options{Emissary: opts.Emissary}}
 		dir.Watch(ctx, func(m *files.Manifests, problems []files.Problem) {
-			reports, err := srv.Apply(snapshot.Input{Services: m.ServiceObjects(), Slices: m.Slices, Namespaces: m.Namespaces})
+			reports := srv.Apply(snapshot.Input{Services: m.ServiceObjects(), Slices: m.Slices, Namespaces: m.Namespaces})
 			findings := files.FileFindings(problems)
 			for _, r := range reports {
 				findings = append(findings, m.Locate(r.Service, r.Annotation, r.Problems)...)
@@ -123,9 +133,6 @@ func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func
 			files.SortFindings(findings)
 			for _, fd := range findings {
 				fmt.Fprintln(stderr, fd.String())
-			}
-			if err != nil {
-				logger.Error("configuration not applied; the previous snapshot keeps serving", "error", err)
 			}
 		}, func(err error) {
 			logger.Error("reading manifests; the previous snapshot keeps serving", "error", err)

@@ -12,7 +12,7 @@ import (
 func validateCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var d dialectFlags
+	var d pipelineFlags
 	d.register(fs)
 	output := fs.String("o", "text", `output format: "text" (FILE:LINE:COL: message) or "json" (one array of problems)`)
 	fs.Usage = func() {

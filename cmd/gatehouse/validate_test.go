@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -102,5 +103,99 @@ func TestExamplesAreValid(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), append([]string{"validate"}, files...), &stdout, &stderr); code != 0 || stdout.Len() != 0 {
 		t.Errorf("quickstart: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+}
+
+// TestValidateObject: validate checks the Kubernetes object around the
+// annotation too. An annotation under the wrong key is kept by Kubernetes
+// and read by nobody, so it must be an error with its position, not routes
+// that silently never exist.
+func TestValidateObject(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name     string
+		manifest string
+		want     string // "LINE:COL: path: message"
+		path     string // the path in -o json
+	}{
+		{"annotation instead of annotations",
+			strings.Replace(manifest("a", validMapping), "  annotations:", "  annotation:", 1),
+			`5:3: Service "a".metadata.annotation: unknown field "annotation" (did you mean "annotations"?)`,
+			`Service "a".metadata.annotation`},
+		{"misspelled annotation key",
+			strings.Replace(manifest("b", validMapping), "gatehouse.dev/config:", "gatehouse.dev/configs:", 1),
+			`6:5: Service "b".metadata.annotations[gatehouse.dev/configs]: annotation "gatehouse.dev/configs" (did you mean "gatehouse.dev/config"?) is not read by the gateway`,
+			`Service "b".metadata.annotations[gatehouse.dev/configs]`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".yaml")
+			if err := os.WriteFile(file, []byte(c.manifest), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), []string{"validate", file}, &stdout, &stderr); code != 1 {
+				t.Errorf("exit code %d, want 1; stderr %q", code, stderr.String())
+			}
+			if got, want := stdout.String(), file+":"+c.want+"\n"; got != want {
+				t.Errorf("output\n%s\nwant\n%s", got, want)
+			}
+
+			stdout.Reset()
+			if code := run(context.Background(), []string{"validate", "-o", "json", file}, &stdout, &stderr); code != 1 {
+				t.Errorf("-o json: exit code %d, want 1", code)
+			}
+			var findings []struct {
+				Line, Column int
+				Path         string
+				Warning      bool
+			}
+			if err := json.Unmarshal(stdout.Bytes(), &findings); err != nil {
+				t.Fatalf("-o json: %v\n%s", err, stdout.String())
+			}
+			if len(findings) != 1 {
+				t.Fatalf("-o json: %+v, want one finding", findings)
+			}
+			f := findings[0]
+			if pos := fmt.Sprintf("%d:%d: ", f.Line, f.Column); !strings.HasPrefix(c.want, pos) || f.Path != c.path || f.Warning {
+				t.Errorf("-o json: %+v, want an error at %s with path %s", f, c.want, c.path)
+			}
+		})
+	}
+}
+
+// TestObjectGoldenExpectations checks the positions the object golden's
+// header promises against validate, so its .golden cannot be blessed with
+// findings missing or added.
+func TestObjectGoldenExpectations(t *testing.T) {
+	const file = "testdata/golden/objects/invalid-object.yaml"
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			break
+		}
+		if f := strings.Fields(strings.TrimPrefix(line, "#")); len(f) > 0 && strings.Count(f[0], ":") == 1 && strings.Trim(f[0], "0123456789:") == "" {
+			want = append(want, f[0])
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"validate", file}, &stdout, &stderr); code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		rest := strings.TrimPrefix(line, file+":")
+		pos := strings.SplitN(rest, ":", 3)
+		if len(pos) < 3 || strings.HasPrefix(strings.TrimSpace(pos[2]), "warning:") {
+			t.Errorf("unexpected line %q", line)
+			continue
+		}
+		got = append(got, pos[0]+":"+pos[1])
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") || len(want) == 0 {
+		t.Errorf("validate reports errors at %v; the header promises %v\n%s", got, want, stdout.String())
 	}
 }

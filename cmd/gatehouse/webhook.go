@@ -38,6 +38,8 @@ type webhookFlags struct {
 	certValidity time.Duration
 	caValidity   time.Duration
 	resync       time.Duration
+	concurrent   int
+	wait         time.Duration
 }
 
 func (w *webhookFlags) register(fs *flag.FlagSet) {
@@ -53,6 +55,8 @@ func (w *webhookFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&w.certValidity, "webhook-cert-validity", 0, "lifetime of bootstrapped serving certificates (default 1 year; renewed when a third is left)")
 	fs.DurationVar(&w.caValidity, "webhook-ca-validity", 0, "lifetime of the bootstrapped CA (default 10 years; renewed when a third is left)")
 	fs.DurationVar(&w.resync, "webhook-resync", 0, "how often each replica re-reads the certificate Secret and the caBundle (default 1 minute)")
+	fs.IntVar(&w.concurrent, "webhook-max-concurrent", webhook.DefaultMaxConcurrent(), "admission reviews checked at once; more wait up to --webhook-max-wait, then get 429")
+	fs.DurationVar(&w.wait, "webhook-max-wait", time.Second, "how long a review beyond --webhook-max-concurrent waits for a slot")
 }
 
 // ownNamespace is where the gateway runs, for its Secret.
@@ -135,15 +139,17 @@ func runWebhook(ctx context.Context, w webhookFlags, src certificateSource, opts
 	go func() { certErr <- src.Run(ctx) }()
 
 	h := webhook.New(webhook.Options{
-		Emissary:     opts.Emissary,
-		AmbassadorID: opts.AmbassadorID,
-		Checker: func() webhook.Checker {
+		Emissary: opts.Emissary,
+		Reviewer: func() webhook.Reviewer {
 			if s := current(); s != nil {
 				return s
 			}
 			return nil // a nil *Snapshot in the interface would not be nil
 		},
-		Logger: logger,
+		Alone:         opts,
+		MaxConcurrent: w.concurrent,
+		MaxWait:       w.wait,
+		Logger:        logger,
 	})
 	serveErr := make(chan error, 1)
 	go func() {
