@@ -231,9 +231,13 @@ func TestWebhook(t *testing.T) {
 
 // registerWebhook creates the ValidatingWebhookConfiguration "gatehouse"
 // the way manifests/gatehouse.yaml does, but calling url and selecting only
-// the test's namespaces. Its caBundle starts empty: the gateway fills it.
-func registerWebhook(t *testing.T, env *kubeEnv, url string) {
+// the test's namespaces (by default TestWebhook's). Its caBundle starts
+// empty: the gateway fills it.
+func registerWebhook(t *testing.T, env *kubeEnv, url string, namespaces ...string) {
 	t.Helper()
+	if len(namespaces) == 0 {
+		namespaces = []string{whShop, whRival, whFinance}
+	}
 	fail := admissionregistrationv1.Fail
 	none := admissionregistrationv1.SideEffectClassNone
 	timeout := int32(5)
@@ -251,7 +255,7 @@ func registerWebhook(t *testing.T, env *kubeEnv, url string) {
 				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"services"}},
 			}},
 			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: []string{whShop, whRival, whFinance},
+				Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: namespaces,
 			}}},
 			MatchConditions: []admissionregistrationv1.MatchCondition{{
 				Name:       "has-gatehouse-annotation",

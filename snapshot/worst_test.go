@@ -45,7 +45,7 @@ func worstMemoryAnnotation(b Budgets) string {
 	for i := 0; i < b.MaxRoutes; i++ {
 		doc := "kind: Mapping\nname: r" + fmt.Sprint(i) + "\nprefix: /" + fmt.Sprint(i) + "/\nservice: s\nhost: h" + fmt.Sprint(i) + ".example.com\nheaders:\n"
 		for j := 0; j < b.MaxConditions; j++ {
-			doc += fmt.Sprintf("  x-h%d: \"%s\"\n", j, strings.Repeat("v", 8))
+			doc += fmt.Sprintf("  x-h%d: \"%s\"\n", j, strings.Repeat("v", 16))
 		}
 		if sb.Len()+len(doc)+4 > 256<<10 {
 			break
