@@ -27,7 +27,7 @@ func suggest(word string, candidates []string) string {
 	best, bestDist := "", 3
 	lw := strings.ToLower(word)
 	for _, c := range candidates {
-		if d := editDistance(lw, strings.ToLower(c)); d < bestDist {
+		if d := EditDistance(lw, strings.ToLower(c)); d < bestDist {
 			best, bestDist = c, d
 		}
 	}
@@ -79,10 +79,12 @@ func normalizeKey(s string) string {
 	return b.String()
 }
 
-// editDistance is the optimal string alignment distance over bytes; the keys
-// compared are ASCII. Inputs longer than the keys we know are cut short, as
-// they cannot be within two edits anyway and must not cost quadratic time.
-func editDistance(a, b string) int {
+// EditDistance is the optimal string alignment distance over bytes (a swap
+// of neighbouring letters counts as one edit), for did-you-mean
+// suggestions; the names compared are ASCII. Inputs longer than 64 bytes
+// count as 64 edits away: no name we suggest is that long, and a long
+// unknown key must not cost quadratic time.
+func EditDistance(a, b string) int {
 	const maxLen = 64
 	if len(a) > maxLen || len(b) > maxLen {
 		return maxLen

@@ -161,7 +161,7 @@ func classifyKey(k string) (rk routingKey, exact, ok bool) {
 		if k == r.key {
 			return r, true, true
 		}
-		d := editDistance(lk, r.key)
+		d := annotations.EditDistance(lk, r.key)
 		if d > 2 && lookAlike(lk, r.key) {
 			d = 2
 		}
@@ -179,12 +179,12 @@ func lookAlike(k, key string) bool {
 	if i < 0 || j < 0 {
 		return false
 	}
-	if foldName(k[i+1:]) != foldName(key[j+1:]) && editDistance(k[i+1:], key[j+1:]) > 1 {
+	if foldName(k[i+1:]) != foldName(key[j+1:]) && annotations.EditDistance(k[i+1:], key[j+1:]) > 1 {
 		return false
 	}
 	label, want := firstLabel(k[:i]), firstLabel(key[:j])
 	switch {
-	case label == want, editDistance(label, want) <= 2:
+	case label == want, annotations.EditDistance(label, want) <= 2:
 		return true
 	case len(label) >= 6 && (strings.Contains(want, label) || strings.Contains(label, want)):
 		return true
