@@ -105,6 +105,7 @@ spec:
   ports:
   - name: http
     port: 80
+---
 ` + strings.SplitN(serviceYAML("legacy", "", legacy), "---\n", 2)[1]
 	writeFile(t, filepath.Join(dir, "legacy.yaml"), legacyYAML)
 

@@ -131,7 +131,7 @@ func FuzzNew(f *testing.F) {
 		if cerr := Check(routes, opts); (cerr == nil) != (err == nil) || err != nil && cerr.Error() != err.Error() {
 			t.Fatalf("Check = %v, NewTable = %v", cerr, err)
 		}
-		if _, kerr := CriteriaKey(&r); kerr != nil && err == nil {
+		if _, kerr := CriteriaKey(&r, nil); kerr != nil && err == nil {
 			t.Fatalf("CriteriaKey: %v, but NewTable accepted the route", kerr)
 		}
 		if err != nil {

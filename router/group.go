@@ -89,9 +89,14 @@ func criteriaDiff[T any](a, b *Route[T]) string {
 // The key is for comparing and hashing, not for reading: every field is
 // prefixed by its length, so no text a user writes can make two different
 // criteria encode alike. It returns the error NewTable would report for the
-// route (without the *RouteError around it) when r is invalid.
-func CriteriaKey[T any](r *Route[T]) (string, error) {
-	_, norm, err := compile(r, NewRegexCache())
+// route (without the *RouteError around it) when r is invalid. Expressions
+// are compiled through cache, so a caller that also checks or builds the
+// routes compiles each once; nil means a cache of its own.
+func CriteriaKey[T any](r *Route[T], cache *RegexCache) (string, error) {
+	if cache == nil {
+		cache = NewRegexCache()
+	}
+	_, norm, err := compile(r, cache)
 	if err != nil {
 		return "", err
 	}

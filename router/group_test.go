@@ -110,8 +110,8 @@ func TestCriteriaKeyAgreesWithGroups(t *testing.T) {
 		if rng.IntN(5) > 0 {
 			b = mutate(rng, a)
 		}
-		ka, erra := CriteriaKey(&a)
-		kb, errb := CriteriaKey(&b)
+		ka, erra := CriteriaKey(&a, nil)
+		kb, errb := CriteriaKey(&b, nil)
 		if erra != nil {
 			t.Fatalf("CriteriaKey(%+v): %v", a, erra)
 		}
@@ -142,7 +142,7 @@ func TestCriteriaKeyAgreesWithGroups(t *testing.T) {
 func TestCriteriaKey(t *testing.T) {
 	key := func(r Route[string]) string {
 		t.Helper()
-		k, err := CriteriaKey(&r)
+		k, err := CriteriaKey(&r, nil)
 		if err != nil {
 			t.Fatalf("CriteriaKey(%+v): %v", r, err)
 		}
@@ -174,7 +174,7 @@ func TestCriteriaKey(t *testing.T) {
 			t.Errorf("%+v and %+v: keys equal", p[0], p[1])
 		}
 	}
-	if _, err := CriteriaKey(&Route[string]{ID: "r", Path: "/", Host: "a.io:80"}); err == nil || !strings.Contains(err.Error(), "remove the port") {
+	if _, err := CriteriaKey(&Route[string]{ID: "r", Path: "/", Host: "a.io:80"}, nil); err == nil || !strings.Contains(err.Error(), "remove the port") {
 		t.Errorf("CriteriaKey of an invalid route: %v", err)
 	}
 }

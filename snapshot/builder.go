@@ -239,7 +239,7 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report) {
 // decide runs the pipeline on a Service's changed configuration: compiled
 // on its own, then checked against what other Services hold.
 func (b *Builder) decide(svc *corev1.Service, st *serviceState, candidate []sourced, t *tenancy) (*unit, claims, map[string]int, map[string]annotations.Problems) {
-	u, problems := compileUnit(svc, candidate, func(key string) annotations.Problems { return b.problemsOf(st, key) }, t.isKnown, &b.opts)
+	u, problems := compileUnit(svc, candidate, func(key string) annotations.Problems { return b.problemsOf(st, key) }, t.isKnown, &b.opts, b.regexes)
 	if anyErrors(problems) {
 		return nil, claims{}, nil, problems
 	}

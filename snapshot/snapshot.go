@@ -75,7 +75,7 @@ func review(svc *corev1.Service, opts *Options, t *tenancy) map[string]annotatio
 	if t != nil {
 		known = t.isKnown
 	}
-	u, ps := compileUnit(svc, srcs, func(key string) annotations.Problems { return problems[key] }, known, opts)
+	u, ps := compileUnit(svc, srcs, func(key string) annotations.Problems { return problems[key] }, known, opts, nil)
 	merge(problems, ps)
 	if anyErrors(ps) || t == nil {
 		return problems

@@ -39,14 +39,19 @@ type unitRoute struct {
 // allows, outside it), the budgets, and the router's own checks on the
 // Service's routes. warnings are each annotation's parse problems, whose
 // warnings routes carry for `routes` and `explain`; known says whether a
-// namespace exists.
-func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) annotations.Problems, known func(ns string) bool, opts *Options) (*unit, map[string]annotations.Problems) {
+// namespace exists; rc compiles each expression once (nil: a cache of the
+// call's own, for callers on other goroutines than the builder's).
+func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) annotations.Problems, known func(ns string) bool, opts *Options, rc *router.RegexCache) (*unit, map[string]annotations.Problems) {
+	if rc == nil {
+		rc = router.NewRegexCache()
+	}
 	budgets := opts.Budgets.withDefaults()
 	key := svc.Namespace + "/" + svc.Name
 	problems := map[string]annotations.Problems{}
 	u := &unit{}
-	names := map[string]string{}  // Mapping name → annotation key
-	regexes := map[regexKey]int{} // distinct expressions → program size
+	names := map[string]string{}            // Mapping name → annotation key
+	regexes := map[regexKey]int{}           // distinct expressions → program size
+	rewrites := map[string]*regexp.Regexp{} // regex_rewrite patterns, compiled once
 	var programs, routed, limits int
 	over := map[string]bool{} // budgets already reported: one problem each is enough
 	for _, src := range srcs {
@@ -127,7 +132,7 @@ func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) 
 			if !fits {
 				continue
 			}
-			r, field, err := newRoute(svc, src.key, m, known, opts)
+			r, field, err := newRoute(svc, src.key, m, known, opts, rewrites)
 			if err != nil {
 				add(field, err.Error())
 				continue
@@ -145,7 +150,7 @@ func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) 
 			}
 			ur.route = routerRoute(m, key+"/"+m.Name, r)
 			ur.route.Tenant = svc.Namespace
-			criteria, err := router.CriteriaKey(&ur.route)
+			criteria, err := router.CriteriaKey(&ur.route, rc)
 			if err != nil {
 				add("", "cannot be routed: "+err.Error())
 				continue
@@ -163,7 +168,7 @@ func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) 
 	for i := range u.routes {
 		routes[i] = u.routes[i].route
 	}
-	if err := router.Check(routes, router.Options{MaxRegexInput: budgets.MaxRegexInput}); err != nil {
+	if err := router.Check(routes, router.Options{MaxRegexInput: budgets.MaxRegexInput, Cache: rc}); err != nil {
 		for _, ur := range u.routes {
 			if msg := routeErrorFor(err, ur.route.ID); msg != "" {
 				problems[ur.src] = append(problems[ur.src], annotations.Problem{Pos: ur.m.Pos, Path: mappingPath(ur.m.Name, ""), Message: "cannot be routed: " + msg})
@@ -263,7 +268,7 @@ func mappingPath(name, field string) string {
 
 // newRoute compiles one Mapping's data-plane settings and target; the
 // returned field is where an error belongs.
-func newRoute(svc *corev1.Service, annotation string, m *annotations.Mapping, known func(ns string) bool, opts *Options) (*Route, string, error) {
+func newRoute(svc *corev1.Service, annotation string, m *annotations.Mapping, known func(ns string) bool, opts *Options, rewrites map[string]*regexp.Regexp) (*Route, string, error) {
 	r := &Route{
 		Mapping:         displayName(svc.Namespace, m.Name),
 		Service:         svc.Namespace + "/" + svc.Name,
@@ -283,9 +288,13 @@ func newRoute(svc *corev1.Service, annotation string, m *annotations.Mapping, kn
 		r.RewriteEnabled = *m.Rewrite != ""
 	}
 	if m.RegexRewrite != nil {
-		re, err := regexp.Compile(m.RegexRewrite.Pattern)
-		if err != nil {
-			return nil, "regex_rewrite.pattern", err
+		re := rewrites[m.RegexRewrite.Pattern]
+		if re == nil {
+			var err error
+			if re, err = regexp.Compile(m.RegexRewrite.Pattern); err != nil {
+				return nil, "regex_rewrite.pattern", err
+			}
+			rewrites[m.RegexRewrite.Pattern] = re
 		}
 		r.RegexRewrite, r.Substitution = re, m.RegexRewrite.Substitution
 	}
