@@ -661,10 +661,7 @@ func checkExampleAnnotation(t *testing.T, svc *corev1.Service, src string, svcs 
 // (the webhook's CEL matchCondition compiles) and Pod Security admission,
 // without creating anything that could act (no webhook is registered).
 func TestManifestsDryRun(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("TestManifestsDryRun needs kubectl on PATH to apply the manifests as users do")
-	}
+	kubectl := requireTool(t, "kubectl")
 	env := startKubeEnv(t)
 	kubeconfig := filepath.Join(env.dir, "kubeconfig")
 	apply := func(t *testing.T, stdin []byte, args ...string) string {
@@ -713,7 +710,7 @@ func TestManifestsDryRun(t *testing.T) {
 	})
 
 	const appNS = "gatehouse-examples"
-	_, err = env.admin.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+	_, err := env.admin.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name:   appNS,
 		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"},
 	}}, metav1.CreateOptions{})

@@ -37,10 +37,7 @@ const (
 // annotated Services are refused.
 func TestWebhook(t *testing.T) {
 	env := startKubeEnv(t)
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("the webhook e2e test drives the API server with kubectl, which is not installed")
-	}
+	kubectl := requireTool(t, "kubectl")
 	ctx := context.Background()
 	podA := env.pods[0]
 	adminKubeconfig := filepath.Join(env.dir, "kubeconfig")
