@@ -356,3 +356,26 @@ func TestExternalNameFollowsThePolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestEmissaryDialectFollowsOwnership: with --compat=emissary, Emissary's
+// annotations are decided by the same rules between namespaces, whichever
+// dialect the incumbent wrote.
+func TestEmissaryDialectFollowsOwnership(t *testing.T) {
+	emissary := func(ns, name, body string) *corev1.Service {
+		svc := service(ns, name, "")
+		svc.Annotations = map[string]string{annotations.EmissaryKey: "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nname: " + name + "\n" + body}
+		return svc
+	}
+	b := newBuilderWith(Options{Emissary: true})
+	build(t, b, Input{Services: []*corev1.Service{shopIncumbent()}})
+	for _, attacker := range []*corev1.Service{
+		emissary("evil", "grab", "hostname: shop.example.com\nprefix: /orders/vip/\nservice: grab\n"),
+		emissary("evil", "all", "hostname: \"*\"\nprefix: /\nservice: grab\nprecedence: 10\n"),
+	} {
+		s, reports := build(t, b, Input{Services: []*corev1.Service{attacker, shopIncumbent()}})
+		if len(reports) != 1 || !reports[0].Rejected || reports[0].Annotation != annotations.EmissaryKey || !strings.Contains(reports[0].Problems.Error(), `namespace "shop"`) {
+			t.Errorf("%s: reports %+v", attacker.Name, reports)
+		}
+		assertOnlyOwner(t, s)
+	}
+}
