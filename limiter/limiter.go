@@ -7,9 +7,9 @@ package limiter
 import (
 	"math"
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -21,7 +21,8 @@ type KeyKind uint8
 const (
 	// KeyPolicy shares one bucket among all requests the policy applies to.
 	KeyPolicy KeyKind = iota
-	// KeyClientIP gives each client address its own bucket.
+	// KeyClientIP gives each client its own bucket: each IPv4 address, each
+	// IPv6 network of Options.IPv6Prefix bits (a /64 by default).
 	KeyClientIP
 	// KeyHeader gives each value of Policy.Header its own bucket.
 	KeyHeader
@@ -79,10 +80,12 @@ type Limiter struct {
 	// its hashing and locking) because every request would land on the same key.
 	single *rate.Limiter
 	table  *table
+	// ipv6Bits is how much of an IPv6 client address names its bucket.
+	ipv6Bits int
 }
 
-func newLimiter(p Policy, maxKeys int) *Limiter {
-	l := &Limiter{policy: p}
+func newLimiter(p Policy, maxKeys, ipv6Bits int) *Limiter {
+	l := &Limiter{policy: p, ipv6Bits: ipv6Bits}
 	if p.Key == KeyPolicy {
 		l.single = rate.NewLimiter(p.Limit, p.Burst)
 	} else {
@@ -95,44 +98,75 @@ func newLimiter(p Policy, maxKeys int) *Limiter {
 // Header in canonical form and empty unless Key is KeyHeader).
 func (l *Limiter) Policy() Policy { return l.policy }
 
-// Key extracts the bucket key from a request:
+// Key returns the bucket key of a request, the one AllowRequest takes a token
+// from, so that Allow(now, l.Key(r, client)) and AllowRequest(now, r, client)
+// are the same thing:
 //   - KeyPolicy: "" (one shared bucket).
-//   - KeyClientIP: the host part of r.RemoteAddr without port or brackets
-//     ("[::1]:1234" → "::1"). This is the peer of the TCP connection;
-//     X-Forwarded-For is deliberately not consulted because any client can forge it.
+//   - KeyClientIP: the client address, as the caller vouches for it, cut to
+//     its network (see Options.IPv6Prefix; an IPv4 address is kept whole), in
+//     binary: 4 bytes for IPv4 (IPv4-mapped IPv6 included), 16 for IPv6. It
+//     is opaque; what matters is that the clients of one network share it.
+//     An invalid client (the caller could not tell who sent the request)
+//     gets "", one bucket for all such requests, so being unidentifiable
+//     does not escape the limit. The request itself is not consulted: which
+//     address to believe (the TCP peer, or what trusted proxies say in
+//     X-Forwarded-For) is the proxy's decision, made once per request, so the
+//     limit, the logs and the upstream's X-Real-IP all name the same client.
 //   - KeyHeader: the first value of Policy.Header. Requests without the header all
 //     share the "" bucket, so omitting the header does not escape the limit; it
 //     only puts the client in one crowd with everyone else who omits it.
-func (l *Limiter) Key(r *http.Request) string {
+//
+// Key allocates for KeyClientIP; AllowRequest, the per-request path, does not.
+func (l *Limiter) Key(r *http.Request, client netip.Addr) string {
 	switch l.policy.Key {
 	case KeyClientIP:
-		return hostOnly(r.RemoteAddr)
+		var buf [16]byte
+		return string(l.clientKey(&buf, client))
 	case KeyHeader:
-		// Direct map access: Policy.Header is already canonical, and Header.Get
-		// would canonicalize it again on every request.
-		if v := r.Header[l.policy.Header]; len(v) > 0 {
-			return v[0]
-		}
+		return l.headerKey(r)
 	}
 	return ""
 }
 
-// hostOnly strips the port from a RemoteAddr without allocating. An address that
-// has no port (some test servers, unix sockets) is returned unchanged, bar IPv6
-// brackets, so such clients still get a stable key.
-func hostOnly(addr string) string {
-	if strings.HasPrefix(addr, "[") {
-		if end := strings.IndexByte(addr, ']'); end > 0 {
-			return addr[1:end]
-		}
-		return addr
+func (l *Limiter) headerKey(r *http.Request) string {
+	// Direct map access: Policy.Header is already canonical, and Header.Get
+	// would canonicalize it again on every request.
+	if v := r.Header[l.policy.Header]; len(v) > 0 {
+		return v[0]
 	}
-	i := strings.LastIndexByte(addr, ':')
-	if i < 0 || strings.IndexByte(addr, ':') != i {
-		// No colon, or several: a bare IPv6 address without a port.
-		return addr
+	return ""
+}
+
+// clientKey writes the bucket key of client into buf and returns it (see Key).
+func (l *Limiter) clientKey(buf *[16]byte, client netip.Addr) []byte {
+	client = client.Unmap()
+	switch {
+	case client.Is4():
+		*buf = client.As16()
+		return buf[12:]
+	case client.Is6():
+		// A host is usually given a whole /64 and may use any address in it
+		// (privacy addresses rotate on their own): keyed by full address, one
+		// host would have 2^64 buckets to spread its requests over. Prefix
+		// also drops the zone, which says nothing about who the client is.
+		p, _ := client.Prefix(l.ipv6Bits)
+		*buf = p.Addr().As16()
+		return buf[:]
 	}
-	return addr[:i]
+	return buf[:0]
+}
+
+// AllowRequest is Allow on the bucket Key(r, client) names, without
+// allocating once the bucket exists: the proxy calls it on every request.
+func (l *Limiter) AllowRequest(now time.Time, r *http.Request, client netip.Addr) (ok bool, retryAfter time.Duration) {
+	switch l.policy.Key {
+	case KeyClientIP:
+		var buf [16]byte
+		return l.allow(now, l.table.getBytes(now, l.clientKey(&buf, client)))
+	case KeyHeader:
+		return l.Allow(now, l.headerKey(r))
+	}
+	return l.Allow(now, "")
 }
 
 // Allow takes one token from key's bucket at now. The key is ignored for KeyPolicy
@@ -144,6 +178,10 @@ func (l *Limiter) Allow(now time.Time, key string) (ok bool, retryAfter time.Dur
 	if lim == nil {
 		lim = l.table.get(now, key)
 	}
+	return l.allow(now, lim)
+}
+
+func (l *Limiter) allow(now time.Time, lim *rate.Limiter) (ok bool, retryAfter time.Duration) {
 	if lim.AllowN(now, 1) {
 		return true, 0
 	}

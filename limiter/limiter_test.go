@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,31 +138,90 @@ func TestKey(t *testing.T) {
 	byIP := r.Get(Policy{ID: "ip", Key: KeyClientIP, Limit: 1, Burst: 1})
 	byHeader := r.Get(Policy{ID: "hdr", Key: KeyHeader, Header: "x-api-key", Limit: 1, Burst: 1})
 	byPolicy := r.Get(Policy{ID: "pol", Key: KeyPolicy, Header: "x-api-key", Limit: 1, Burst: 1})
+	v4 := func(a, b, c, d byte) string { return string([]byte{a, b, c, d}) }
+	v6 := func(s string) string { a := netip.MustParseAddr(s).As16(); return string(a[:]) }
 	for _, tc := range []struct {
 		l      *Limiter
-		remote string
+		client string // "" is the zero Addr: the caller could not tell
 		header []string
 		want   string
 	}{
-		{byIP, "192.0.2.7:5555", nil, "192.0.2.7"},
-		{byIP, "[::1]:1234", nil, "::1"},
-		{byIP, "[2001:db8::1]:443", nil, "2001:db8::1"},
-		{byIP, "[fe80::1%eth0]:80", nil, "fe80::1%eth0"},
-		{byIP, "192.0.2.7", nil, "192.0.2.7"},
-		{byIP, "2001:db8::1", nil, "2001:db8::1"},
-		{byIP, "[::1", nil, "[::1"},
+		{byIP, "192.0.2.7", nil, v4(192, 0, 2, 7)},
+		{byIP, "::ffff:192.0.2.7", nil, v4(192, 0, 2, 7)}, // a dual-stack listener's view of an IPv4 client
+		{byIP, "::1", nil, v6("::")},
+		{byIP, "2001:db8:1:2:3:4:5:6", nil, v6("2001:db8:1:2::")},
+		{byIP, "2001:db8:1:2::1%eth0", nil, v6("2001:db8:1:2::")},
+		{byIP, "fe80::1%eth0", nil, v6("fe80::")},
 		{byIP, "", nil, ""},
-		{byHeader, "192.0.2.7:1", []string{"alice", "bob"}, "alice"},
-		{byHeader, "192.0.2.7:1", nil, ""},
-		{byHeader, "192.0.2.7:1", []string{""}, ""},
-		{byPolicy, "192.0.2.7:1", []string{"alice"}, ""},
+		{byIP, "192.0.2.7", []string{"alice"}, v4(192, 0, 2, 7)}, // headers do not matter
+		{byHeader, "192.0.2.7", []string{"alice", "bob"}, "alice"},
+		{byHeader, "192.0.2.7", nil, ""},
+		{byHeader, "192.0.2.7", []string{""}, ""},
+		{byPolicy, "192.0.2.7", []string{"alice"}, ""},
 	} {
-		req := &http.Request{RemoteAddr: tc.remote, Header: http.Header{}}
+		req := &http.Request{RemoteAddr: "198.51.100.1:1", Header: http.Header{}}
 		for _, v := range tc.header {
 			req.Header.Add("X-API-KEY", v)
 		}
-		if got := tc.l.Key(req); got != tc.want {
-			t.Errorf("%s key of (%q, %q) = %q, want %q", tc.l.Policy().Key, tc.remote, tc.header, got, tc.want)
+		var client netip.Addr
+		if tc.client != "" {
+			client = netip.MustParseAddr(tc.client)
+		}
+		if got := tc.l.Key(req, client); got != tc.want {
+			t.Errorf("%s key of (%q, %q) = %q, want %q", tc.l.Policy().Key, tc.client, tc.header, got, tc.want)
+		}
+	}
+}
+
+// TestIPv6Prefix: IPv6 clients of one network share a bucket; how wide a
+// network is comes from Options.IPv6Prefix.
+func TestIPv6Prefix(t *testing.T) {
+	for _, tc := range []struct {
+		bits       int
+		a, b       string
+		sameBucket bool
+	}{
+		{0, "2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", true}, // default /64
+		{0, "2001:db8:1:2::1", "2001:db8:1:3::1", false},
+		{-5, "2001:db8:1:2::1", "2001:db8:1:2::2", true}, // out of range: /64
+		{129, "2001:db8:1:2::1", "2001:db8:1:2::2", true},
+		{128, "2001:db8:1:2::1", "2001:db8:1:2::2", false},
+		{48, "2001:db8:1:2::1", "2001:db8:1:ffff::1", true},
+		{48, "2001:db8:1::1", "2001:db8:2::1", false},
+		{0, "192.0.2.1", "192.0.2.2", false}, // IPv4 is per address whatever the IPv6 prefix
+		{1, "192.0.2.1", "192.0.2.2", false},
+		{0, "::ffff:192.0.2.1", "192.0.2.1", true},
+		{0, "::ffff:192.0.2.1", "::ffff:192.0.2.2", false},
+	} {
+		l := NewRegistry(Options{IPv6Prefix: tc.bits}).Get(Policy{ID: "ip", Key: KeyClientIP, Limit: 0, Burst: 1})
+		a, b := netip.MustParseAddr(tc.a), netip.MustParseAddr(tc.b)
+		if ok, _ := l.AllowRequest(t0, nil, a); !ok {
+			t.Fatalf("bits %d: first request of %s refused", tc.bits, a)
+		}
+		if ok, _ := l.AllowRequest(t0, nil, b); ok == tc.sameBucket {
+			t.Errorf("bits %d: %s after %s allowed = %v, want %v (same bucket: %v)", tc.bits, b, a, ok, !tc.sameBucket, tc.sameBucket)
+		}
+	}
+}
+
+// TestAllowRequestIsAllowOfKey: the allocation-free path and the string key
+// name the same buckets, for every kind of key.
+func TestAllowRequestIsAllowOfKey(t *testing.T) {
+	r := NewRegistry(Options{})
+	req := &http.Request{Header: http.Header{"X-Api-Key": {"alice"}}}
+	for _, p := range []Policy{
+		{ID: "ip", Key: KeyClientIP, Limit: 0, Burst: 2},
+		{ID: "hdr", Key: KeyHeader, Header: "x-api-key", Limit: 0, Burst: 2},
+		{ID: "pol", Limit: 0, Burst: 2},
+	} {
+		for _, client := range []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1"), {}} {
+			l := r.Get(Policy{ID: p.ID + client.String(), Key: p.Key, Header: p.Header, Limit: p.Limit, Burst: p.Burst})
+			a, _ := l.AllowRequest(t0, req, client)
+			b, _ := l.Allow(t0, l.Key(req, client))
+			c, _ := l.AllowRequest(t0, req, client)
+			if !a || !b || c {
+				t.Errorf("%s, client %v: AllowRequest, Allow(Key), AllowRequest = %v %v %v; want one bucket of 2: true true false", p.Key, client, a, b, c)
+			}
 		}
 	}
 }
@@ -172,14 +232,18 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 	byHeader := r.Get(Policy{ID: "hdr", Key: KeyHeader, Header: "X-Api-Key", Limit: 1e9, Burst: 1})
 	byPolicy := r.Get(Policy{ID: "pol", Limit: 1e9, Burst: 1})
 	req := &http.Request{RemoteAddr: "[2001:db8::1]:443", Header: http.Header{"X-Api-Key": {"alice"}}}
-	byIP.Allow(t0, "2001:db8::1") // create the bucket first
+	v6, v4 := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("192.0.2.1")
+	byIP.AllowRequest(t0, req, v6) // create the buckets first
+	byIP.AllowRequest(t0, req, v4)
 	now := t0
 	for name, f := range map[string]func(){
-		"Key/client-ip": func() { byIP.Key(req) },
-		"Key/header":    func() { byHeader.Key(req) },
-		"Allow/keyed":   func() { now = now.Add(time.Millisecond); byIP.Allow(now, byIP.Key(req)) },
-		"Allow/refused": func() { byIP.Allow(t0, "2001:db8::1") },
-		"Allow/policy":  func() { now = now.Add(time.Millisecond); byPolicy.Allow(now, "") },
+		"Key/header":               func() { byHeader.Key(req, v6) },
+		"AllowRequest/client-ipv6": func() { now = now.Add(time.Millisecond); byIP.AllowRequest(now, req, v6) },
+		"AllowRequest/client-ipv4": func() { now = now.Add(time.Millisecond); byIP.AllowRequest(now, req, v4) },
+		"AllowRequest/header":      func() { now = now.Add(time.Millisecond); byHeader.AllowRequest(now, req, v6) },
+		"AllowRequest/refused":     func() { byIP.AllowRequest(t0, req, v6) },
+		"Allow/keyed":              func() { now = now.Add(time.Millisecond); byIP.Allow(now, "2001:db8::1") },
+		"Allow/policy":             func() { now = now.Add(time.Millisecond); byPolicy.Allow(now, "") },
 	} {
 		if n := testing.AllocsPerRun(100, f); n != 0 {
 			t.Errorf("%s: %v allocs per call, want 0", name, n)
@@ -211,17 +275,20 @@ func TestConcurrentAllowTakesExactlyBurst(t *testing.T) {
 	}
 }
 
-func BenchmarkKey(b *testing.B) {
+func BenchmarkAllowRequest(b *testing.B) {
 	r := NewRegistry(Options{})
-	req := &http.Request{RemoteAddr: "[2001:db8::1]:443", Header: http.Header{"X-Api-Key": {"alice"}}}
+	req := &http.Request{Header: http.Header{"X-Api-Key": {"alice"}}}
+	client := netip.MustParseAddr("2001:db8::1")
 	for _, l := range []*Limiter{
-		r.Get(Policy{ID: "ip", Key: KeyClientIP, Limit: 1, Burst: 1}),
-		r.Get(Policy{ID: "hdr", Key: KeyHeader, Header: "x-api-key", Limit: 1, Burst: 1}),
+		r.Get(Policy{ID: "ip", Key: KeyClientIP, Limit: 1e9, Burst: 1}),
+		r.Get(Policy{ID: "hdr", Key: KeyHeader, Header: "x-api-key", Limit: 1e9, Burst: 1}),
 	} {
 		b.Run(l.Policy().Key.String(), func(b *testing.B) {
 			b.ReportAllocs()
+			now := t0
 			for b.Loop() {
-				l.Key(req)
+				now = now.Add(time.Microsecond)
+				l.AllowRequest(now, req, client)
 			}
 		})
 	}

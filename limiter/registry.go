@@ -6,7 +6,18 @@ import "sync"
 type Options struct {
 	// MaxKeys bounds the buckets of each keyed policy; 0 (or less) means 100_000.
 	MaxKeys int
+	// IPv6Prefix is how many leading bits of an IPv6 client address name its
+	// bucket in KeyClientIP policies; 0 means 64, so one host (which is
+	// normally given a whole /64 and may use any address in it) gets one
+	// bucket, not 2^64. 128 gives every IPv6 address its own bucket; a
+	// shorter prefix (48, a typical site) puts whole sites in one. Values
+	// outside 1–128 mean 64. IPv4 addresses always get a bucket each.
+	IPv6Prefix int
 }
+
+// defaultIPv6Prefix is the /64 of one IPv6 subnet, the smallest block a
+// host or home is normally given.
+const defaultIPv6Prefix = 64
 
 // Registry owns every Limiter and carries their buckets across snapshot rebuilds:
 // asking for a policy equal to one it already holds returns the same *Limiter, so
@@ -15,7 +26,8 @@ type Options struct {
 // It is safe for concurrent use; Get and Retain run at snapshot build time, not per
 // request.
 type Registry struct {
-	maxKeys int
+	maxKeys  int
+	ipv6Bits int
 
 	mu       sync.Mutex
 	limiters map[string]*Limiter
@@ -23,7 +35,11 @@ type Registry struct {
 
 // NewRegistry returns an empty Registry.
 func NewRegistry(opts Options) *Registry {
-	return &Registry{maxKeys: opts.MaxKeys, limiters: make(map[string]*Limiter)}
+	bits := opts.IPv6Prefix
+	if bits < 1 || bits > 128 {
+		bits = defaultIPv6Prefix
+	}
+	return &Registry{maxKeys: opts.MaxKeys, ipv6Bits: bits, limiters: make(map[string]*Limiter)}
 }
 
 // Get returns the Limiter for p, reusing the existing one when p (normalized) is
@@ -35,7 +51,7 @@ func (r *Registry) Get(p Policy) *Limiter {
 	if l, ok := r.limiters[p.ID]; ok && l.policy == p {
 		return l
 	}
-	l := newLimiter(p, r.maxKeys)
+	l := newLimiter(p, r.maxKeys, r.ipv6Bits)
 	r.limiters[p.ID] = l
 	return l
 }

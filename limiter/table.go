@@ -99,21 +99,51 @@ func (t *table) get(now time.Time, key string) *rate.Limiter {
 		sum := sha256.Sum256([]byte(key))
 		key = string(sum[:])
 	}
-	s := &t.shards[0]
-	if t.mask != 0 {
-		s = &t.shards[maphash.String(t.seed, key)&t.mask]
-	}
+	s := t.shard(maphash.String(t.seed, key))
 	s.mu.Lock()
-	s.tick++
 	b, ok := s.buckets[key]
 	if !ok {
-		if len(s.buckets) >= t.perShard {
-			t.evict(s, now)
-		}
-		b = &bucket{lim: rate.NewLimiter(t.limit, t.burst)}
 		// Clone so the map does not pin a larger string the key was sliced from.
-		s.buckets[strings.Clone(key)] = b
+		b = t.add(s, now, strings.Clone(key))
 	}
+	return t.touch(s, b)
+}
+
+// getBytes is get for a key held in bytes (a client address), looked up
+// without converting it to a string, which would allocate on every request;
+// only a new bucket's key is copied. Keys are short (at most 16 bytes), so
+// there is no hashing of long ones. maphash.Bytes and maphash.String agree,
+// so a key lands in the same shard whichever way it is given.
+func (t *table) getBytes(now time.Time, key []byte) *rate.Limiter {
+	s := t.shard(maphash.Bytes(t.seed, key))
+	s.mu.Lock()
+	b, ok := s.buckets[string(key)] // the compiler does not allocate for a map index
+	if !ok {
+		b = t.add(s, now, string(key))
+	}
+	return t.touch(s, b)
+}
+
+func (t *table) shard(hash uint64) *shard {
+	if t.mask == 0 {
+		return &t.shards[0]
+	}
+	return &t.shards[hash&t.mask]
+}
+
+// add makes a bucket for a new key; s.mu must be held.
+func (t *table) add(s *shard, now time.Time, key string) *bucket {
+	if len(s.buckets) >= t.perShard {
+		t.evict(s, now)
+	}
+	b := &bucket{lim: rate.NewLimiter(t.limit, t.burst)}
+	s.buckets[key] = b
+	return b
+}
+
+// touch marks b used and releases s.mu, which the caller holds.
+func (t *table) touch(s *shard, b *bucket) *rate.Limiter {
+	s.tick++
 	b.seen = s.tick
 	lim := b.lim
 	s.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -43,6 +44,13 @@ type Options struct {
 	Metrics *metrics.Set
 	// Now is the clock for rate limiting; nil means time.Now.
 	Now func() time.Time
+	// TrustedProxies are the peers (load balancers, ingresses in front of
+	// the gateway) whose X-Forwarded-For and X-Real-IP name the client;
+	// from anyone else those headers, and every other claim about where a
+	// request came from, are dropped and the TCP peer is the client. The
+	// client so found is what client_ip rate limits key on and what the
+	// upstream is told. Nil trusts nobody. See forwarded.go.
+	TrustedProxies []netip.Prefix
 }
 
 // Handler serves requests from the current snapshot. Safe for concurrent use.
@@ -52,6 +60,7 @@ type Handler struct {
 	log     *slog.Logger
 	metrics *metrics.Set
 	now     func() time.Time
+	trust   trust
 }
 
 // NewTransport returns the upstream transport: each route's connect timeout
@@ -96,7 +105,7 @@ func (d dialer) dial(ctx context.Context, network, addr string) (net.Conn, error
 
 // New returns a Handler with no snapshot; it answers 503 until Publish.
 func New(opts Options) *Handler {
-	h := &Handler{log: opts.Logger, metrics: opts.Metrics, now: opts.Now}
+	h := &Handler{log: opts.Logger, metrics: opts.Metrics, now: opts.Now, trust: newTrust(opts.TrustedProxies)}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -151,13 +160,24 @@ func (h *Handler) Current() *snapshot.Snapshot { return h.current.Load() }
 type exchange struct {
 	route     *snapshot.Route
 	endpoint  string
-	path      string
+	routed    string // the canonical request path, "" until it is known
+	path      string // what the upstream gets: routed, rewritten
 	requestID string
 	sent      time.Time
 	upstream  int   // status the upstream answered, 0 when none
 	err       error // transport error, nil when the upstream answered
-	clientErr bool  // the client went away
+	clientErr bool  // the client went away, or its request body broke
 	idle      *time.Timer
+	origin    origin // who sent the request (forwarded.go)
+	w         http.ResponseWriter
+	// What outcome (outcome.go) judges the upstream by: the request body
+	// as the transport read it, whether it was still partial when the
+	// upstream answered or the exchange failed, and whether the answer
+	// was cut short by a timeout.
+	body    requestBody
+	resp    responseBody
+	partial bool
+	cut     bool
 }
 
 type exchangeKey struct{}
@@ -167,6 +187,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := &exchange{requestID: requestID(r.Header.Get("X-Request-Id"))}
 	sw := &statusWriter{ResponseWriter: w}
 	sw.Header().Set("X-Request-Id", ex.requestID)
+	if closeAfter(r) {
+		closeConnection(sw.Header()) // framing.go
+	}
+	ex.origin = h.trust.resolve(r)
+	ex.w = sw
 	defer func() { h.logRequest(r, ex, sw, start) }()
 
 	snap := h.current.Load()
@@ -174,11 +199,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(sw, http.StatusServiceUnavailable, "no configuration loaded yet")
 		return
 	}
-	req, ok := snapshot.RouterRequest(r)
-	if !ok {
-		h.fail(sw, http.StatusBadRequest, "request path must be absolute")
+	// The canonical path is what is matched, limited, rewritten, logged and
+	// forwarded, read with the snapshot's options as explain reads it.
+	req, err := snapshot.RouterRequest(r, snap.Paths())
+	if err != nil {
+		h.fail(sw, http.StatusBadRequest, "bad request path: "+err.Error())
 		return
 	}
+	ex.routed = req.Path
 	route, ok := snap.Table.Match(&req)
 	if !ok {
 		h.fail(sw, http.StatusNotFound, "no route for this host and path")
@@ -189,7 +217,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	now := h.now()
 	for i, l := range rt.Limiters {
-		if ok, retry := l.Allow(now, l.Key(r)); !ok {
+		if ok, retry := l.AllowRequest(now, r, ex.origin.client); !ok {
 			h.metrics.RateLimited(rt.RateLimits[i])
 			sw.Header().Set("Retry-After", strconv.Itoa(limiter.RetryAfterSeconds(retry)))
 			h.fail(sw, http.StatusTooManyRequests, "rate limit exceeded")
@@ -204,6 +232,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		sw.Header().Set("Location", rt.RedirectLocation(scheme, req.Path, req.RawQuery))
 		sw.WriteHeader(rt.Redirect.Code)
+		return
+	}
+
+	ex.path, err = rt.ForwardPath(req.Path)
+	if err != nil {
+		h.fail(sw, http.StatusBadRequest, "bad request path: "+err.Error())
 		return
 	}
 
@@ -239,7 +273,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { done(ex.outcome()) }()
 
 	ex.endpoint = endpoint
-	ex.path = rt.UpstreamPath(req.Path)
 	ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
 	// An upgraded connection (a WebSocket, say) lives as long as its peers
 	// want: the request timeouts bound the exchange, not the tunnel after it.
@@ -282,28 +315,13 @@ func upgradeProtocol(h http.Header) string {
 	return ""
 }
 
-// errUpstreamStatus marks an upstream 5xx answer as a breaker failure.
-var errUpstreamStatus = errors.New("upstream answered 5xx")
-
-// outcome is what the breaker learns from the exchange. A client that went
-// away says nothing about the upstream's health.
-func (ex *exchange) outcome() error {
-	switch {
-	case ex.clientErr:
-		return upstream.ErrExcluded
-	case ex.err != nil:
-		return ex.err
-	case ex.upstream >= 500:
-		return errUpstreamStatus
-	}
-	return nil
-}
-
 func rewrite(pr *httputil.ProxyRequest) {
 	ex := pr.In.Context().Value(exchangeKey{}).(*exchange)
 	out := pr.Out.URL
 	out.Scheme = ex.route.Target.Scheme
 	out.Host = ex.endpoint
+	// Path and RawPath both, so net/http writes exactly the routed,
+	// rewritten path, escapes as they are, rather than re-escaping Path.
 	snapshot.SetEscapedPath(out, ex.path)
 	// Keep the client's Host header, as Emissary does without host_rewrite:
 	// upstreams often serve several names.
@@ -311,7 +329,8 @@ func rewrite(pr *httputil.ProxyRequest) {
 	if ex.route.HostRewrite != "" {
 		pr.Out.Host = ex.route.HostRewrite
 	}
-	pr.SetXForwarded()
+	ex.origin.setHeaders(pr)
+	ex.track(pr.Out)
 	pr.Out.Header.Set("X-Request-Id", ex.requestID)
 	applyHeaders(pr.Out.Header, ex.route.RequestHeadersRemove, ex.route.RequestHeadersAdd)
 }
@@ -333,49 +352,14 @@ func applyHeaders(h http.Header, remove []string, add []snapshot.HeaderOp) {
 
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	ex := resp.Request.Context().Value(exchangeKey{}).(*exchange)
-	ex.upstream = resp.StatusCode
 	h.metrics.UpstreamLatency(ex.route.Upstream.ID(), time.Since(ex.sent))
 	applyHeaders(resp.Header, ex.route.ResponseHeadersRemove, ex.route.ResponseHeadersAdd)
-	if ex.idle != nil {
-		ex.idle.Reset(ex.route.IdleTimeout)
-		resp.Body = &idleReader{ReadCloser: resp.Body, timer: ex.idle, idle: ex.route.IdleTimeout}
-	}
+	ex.answered(resp)
 	return nil
 }
 
-// idleReader restarts the idle timer whenever response bytes arrive.
-type idleReader struct {
-	io.ReadCloser
-	timer *time.Timer
-	idle  time.Duration
-}
-
-func (r *idleReader) Read(p []byte) (int, error) {
-	n, err := r.ReadCloser.Read(p)
-	if n > 0 {
-		r.timer.Reset(r.idle)
-	}
-	return n, err
-}
-
 func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	ex := r.Context().Value(exchangeKey{}).(*exchange)
-	cause := context.Cause(r.Context())
-	switch {
-	case errors.Is(cause, errIdleTimeout):
-		ex.err = errIdleTimeout
-		h.fail(w, http.StatusGatewayTimeout, "upstream idle for too long")
-	case errors.Is(cause, context.Canceled):
-		// Only the client going away cancels without a cause of ours.
-		ex.clientErr = true
-		w.WriteHeader(StatusClientClosed)
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(cause, context.DeadlineExceeded):
-		ex.err = err
-		h.fail(w, http.StatusGatewayTimeout, "upstream timed out")
-	default:
-		ex.err = err
-		h.fail(w, http.StatusBadGateway, "upstream unreachable or answered badly")
-	}
+	h.failed(w, r, r.Context().Value(exchangeKey{}).(*exchange), err)
 }
 
 func (h *Handler) fail(w http.ResponseWriter, status int, msg string) {
@@ -398,15 +382,25 @@ func (h *Handler) logRequest(r *http.Request, ex *exchange, sw *statusWriter, st
 	if h.log == nil {
 		return
 	}
+	// The path every decision was made on; the client's own spelling only
+	// when it differs ("/api/%61dmin"), or when none was routed.
+	raw := snapshot.WirePath(r.URL)
+	path := ex.routed
+	if path == "" {
+		path = raw
+	}
 	attrs := []slog.Attr{
 		slog.String("request_id", ex.requestID),
 		slog.String("client", r.RemoteAddr),
 		slog.String("method", r.Method),
 		slog.String("host", r.Host),
-		slog.String("path", r.URL.Path),
+		slog.String("path", path),
 		slog.Int("status", status),
 		slog.Int64("bytes", sw.bytes),
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+	}
+	if raw != path {
+		attrs = append(attrs, slog.String("raw_path", raw))
 	}
 	if ex.route != nil {
 		attrs = append(attrs, slog.String("route", route))

@@ -40,6 +40,12 @@ type Config struct {
 
 	Breaker upstream.BreakerSettings
 
+	// TrustedProxies are the load balancers in front whose forwarding
+	// headers name the client; IPv6Prefix is how many leading bits of an
+	// IPv6 client share one client_ip rate-limit bucket (0 means 64).
+	TrustedProxies []netip.Prefix
+	IPv6Prefix     int
+
 	// Build says which annotations are read (Emissary compatibility).
 	Build snapshot.Options
 
@@ -64,6 +70,11 @@ type Config struct {
 	// listener. Off by default: profiles expose internals and cost CPU,
 	// and the admin address is often reachable from the whole cluster.
 	Pprof bool
+
+	// Limits bound slow and greedy clients on the proxy listener. The
+	// admin listener is not capped, so probes and scrapes still reach a
+	// gateway whose proxy listener is full.
+	Limits Limits
 }
 
 // Server is one gateway process's data plane and admin endpoints.
@@ -73,6 +84,12 @@ type Server struct {
 	registry *prometheus.Registry
 	metrics  *metrics.Set
 	handler  *proxy.Handler
+
+	limits Limits // with defaults filled
+	// conns caps the proxy listener's connections; Run gives it the
+	// listener. bodyTimeouts counts bodies cut by Limits.
+	conns        *connLimiter
+	bodyTimeouts prometheus.Counter
 
 	mu       sync.Mutex // serialises Apply: one builder, one writer
 	builder  *snapshot.Builder
@@ -103,7 +120,8 @@ func New(cfg Config) *Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
-	s := &Server{cfg: cfg, log: cfg.Logger, registry: reg, metrics: m}
+	s := &Server{cfg: cfg, log: cfg.Logger, registry: reg, metrics: m, limits: cfg.Limits.withDefaults()}
+	s.registerLimitMetrics(reg)
 	var access *slog.Logger
 	if cfg.AccessLog {
 		access = cfg.Logger
@@ -116,7 +134,7 @@ func New(cfg Config) *Server {
 		guard, _ = upstream.NewDialGuard(upstream.GuardOptions{Allow: nil})
 	}
 	s.guard.Store(guard)
-	s.handler = proxy.New(proxy.Options{Logger: access, Metrics: m, Transport: proxy.NewGuardedTransport(s.guard.Load)})
+	s.handler = proxy.New(proxy.Options{Logger: access, Metrics: m, Transport: proxy.NewGuardedTransport(s.guard.Load), TrustedProxies: cfg.TrustedProxies})
 	ups := upstream.NewRegistry(upstream.RegistryOptions{
 		Guard:   guard,
 		Breaker: cfg.Breaker,
@@ -126,8 +144,29 @@ func New(cfg Config) *Server {
 		},
 	})
 	s.rejected = map[string]bool{}
-	s.builder = snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), ups, cfg.Build)
+	s.builder = snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{IPv6Prefix: cfg.IPv6Prefix}), ups, cfg.Build)
 	return s
+}
+
+// registerLimitMetrics exports what Limits do: the connections open and
+// refused on the proxy listener, and the bodies cut for being too slow.
+func (s *Server) registerLimitMetrics(reg prometheus.Registerer) {
+	s.conns = &connLimiter{
+		max: int64(s.limits.MaxConnections),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_connections_rejected_total",
+			Help: "Connections to the proxy listener closed on arrival because --max-connections were open.",
+		}),
+	}
+	s.bodyTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_request_body_timeouts_total",
+		Help: "Requests whose body stopped arriving (--body-idle-timeout, --body-min-rate); their connections were closed.",
+	})
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gatehouse_connections_open",
+		Help: "Connections open on the proxy listener, idle keep-alive ones included.",
+	}, func() float64 { return float64(s.conns.open.Load()) })
+	reg.MustRegister(s.conns.rejected, s.bodyTimeouts, open)
 }
 
 // newGuard is the dial guard for listeners at these addresses: the
@@ -157,7 +196,7 @@ func (s *Server) newGuard(addrs ...string) (*upstream.DialGuard, error) {
 }
 
 // Handler is the proxy handler, for tests and benchmarks that serve it
-// themselves.
+// themselves; it lacks the Limits that Run adds.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Current returns the snapshot being served, nil before the first.
@@ -287,18 +326,25 @@ func (s *Server) Run(ctx context.Context, onListen func(proxyAddr, adminAddr str
 		s.guard.Store(g)
 	}
 
+	// Every wait for what a client sends is bounded (Limits): the head, the
+	// body (bodyGuard), the next request on a kept connection; and so is
+	// the number of connections. No ReadTimeout or WriteTimeout: they bound
+	// whole requests and answers, cutting long uploads, downloads and
+	// streams that are alive. (A client that stops reading its answer is
+	// not bounded here yet.)
+	s.conns.Listener = pl
+	lim := s.limits
 	proxySrv := &http.Server{
-		Handler: s.handler,
-		// Slow-loris protection: a client gets 10 s to send its headers.
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		Handler:           newBodyGuard(s.handler, lim, s.bodyTimeouts),
+		ReadHeaderTimeout: positive(lim.ReadHeaderTimeout),
+		IdleTimeout:       positive(lim.IdleTimeout),
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	adminSrv := &http.Server{Handler: s.adminMux(), ReadHeaderTimeout: 5 * time.Second}
 
 	errs := make(chan error, 2)
-	go func() { errs <- proxySrv.Serve(pl) }()
+	go func() { errs <- proxySrv.Serve(s.conns) }()
 	go func() { errs <- adminSrv.Serve(al) }()
 	if onListen != nil {
 		onListen(pa, aa)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,47 +12,36 @@ import (
 	"github.com/gatehouse-dev/gatehouse/router"
 )
 
-// RouterRequest is how the gateway sees r for matching: the path as the
-// client sent it, still escaped (as Envoy and so Emissary match it, so an id
-// like "group%2Fproject" stays one segment), with dot segments resolved
-// ("/public/../admin" is routed as "/admin", the path an upstream would
-// resolve, so it cannot slip past a route's prefix). It returns false for a
-// request whose path is not absolute.
-func RouterRequest(r *http.Request) (router.Request, bool) {
-	p, ok := CleanPath(r.URL.EscapedPath())
+// RouterRequest is how the gateway sees r for matching: its path is the
+// canonical form (CanonicalPath under opts) of the path as the client escaped
+// it, the one path that is then limited, rewritten, logged and forwarded.
+// An error means the gateway answers 400.
+func RouterRequest(r *http.Request, opts PathOptions) (router.Request, error) {
+	p, err := CanonicalPath(WirePath(r.URL), opts)
+	if err != nil {
+		return router.Request{}, err
+	}
 	return router.Request{
 		Host:     r.Host,
 		Method:   r.Method,
 		Path:     p,
 		RawQuery: r.URL.RawQuery,
 		Header:   r.Header,
-	}, ok
-}
-
-// CleanPath removes dot segments, keeping a trailing slash because prefixes
-// often end in one. It reports false for a path that is not absolute.
-func CleanPath(p string) (string, bool) {
-	if p == "" || p[0] != '/' {
-		return "", false
-	}
-	if !strings.Contains(p, "/.") {
-		return p, true
-	}
-	c := path.Clean(p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
-	}
-	return c, true
+	}, nil
 }
 
 // Explanation is what the gateway would do with one request.
 type Explanation struct {
 	Matched bool `json:"matched"`
 	// Status is set when the gateway answers itself: 404 without a route,
-	// 400 for a path that is not absolute, the redirect's code.
-	Status   int    `json:"status,omitempty"`
-	Mapping  string `json:"mapping,omitempty"`
-	Upstream string `json:"upstream,omitempty"`
+	// 400 for a path it refuses (Reason says why), the redirect's code.
+	Status int    `json:"status,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// RoutedPath is the canonical path that was matched, set when it differs
+	// from the path as sent ("/api/%61dmin" is routed as "/api/admin").
+	RoutedPath string `json:"routed_path,omitempty"`
+	Mapping    string `json:"mapping,omitempty"`
+	Upstream   string `json:"upstream,omitempty"`
 	// Path and Host are what the upstream receives.
 	Path       string        `json:"path,omitempty"`
 	Host       string        `json:"host,omitempty"`
@@ -92,16 +80,22 @@ type GroupMember struct {
 // matching and rewriting code as the data plane. For a canary group it
 // reports the first member with a share, and every member in Group.
 func Explain(s *Snapshot, r *http.Request) Explanation {
-	req, ok := RouterRequest(r)
-	if !ok {
-		return Explanation{Status: http.StatusBadRequest}
+	// The snapshot's path options: the proxy uses the same, so both read a
+	// path alike.
+	req, err := RouterRequest(r, s.Paths())
+	if err != nil {
+		return Explanation{Status: http.StatusBadRequest, Reason: err.Error()}
+	}
+	routed := ""
+	if req.Path != WirePath(r.URL) {
+		routed = req.Path
 	}
 	m, ok := s.Table.MatchRoll(&req, 0)
 	if !ok {
-		return Explanation{Status: http.StatusNotFound}
+		return Explanation{Status: http.StatusNotFound, RoutedPath: routed}
 	}
 	rt := m.Value
-	e := Explanation{Matched: true, Mapping: rt.Mapping, RateLimits: rt.RateLimits, Warnings: rt.Warnings}
+	e := Explanation{Matched: true, Mapping: rt.Mapping, RateLimits: rt.RateLimits, Warnings: rt.Warnings, RoutedPath: routed}
 	if rt.Redirect != nil {
 		scheme := "http"
 		if r.TLS != nil {
@@ -111,8 +105,13 @@ func Explain(s *Snapshot, r *http.Request) Explanation {
 		e.Redirect = rt.RedirectLocation(scheme, req.Path, req.RawQuery)
 		return e
 	}
+	path, err := rt.ForwardPath(req.Path)
+	if err != nil {
+		e.Status, e.Reason = http.StatusBadRequest, err.Error()
+		return e
+	}
 	e.Upstream = rt.Target.String()
-	e.Path = rt.UpstreamPath(req.Path)
+	e.Path = path
 	if req.RawQuery != "" {
 		e.Path += "?" + req.RawQuery
 	}

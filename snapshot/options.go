@@ -16,6 +16,10 @@ type Options struct {
 	// External says which hosts outside the cluster a Mapping may route to
 	// (serve's --external-upstreams); nil allows none.
 	External ExternalPolicy
+	// Paths says how request paths are made canonical (--escaped-slashes,
+	// --merge-slashes); the zero value is the safe default. It travels with
+	// every Snapshot so the proxy and explain read a path alike.
+	Paths PathOptions
 }
 
 // ExternalPolicy decides which hosts outside the cluster may be upstreams.

@@ -36,6 +36,15 @@ type Snapshot struct {
 	opts    Options
 }
 
+// Paths are the path options this snapshot was built with, for the proxy
+// and explain, which must read a request's path alike.
+func (s *Snapshot) Paths() PathOptions {
+	if s == nil {
+		return PathOptions{}
+	}
+	return s.opts.Paths
+}
+
 // Review runs the whole pipeline on svc's annotations against this
 // snapshot, exactly as the next Build would, and returns every problem by
 // annotation key (parse problems, budgets, the router's checks, hosts other
@@ -220,10 +229,9 @@ func SetEscapedPath(u *url.URL, escaped string) {
 		u.Path, u.RawPath = escaped, ""
 		return
 	}
+	// RawPath even when nothing is escaped: Go would escape "!*'()[]" of a
+	// bare Path, and the upstream must get exactly the path that was routed.
 	u.Path, u.RawPath = p, escaped
-	if p == escaped {
-		u.RawPath = ""
-	}
 }
 
 // AllowsUpgrade reports whether protocol (an Upgrade header value) may be

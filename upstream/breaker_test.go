@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sony/gobreaker/v2"
 )
 
 var errBoom = errors.New("upstream returned 502")
@@ -46,6 +50,14 @@ func TestBreakerTrips(t *testing.T) {
 		{"exclusions are not failures", BreakerSettings{ConsecutiveFailures: 3}, "ffxxxxx", StateClosed},
 		{"exclusions do not reset the count", BreakerSettings{ConsecutiveFailures: 3}, "ffxxxf", StateOpen},
 		{"one failure with threshold 1", BreakerSettings{ConsecutiveFailures: 1}, "sssf", StateOpen},
+		// The ratio trip is judged when a failure arrives: "sf"×10 is 10 of 20.
+		{"defaults: half of 20 open", BreakerSettings{}, strings.Repeat("sf", 10), StateOpen},
+		{"defaults: 10 of 19 is below the volume", BreakerSettings{}, strings.Repeat("fs", 9) + "f", StateClosed},
+		{"defaults: a third of 30 stays closed", BreakerSettings{}, strings.Repeat("ssf", 10), StateClosed},
+		{"ratio 0.25 of 8", BreakerSettings{FailureRatio: 0.25, MinRequests: 8}, "sssfsssf", StateOpen},
+		{"ratio above 1 is off", BreakerSettings{FailureRatio: 1.5}, strings.Repeat("sf", 30), StateClosed},
+		{"exclusions are no volume", BreakerSettings{MinRequests: 4}, "xxxxxxsf", StateClosed},
+		{"exclusions do not dilute", BreakerSettings{MinRequests: 4}, "sxxxxfsxxxf", StateOpen},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := NewRegistry(RegistryOptions{Breaker: tc.settings}).Get("ns/svc:80")
@@ -161,13 +173,45 @@ func TestStaleOutcomeIgnored(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	got := BreakerSettings{}.withDefaults()
-	want := BreakerSettings{ConsecutiveFailures: 5, OpenTimeout: 10 * time.Second, HalfOpenRequests: 1}
+	want := BreakerSettings{ConsecutiveFailures: 5, FailureRatio: 0.5, MinRequests: 20, Interval: 10 * time.Second,
+		OpenTimeout: 10 * time.Second, HalfOpenRequests: 1}
 	if got != want {
 		t.Fatalf("defaults = %+v, want %+v", got, want)
 	}
-	set := BreakerSettings{ConsecutiveFailures: 2, OpenTimeout: time.Minute, HalfOpenRequests: 3}
+	for _, bad := range []float64{math.NaN(), -1} {
+		if got := (BreakerSettings{FailureRatio: bad}).withDefaults().FailureRatio; got != 0.5 {
+			t.Errorf("FailureRatio %v became %v, want the default 0.5", bad, got)
+		}
+	}
+	set := BreakerSettings{ConsecutiveFailures: 2, FailureRatio: 0.9, MinRequests: 3, Interval: time.Minute,
+		OpenTimeout: time.Minute, HalfOpenRequests: 3}
 	if got := set.withDefaults(); got != set {
 		t.Fatalf("explicit settings changed to %+v", got)
+	}
+}
+
+// TestReadyToTrip checks the trip decision on counts directly, including
+// totals no test would reach by feeding outcomes one by one.
+func TestReadyToTrip(t *testing.T) {
+	s := BreakerSettings{}.withDefaults()
+	for _, tc := range []struct {
+		c    gobreaker.Counts
+		want bool
+	}{
+		{gobreaker.Counts{TotalFailures: 4, ConsecutiveFailures: 4}, false},
+		{gobreaker.Counts{TotalFailures: 5, ConsecutiveFailures: 5}, true},
+		{gobreaker.Counts{TotalSuccesses: 10, TotalFailures: 9, ConsecutiveFailures: 1}, false},
+		{gobreaker.Counts{TotalSuccesses: 10, TotalFailures: 10, ConsecutiveFailures: 1}, true},
+		{gobreaker.Counts{TotalSuccesses: 11, TotalFailures: 10, ConsecutiveFailures: 1}, false},
+		// Exclusions and in-flight requests are in Requests, not in the volume.
+		{gobreaker.Counts{Requests: 1000, TotalExclusions: 990, TotalSuccesses: 5, TotalFailures: 5, ConsecutiveFailures: 1}, false},
+		// Totals near the top of uint32 must not wrap when added.
+		{gobreaker.Counts{TotalSuccesses: math.MaxUint32, TotalFailures: math.MaxUint32, ConsecutiveFailures: 1}, true},
+		{gobreaker.Counts{TotalSuccesses: math.MaxUint32, TotalFailures: 1, ConsecutiveFailures: 1}, false},
+	} {
+		if got := s.readyToTrip(tc.c); got != tc.want {
+			t.Errorf("readyToTrip(%+v) = %v, want %v", tc.c, got, tc.want)
+		}
 	}
 }
 

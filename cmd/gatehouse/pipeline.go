@@ -18,12 +18,16 @@ type pipelineFlags struct {
 	ambassadorID string
 	external     string
 	budgets      snapshot.Budgets
+	paths        snapshot.PathOptions
+	mergeSlashes bool
 }
 
 func (d *pipelineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.compat, "compat", "", `also read another gateway's annotations: "emissary" reads getambassador.io/config`)
 	fs.StringVar(&d.ambassadorID, "ambassador-id", "default", "with --compat=emissary: take documents whose ambassador_id includes this")
 	fs.StringVar(&d.external, "external-upstreams", "", "hosts outside the cluster Mappings may route to, comma-separated: an exact host, *.suffix, * for any public name, or an IP address; loopback and link-local names and addresses only when listed literally (default: none)")
+	fs.Var(&d.paths.EscapedSlashes, "escaped-slashes", `what to do with %2F and %5C in request paths: "reject" (400) or "keep" (route and forward them escaped, for ids such as group%2Fproject)`)
+	fs.BoolVar(&d.mergeSlashes, "merge-slashes", true, "merge empty segments (//) in request paths before routing")
 	def := snapshot.DefaultBudgets()
 	b := &d.budgets
 	fs.IntVar(&b.MaxRoutes, "max-routes-per-service", def.MaxRoutes, "routed Mappings one Service may declare")
@@ -38,7 +42,8 @@ func (d *pipelineFlags) register(fs *flag.FlagSet) {
 
 // options are the pipeline's options from the flags.
 func (d pipelineFlags) options() (snapshot.Options, error) {
-	opts := snapshot.Options{Budgets: d.budgets}
+	opts := snapshot.Options{Budgets: d.budgets, Paths: d.paths}
+	opts.Paths.KeepEmptySegments = !d.mergeSlashes
 	switch d.compat {
 	case "":
 	case "emissary":

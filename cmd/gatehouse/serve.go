@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/files"
@@ -21,9 +23,19 @@ type serveFlags struct {
 	accessLog      bool
 	breakerFails   uint
 	breakerOpen    time.Duration
+	breakerRatio   float64
+	breakerMin     uint
+	breakerWindow  time.Duration
+	trustedProxies prefixList
+	ipv6Prefix     int
 	reloadInterval time.Duration
 	drain          time.Duration
 	pprof          bool
+
+	// Limits on slow and greedy clients (server.Limits).
+	readHeaderTimeout, bodyIdleTimeout, idleTimeout time.Duration
+	bodyMinRate                                     int64
+	maxConnections, maxHeaderBytes                  int
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -32,15 +44,35 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.accessLog, "access-log", true, "log one JSON line per request")
 	fs.UintVar(&f.breakerFails, "breaker-failures", 5, "consecutive upstream failures that open an upstream's circuit breaker")
 	fs.DurationVar(&f.breakerOpen, "breaker-open-timeout", 10*time.Second, "how long a breaker stays open before letting a probe through")
+	fs.Float64Var(&f.breakerRatio, "breaker-failure-ratio", 0.5, "share of upstream failures, over --breaker-min-requests or more outcomes in --breaker-interval, that opens a breaker (above 1: never by ratio)")
+	fs.UintVar(&f.breakerMin, "breaker-min-requests", 20, "outcomes in --breaker-interval before --breaker-failure-ratio applies")
+	fs.DurationVar(&f.breakerWindow, "breaker-interval", 10*time.Second, "the rolling window breakers count outcomes in")
+	fs.Var(&f.trustedProxies, "trusted-proxies", "CIDRs of load balancers in front whose X-Forwarded-For, X-Real-IP and Forwarded are believed (comma-separated, repeatable; default none)")
+	fs.IntVar(&f.ipv6Prefix, "ratelimit-ipv6-prefix", 64, "IPv6 clients in one prefix of this length share a client_ip rate-limit bucket")
 	fs.DurationVar(&f.reloadInterval, "reload-interval", 250*time.Millisecond, "how often --from-dir is checked for changes")
 	fs.DurationVar(&f.drain, "drain", 10*time.Second, "how long in-flight requests may finish on shutdown")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the admin address")
+	fs.DurationVar(&f.readHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "how long a client may take to send a request's line and headers (0: no limit)")
+	fs.DurationVar(&f.bodyIdleTimeout, "body-idle-timeout", server.DefaultBodyIdleTimeout, "how long a request body may send nothing before the request is abandoned and its connection closed (0: no limit)")
+	fs.Int64Var(&f.bodyMinRate, "body-min-rate", server.DefaultBodyMinRate, "bytes per second a request body must average, after an allowance of --body-idle-timeout; only time spent waiting for the client counts (0: no minimum)")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "how long a keep-alive connection may wait for its next request (0: no limit)")
+	fs.IntVar(&f.maxConnections, "max-connections", server.DefaultMaxConnections, "connections open at once on --listen; more are reset on arrival (0: no cap)")
+	fs.IntVar(&f.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "largest request line plus headers, in bytes, beyond which a request gets 431 (0: the default)")
 	f.dialect.register(fs)
 }
 
 // serverConfig is the gateway's configuration from the flags, whatever the
 // source of Services.
 func (f *serveFlags) serverConfig(opts snapshot.Options, logger *slog.Logger) server.Config {
+	// A flag's 0 means no limit; server.Limits says that with a negative
+	// value, its 0 meaning the default.
+	noLimit := func(n int64) int64 {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	duration := func(d time.Duration) time.Duration { return time.Duration(noLimit(int64(d))) }
 	cfg := server.Config{
 		Build:     opts,
 		Listen:    f.listen,
@@ -52,6 +84,19 @@ func (f *serveFlags) serverConfig(opts snapshot.Options, logger *slog.Logger) se
 		Breaker: upstream.BreakerSettings{
 			ConsecutiveFailures: uint32(f.breakerFails),
 			OpenTimeout:         f.breakerOpen,
+			FailureRatio:        f.breakerRatio,
+			MinRequests:         uint32(f.breakerMin),
+			Interval:            f.breakerWindow,
+		},
+		TrustedProxies: f.trustedProxies,
+		IPv6Prefix:     f.ipv6Prefix,
+		Limits: server.Limits{
+			ReadHeaderTimeout: duration(f.readHeaderTimeout),
+			BodyIdleTimeout:   duration(f.bodyIdleTimeout),
+			BodyMinRate:       noLimit(f.bodyMinRate),
+			IdleTimeout:       duration(f.idleTimeout),
+			MaxConnections:    int(noLimit(int64(f.maxConnections))),
+			MaxHeaderBytes:    f.maxHeaderBytes,
 		},
 	}
 	// Addresses the platform listed literally may be dialled even in
@@ -152,4 +197,35 @@ func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func
 		return 1
 	}
 	return 0
+}
+
+// prefixList is a repeatable, comma-separated list of CIDRs (a bare address
+// is a single-address prefix).
+type prefixList []netip.Prefix
+
+func (l *prefixList) String() string {
+	parts := make([]string, len(*l))
+	for i, p := range *l {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *prefixList) Set(v string) error {
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return fmt.Errorf("%q is neither a CIDR nor an address", f)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		*l = append(*l, p.Masked())
+	}
+	return nil
 }

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// printReport writes the run's facts and its Markdown table.
+func printReport(w io.Writer, o options, f facts, rows []row) {
+	fmt.Fprintf(w, "Command: `go run ./hack/bench%s`  \n", commandArgs(os.Args[1:]))
+	fmt.Fprintf(w, "Date: %s  \n", f.date.Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(w, "Machine: %d CPUs (%s), Linux %s; load average %s before the run, %s after  \n",
+		f.cpus, f.cpuModel, f.kernel, f.load, f.after)
+	tools := []string{f.wrk, f.goVersion}
+	if f.nginx != "" {
+		tools = append([]string{f.nginx}, tools...)
+	}
+	fmt.Fprintf(w, "Tools: %s  \n", strings.Join(tools, "; "))
+	fmt.Fprintf(w, "Setup: the proxy under test alone on CPU %d (`taskset -c %d`); wrk (%d threads) and the backend on CPU %d. "+
+		"Gatehouse runs with GOMAXPROCS=1, the counterpart of nginx's `worker_processes 1`. "+
+		"Each row: %v warm-up, then %v measured with keep-alive connections; the backend answers every GET with %d bytes.\n\n",
+		proxyCPU, proxyCPU, o.threads, loadCPU, o.warmup, o.duration, bodySize)
+
+	fmt.Fprintln(w, "| proxy | conns | req/s | p50 | p99 | CPU µs/req | RSS MiB | req/s vs nginx | CPU/req vs nginx | p99 vs nginx | proxy CPU | CPU 0 / 1 busy | errors |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	nginx := map[int]row{}
+	for _, r := range rows {
+		if r.config.name == "nginx" {
+			nginx[r.conns] = r
+		}
+	}
+	for _, r := range rows {
+		cpu, rss, proxyCPU := "—", "—", "—"
+		if r.proxy {
+			cpu = fmt.Sprintf("%.1f", float64(r.cpuPerRequest())/float64(time.Microsecond))
+			rss = fmt.Sprintf("%.1f", float64(r.rss)/(1<<20))
+			if r.wall > 0 {
+				proxyCPU = fmt.Sprintf("%.0f%%", 100*r.cpu.Seconds()/r.wall.Seconds())
+			}
+		}
+		rpsRatio, cpuRatio, p99Ratio := "—", "—", "—"
+		if n, ok := nginx[r.conns]; ok {
+			rpsRatio = ratio(r.wrk.RPS, n.wrk.RPS)
+			if r.proxy {
+				cpuRatio = ratio(float64(r.cpuPerRequest()), float64(n.cpuPerRequest()))
+			}
+			p99Ratio = ratio(float64(r.wrk.P99), float64(n.wrk.P99))
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% / %.0f%% | %d |\n",
+			r.config.label, r.conns, thousands(r.wrk.RPS), latency(r.wrk.P50), latency(r.wrk.P99),
+			cpu, rss, rpsRatio, cpuRatio, p99Ratio, proxyCPU, 100*r.busy[0], 100*r.busy[1], r.wrk.errors())
+	}
+	fmt.Fprintln(w)
+	for _, n := range notes(rows) {
+		fmt.Fprintln(w, "- "+n)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "CPU µs/req: the proxy's process tree (utime+stime from /proc/PID/stat) over the measured run, per completed request. "+
+		"RSS: VmRSS after the run (nginx: master + worker). proxy CPU: that CPU time over the run's wall time (100% = one core). "+
+		"CPU 0 / 1 busy: each core over the run from /proc/stat, whatever ran there. errors: socket errors plus responses not 2xx/3xx.")
+}
+
+// Thresholds for notes under the table. A busy figure within a few points
+// of the proxy's own is measurement noise (ticks, the orchestrator); past
+// them the row shares its core or is held back by the load side.
+const (
+	otherLoadNote = 0.10 // CPU 0 busy beyond the proxy's own use
+	saturatedNote = 0.95 // CPU 1 busy
+)
+
+// notes says which rows were disturbed by other work on the proxy's core,
+// and which may be limited by wrk and the backend rather than the proxy,
+// so that nobody reads a ratio without knowing.
+func notes(rows []row) []string {
+	var out []string
+	for _, r := range rows {
+		what := fmt.Sprintf("%s at %d connections", r.config.label, r.conns)
+		own := 0.0
+		if r.proxy && r.wall > 0 {
+			own = r.cpu.Seconds() / r.wall.Seconds()
+		}
+		if other := r.busy[0] - own; other > otherLoadNote {
+			out = append(out, fmt.Sprintf("%s: other processes used about %.0f%% of CPU %d, the proxy's core; the row is disturbed.", what, 100*other, proxyCPU))
+		}
+		if r.proxy && r.busy[1] >= saturatedNote {
+			out = append(out, fmt.Sprintf("%s: CPU %d (wrk and the backend) was %.0f%% busy, so the load side may be what limits the rate; CPU µs/req still holds.", what, loadCPU, 100*r.busy[1]))
+		}
+	}
+	return out
+}
+
+// commandArgs quotes the flags as given, for a command line to paste.
+func commandArgs(args []string) string {
+	var b strings.Builder
+	for _, a := range args {
+		b.WriteByte(' ')
+		if strings.ContainsAny(a, " \t'\"$`\\") {
+			a = strconv.Quote(a)
+		}
+		b.WriteString(a)
+	}
+	return b.String()
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+func latency(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "—"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+}
+
+// thousands formats a rate as a whole number with thousands separators.
+func thousands(v float64) string {
+	s := strconv.FormatInt(int64(v+0.5), 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

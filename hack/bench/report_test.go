@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFormatting(t *testing.T) {
+	for in, want := range map[float64]string{0: "0", 999.6: "1,000", 51012.3: "51,012", 1234567: "1,234,567"} {
+		if got := thousands(in); got != want {
+			t.Errorf("thousands(%v) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[time.Duration]string{0: "—", 812 * time.Microsecond: "812 µs", 3200 * time.Microsecond: "3.20 ms", 1130 * time.Millisecond: "1.13 s"} {
+		if got := latency(in); got != want {
+			t.Errorf("latency(%v) = %q, want %q", in, got, want)
+		}
+	}
+	if got := ratio(3, 0); got != "—" {
+		t.Errorf("ratio(3, 0) = %q", got)
+	}
+}
+
+// TestReport checks the ratios against nginx's row of the same connection
+// count and the notes on disturbed and load-bound rows.
+func TestReport(t *testing.T) {
+	nginx, _ := configByName("nginx")
+	gh, _ := configByName("gatehouse")
+	rows := []row{
+		{config: nginx, conns: 64, proxy: true, wrk: wrkResult{Requests: 100000, RPS: 10000, P50: time.Millisecond, P99: 2 * time.Millisecond},
+			cpu: 2 * time.Second, wall: 10 * time.Second, busy: [2]float64{0.21, 0.97}, rss: 16 << 20},
+		{config: gh, conns: 64, proxy: true, wrk: wrkResult{Requests: 50000, RPS: 5000, P50: 3 * time.Millisecond, P99: 5 * time.Millisecond, Non2xx: 1},
+			cpu: 10 * time.Second, wall: 10 * time.Second, busy: [2]float64{1, 0.4}, rss: 40 << 20},
+		{config: gh, conns: 256, proxy: true, wrk: wrkResult{Requests: 40000, RPS: 4000, P50: 3 * time.Millisecond, P99: 9 * time.Millisecond},
+			cpu: 5 * time.Second, wall: 10 * time.Second, busy: [2]float64{0.9, 0.4}, rss: 40 << 20},
+	}
+	var b bytes.Buffer
+	printReport(&b, options{threads: 2, warmup: 2 * time.Second, duration: 10 * time.Second}, facts{}, rows)
+	out := b.String()
+	for _, want := range []string{
+		"| nginx | 64 | 10,000 | 1.00 ms | 2.00 ms | 20.0 | 16.0 | 1.00× | 1.00× | 1.00× | 20% | 21% / 97% | 0 |",
+		"| Gatehouse | 64 | 5,000 | 3.00 ms | 5.00 ms | 200.0 | 40.0 | 0.50× | 10.00× | 2.50× | 100% | 100% / 40% | 1 |",
+		"| Gatehouse | 256 | 4,000 | 3.00 ms | 9.00 ms | 125.0 | 40.0 | — | — | — | 50% | 90% / 40% | 0 |",
+		"- nginx at 64 connections: CPU 1 (wrk and the backend) was 97% busy",
+		"- Gatehouse at 256 connections: other processes used about 40% of CPU 0",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "\n- ") != 2 {
+		t.Errorf("want exactly two notes:\n%s", out)
+	}
+}
