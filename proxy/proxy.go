@@ -118,6 +118,7 @@ func New(opts Options) *Handler {
 		Transport:      transport,
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.errorHandler,
+		BufferPool:     newBufferPool(),
 		// Errors are logged once, in the access log line, not by net/http.
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
