@@ -114,6 +114,9 @@ func clientFor(t *testing.T, kubeconfig string) kubernetes.Interface {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// client-go throttles to 5 requests a second by default; a test that
+	// makes 1,000 changes would measure that limiter, not the gateway.
+	cfg.QPS, cfg.Burst = 500, 1000
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)

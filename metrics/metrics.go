@@ -6,6 +6,7 @@ package metrics
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,6 +75,97 @@ func (s *Set) Request(route string, status int) {
 	}
 	seen(&s.routes, route)
 	s.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+}
+
+// RouteRequests counts one route's requests like Set.Request, without a
+// label lookup per request: it keeps the series it has used, by status.
+// The data plane makes one per route of each snapshot it publishes, so a
+// series Retain deletes is never kept past the snapshot that used it (a
+// request still finishing on that snapshot counts into the deleted series
+// and is lost, rather than bringing it back). A nil RouteRequests records
+// nothing. Safe for concurrent use; recording a status seen before does
+// not allocate.
+type RouteRequests struct {
+	set   *Set
+	route string
+	// An immutable list, replaced whole when a status is first seen: a
+	// route answers with a handful of statuses, so a scan beats a map.
+	byStatus atomic.Pointer[[]statusCounter]
+}
+
+type statusCounter struct {
+	status  int
+	counter prometheus.Counter
+}
+
+// Route returns the request counters of route; nil when s is nil.
+func (s *Set) Route(route string) *RouteRequests {
+	if s == nil {
+		return nil
+	}
+	return &RouteRequests{set: s, route: route}
+}
+
+// Request counts one request answered with status.
+func (c *RouteRequests) Request(status int) {
+	if c == nil {
+		return
+	}
+	for {
+		old := c.byStatus.Load()
+		var list []statusCounter
+		if old != nil {
+			list = *old
+		}
+		for i := range list {
+			if list[i].status == status {
+				list[i].counter.Inc()
+				return
+			}
+		}
+		seen(&c.set.routes, c.route)
+		counter := c.set.requests.WithLabelValues(c.route, strconv.Itoa(status))
+		grown := append(list[:len(list):len(list)], statusCounter{status, counter})
+		if c.byStatus.CompareAndSwap(old, &grown) {
+			counter.Inc()
+			return
+		}
+		// Another request added a status meanwhile: look again.
+	}
+}
+
+// UpstreamObserver records one upstream's latencies like
+// Set.UpstreamLatency, looking its series up once. Made per upstream of
+// each published snapshot, for the reasons RouteRequests is. A nil
+// UpstreamObserver records nothing. Safe for concurrent use.
+type UpstreamObserver struct {
+	set      *Set
+	upstream string
+	latency  atomic.Pointer[prometheus.Observer]
+}
+
+// Upstream returns the latency recorder of upstream; nil when s is nil.
+func (s *Set) Upstream(upstream string) *UpstreamObserver {
+	if s == nil {
+		return nil
+	}
+	return &UpstreamObserver{set: s, upstream: upstream}
+}
+
+// Latency records one upstream exchange. The series is made on first use,
+// not with the recorder, so an upstream nobody reached exports nothing.
+func (o *UpstreamObserver) Latency(d time.Duration) {
+	if o == nil {
+		return
+	}
+	p := o.latency.Load()
+	if p == nil {
+		seen(&o.set.upstreams, o.upstream)
+		obs := o.set.upstreamLatency.WithLabelValues(o.upstream)
+		o.latency.CompareAndSwap(nil, &obs) // a racing request found the same series
+		p = o.latency.Load()
+	}
+	(*p).Observe(d.Seconds())
 }
 
 // UpstreamLatency records one upstream exchange.

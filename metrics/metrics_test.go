@@ -75,3 +75,56 @@ func TestRetainDeletesSeriesOfWhatIsGone(t *testing.T) {
 	var nilSet *Set
 	nilSet.Retain(keep(), keep(), keep()) // must not panic
 }
+
+func TestRecordersCountLikeSet(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := New(reg)
+	r := s.Route("ns/a")
+	u := s.Upstream("ns/a:80")
+	if got := labels(t, reg, "gatehouse_upstream_latency_seconds", "upstream"); got != nil {
+		t.Errorf("a recorder nobody used exported %q", got)
+	}
+	for _, status := range []int{200, 503, 200} {
+		r.Request(status)
+	}
+	s.Request("ns/a", 200) // the same series as the recorder's
+	u.Latency(time.Millisecond)
+	if got := labels(t, reg, "gatehouse_requests_total", "status"); !slices.Equal(got, []string{"200", "503"}) {
+		t.Errorf("statuses = %q", got)
+	}
+	if got := labels(t, reg, "gatehouse_upstream_latency_seconds", "upstream"); !slices.Equal(got, []string{"ns/a:80"}) {
+		t.Errorf("upstreams = %q", got)
+	}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != "gatehouse_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			want := 3.0
+			if m.GetLabel()[1].GetValue() == "503" {
+				want = 1
+			}
+			if got := m.GetCounter().GetValue(); got != want {
+				t.Errorf("%v = %v, want %v", m.GetLabel(), got, want)
+			}
+		}
+	}
+	// Retain sees what the recorders used.
+	s.Retain(func(string) bool { return false }, func(string) bool { return false }, func(string) bool { return false })
+	if got := labels(t, reg, "gatehouse_requests_total", "route"); got != nil {
+		t.Errorf("routes after Retain = %q", got)
+	}
+
+	if n := testing.AllocsPerRun(100, func() { r.Request(200); u.Latency(time.Millisecond) }); n != 0 {
+		t.Errorf("recording a known series allocates %v times", n)
+	}
+	var nr *RouteRequests
+	var nu *UpstreamObserver
+	nr.Request(200) // nil recorders must not panic
+	nu.Latency(time.Second)
+	var nilSet *Set
+	if nilSet.Route("x") != nil || nilSet.Upstream("x") != nil {
+		t.Error("a nil Set made recorders")
+	}
+}

@@ -99,6 +99,10 @@ type origin struct {
 	// peer is the TCP peer, IPv4-mapped addresses unmapped; invalid when
 	// RemoteAddr is not an address (a unix socket, a test).
 	peer netip.Addr
+	// peerText is peer as Addr.String writes it, when RemoteAddr already
+	// holds that text (net/http writes it so): X-Forwarded-For then needs
+	// no allocation of its own. "" otherwise.
+	peerText string
 	// client is the address the gateway vouches for: the peer, or the
 	// client a trusted peer names. Rate limits key on it.
 	client netip.Addr
@@ -114,6 +118,7 @@ type origin struct {
 // case without a load balancer in front) it does not allocate.
 func (t trust) resolve(r *http.Request) origin {
 	o := origin{peer: peerAddr(r.RemoteAddr)}
+	o.peerText = addrText(r.RemoteAddr, o.peer)
 	o.client = o.peer
 	if !o.peer.IsValid() || !t.has(o.peer) {
 		return o
@@ -161,6 +166,25 @@ walk:
 	}
 	slices.Reverse(o.chain)
 	return o
+}
+
+// addrText returns the part of remote ("ip:port" or "[ip]:port") that is
+// a's canonical text, "" when there is none.
+func addrText(remote string, a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	host := remote
+	if i := strings.LastIndexByte(remote, ':'); i > 0 && remote[0] == '[' && remote[i-1] == ']' {
+		host = remote[1 : i-1]
+	} else if a.Is4() && i > 0 {
+		host = remote[:i]
+	}
+	var buf [64]byte
+	if string(a.AppendTo(buf[:0])) != host {
+		return ""
+	}
+	return host
 }
 
 // peerAddr parses a RemoteAddr, "ip:port" from net/http, or a bare address.
@@ -248,6 +272,9 @@ func (o *origin) nodes() []netip.Addr {
 
 func (o *origin) forwardedFor() string {
 	if len(o.chain) == 0 {
+		if o.peerText != "" {
+			return o.peerText
+		}
 		return o.peer.String()
 	}
 	var b strings.Builder
@@ -265,50 +292,52 @@ func (o *origin) forwardedFor() string {
 // readers (Spring, Tomcat, …) look for them. An address-less origin is
 // "for=unknown" (RFC 7239 §6.2).
 func (o *origin) forwarded(host, proto string) string {
-	var b strings.Builder
-	b.Grow(64 + len(host))
+	// Built in a stack buffer and copied out once: this runs on every
+	// request, and a Builder plus Addr.String cost two allocations.
+	var stack [128]byte
+	b := stack[:0]
 	n := 0
-	node := func(a netip.Addr) {
-		if n > 0 {
-			b.WriteString(", ")
+	for i := 0; i <= len(o.chain); i++ {
+		var a netip.Addr
+		if i < len(o.chain) {
+			a = o.chain[i]
+		} else if a = o.peer; !a.IsValid() {
+			break
 		}
-		b.WriteString("for=")
+		if n > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, "for="...)
 		if a.Is6() {
 			// An IPv6 node is bracketed, and then must be quoted (§6).
-			b.WriteString(`"[`)
-			b.WriteString(a.String())
-			b.WriteString(`]"`)
+			b = append(b, `"[`...)
+			b = a.AppendTo(b)
+			b = append(b, `]"`...)
 		} else {
-			b.WriteString(a.String())
+			b = a.AppendTo(b)
 		}
 		if n == 0 {
-			writeHostProto(&b, host, proto)
+			b = appendHostProto(b, host, proto)
 		}
 		n++
 	}
-	for _, a := range o.chain {
-		node(a)
-	}
-	if o.peer.IsValid() {
-		node(o.peer)
-	}
 	if n == 0 {
-		b.WriteString("for=unknown")
-		writeHostProto(&b, host, proto)
+		b = append(b, "for=unknown"...)
+		b = appendHostProto(b, host, proto)
 	}
-	return b.String()
+	return string(b)
 }
 
-func writeHostProto(b *strings.Builder, host, proto string) {
+func appendHostProto(b []byte, host, proto string) []byte {
 	if validHost(host) {
 		// Always quoted: a host may hold ':' (a port) or '[', which a token
 		// may not; validHost leaves out '"' and '\', so no escaping is needed.
-		b.WriteString(`;host="`)
-		b.WriteString(host)
-		b.WriteByte('"')
+		b = append(b, `;host="`...)
+		b = append(b, host...)
+		b = append(b, '"')
 	}
-	b.WriteString(";proto=")
-	b.WriteString(proto)
+	b = append(b, ";proto="...)
+	return append(b, proto...)
 }
 
 // dropped reports whether a request header is removed before it goes

@@ -380,3 +380,23 @@ func TestResolveDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+func TestAddrText(t *testing.T) {
+	for _, c := range []struct{ remote, want string }{
+		{"192.0.2.1:5555", "192.0.2.1"},
+		{"[2001:db8::1]:5555", "2001:db8::1"},
+		{"[::ffff:192.0.2.1]:5555", ""}, // unmapped: the text differs
+		{"[fe80::1%eth0]:5555", ""},     // the zone is dropped
+		{"[2001:DB8::1]:5555", ""},      // not canonical
+		{"192.0.2.1", "192.0.2.1"},
+		{"2001:db8::1", "2001:db8::1"},
+		{"@", ""},
+	} {
+		if got := addrText(c.remote, peerAddr(c.remote)); got != c.want {
+			t.Errorf("addrText(%q) = %q, want %q", c.remote, got, c.want)
+		}
+		if got := addrText(c.remote, peerAddr(c.remote)); got != "" && got != peerAddr(c.remote).String() {
+			t.Errorf("addrText(%q) = %q, not the address's text", c.remote, got)
+		}
+	}
+}

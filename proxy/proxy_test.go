@@ -15,12 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gatehouse-dev/gatehouse/annotations"
 	"github.com/gatehouse-dev/gatehouse/limiter"
+	"github.com/gatehouse-dev/gatehouse/metrics"
 	"github.com/gatehouse-dev/gatehouse/snapshot"
 	"github.com/gatehouse-dev/gatehouse/upstream"
 )
@@ -194,6 +196,16 @@ func BenchmarkProxy(b *testing.B) {
 	}
 	b.Run("httputil-baseline", func(b *testing.B) { run(b, baseline, "/api/v57/users") })
 	b.Run("gatehouse", func(b *testing.B) { run(b, h, "/api/v57/users") })
+
+	// As hack/bench's gatehouse-full row runs it: with the JSON access log
+	// and metrics, whose per-request cost the rows above leave out.
+	full := New(Options{
+		Guard:   loopbackGuard(b),
+		Logger:  slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Metrics: metrics.New(prometheus.NewRegistry()),
+	})
+	full.Publish(compile(b, routes.String(), addr))
+	b.Run("gatehouse-log-metrics", func(b *testing.B) { run(b, full, "/api/v57/users") })
 }
 
 func TestMappingFeatures(t *testing.T) {
