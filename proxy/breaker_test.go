@@ -13,13 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/gatehouse-dev/gatehouse/annotations"
-	"github.com/gatehouse-dev/gatehouse/limiter"
-	"github.com/gatehouse-dev/gatehouse/snapshot"
 	"github.com/gatehouse-dev/gatehouse/upstream"
 )
 
@@ -28,29 +21,9 @@ import (
 // test can read the breaker's state.
 func breakerGateway(t *testing.T, settings upstream.BreakerSettings, config string, endpoints ...string) (*Handler, *upstream.Upstream) {
 	t.Helper()
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "app", Annotations: map[string]string{annotations.Key: config}},
-		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
-	}
-	slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "app-1",
-		Labels: map[string]string{"kubernetes.io/service-name": "app"}}}
-	for _, e := range endpoints {
-		host, port, _ := net.SplitHostPort(e)
-		p, _ := strconv.Atoi(port)
-		p32, name := int32(p), "http"
-		slice.Ports = []discoveryv1.EndpointPort{{Name: &name, Port: &p32}}
-		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{Addresses: []string{host}})
-	}
 	ups := upstream.NewRegistry(upstream.RegistryOptions{Breaker: settings, Guard: loopbackGuard(t)})
-	b := snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), ups, snapshot.Options{})
-	s, reports := b.Build(snapshot.Input{Services: []*corev1.Service{svc}, Slices: []*discoveryv1.EndpointSlice{slice}})
-	for _, r := range reports {
-		if r.Rejected {
-			t.Fatalf("config rejected: %v", r.Problems)
-		}
-	}
 	h := New(Options{Guard: loopbackGuard(t)})
-	h.Publish(s)
+	h.Publish(compileWith(t, ups, config, endpoints...))
 	return h, ups.Get("t/app:80")
 }
 

@@ -31,6 +31,16 @@ import (
 // config, whose endpoints are the given addresses.
 func compile(tb testing.TB, config string, endpoints ...string) *snapshot.Snapshot {
 	tb.Helper()
+	return compileWith(tb, upstream.NewRegistry(upstream.RegistryOptions{
+		Breaker: upstream.BreakerSettings{ConsecutiveFailures: 2, OpenTimeout: time.Hour},
+		Guard:   loopbackGuard(tb),
+	}), config, endpoints...)
+}
+
+// compileWith is compile with the upstreams (and so their breakers) kept
+// in ups, for tests that read an upstream's state.
+func compileWith(tb testing.TB, ups *upstream.Registry, config string, endpoints ...string) *snapshot.Snapshot {
+	tb.Helper()
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "app", Annotations: map[string]string{annotations.Key: config}},
 		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
@@ -44,10 +54,7 @@ func compile(tb testing.TB, config string, endpoints ...string) *snapshot.Snapsh
 		slice.Ports = []discoveryv1.EndpointPort{{Name: &name, Port: &p32}}
 		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{Addresses: []string{host}})
 	}
-	b := snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), upstream.NewRegistry(upstream.RegistryOptions{
-		Breaker: upstream.BreakerSettings{ConsecutiveFailures: 2, OpenTimeout: time.Hour},
-		Guard:   loopbackGuard(tb),
-	}), snapshot.Options{})
+	b := snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), ups, snapshot.Options{})
 	s, reports := b.Build(snapshot.Input{Services: []*corev1.Service{svc}, Slices: []*discoveryv1.EndpointSlice{slice}})
 	for _, r := range reports {
 		if r.Rejected {
