@@ -177,7 +177,20 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report) {
 		}
 	}
 
-	var reports []Report
+	// Each Service is decided against the Services decided before it;
+	// what is accepted is held at once, so later ones see it, and committed
+	// only after the precedence rule has seen every route (precedenceAfterAll).
+	type decision struct {
+		key       string
+		changed   map[string]bool
+		all       map[string]annotations.Problems
+		candidate []sourced // nil when rejected
+		accepted  bool      // candidate is new and held in t
+		u         *unit
+		cl        claims
+		weights   map[string]int
+	}
+	decisions := make([]decision, 0, len(keys))
 	for _, key := range keys {
 		svc := services[key]
 		st := b.services[key]
@@ -185,41 +198,78 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report) {
 			st = &serviceState{parsed: make([]parsedAnnotation, len(b.keys))}
 			b.services[key] = st
 		}
-		changed, candidate := b.parse(svc, st)
-		all := map[string]annotations.Problems{}
+		d := decision{key: key, all: map[string]annotations.Problems{}}
+		d.changed, d.candidate = b.parse(svc, st)
 		for i, k := range b.keys {
 			if ps := st.parsed[i].problems; len(ps) > 0 {
-				all[k] = append(annotations.Problems(nil), ps...)
+				d.all[k] = append(annotations.Problems(nil), ps...)
 			}
 		}
-		if candidate != nil && !sameSources(candidate, st.good) {
-			u, cl, weights, problems := b.decide(svc, st, candidate, t)
+		if d.candidate != nil && !sameSources(d.candidate, st.good) {
+			u, cl, weights, problems := b.decide(svc, st, d.candidate, t)
 			for k, ps := range problems {
-				all[k] = append(all[k], ps...)
+				d.all[k] = append(d.all[k], ps...)
 			}
 			if anyErrors(problems) {
-				candidate = nil
+				d.candidate = nil
 			} else {
 				t.release(svc.Namespace, key, st.claims)
 				t.hold(svc.Namespace, key, cl, weights)
-				st.good, st.claims, st.weights = candidate, cl, weights
-				st.compiled = b.bind(key, candidate, u)
-				if st.since == 0 {
-					b.accepted++
-					st.since = b.accepted
-				}
+				d.accepted, d.u, d.cl, d.weights = true, u, cl, weights
 			}
 		}
-		rejected := candidate == nil
+		decisions = append(decisions, d)
+	}
+	// Taking a route back can only leave fewer routes to outrank, so this
+	// settles; it loops for the rare chain where one rollback restores a
+	// Service's earlier routes that another new route outranks.
+	for again := true; again; {
+		again = false
+		for i := range decisions {
+			d := &decisions[i]
+			if !d.accepted {
+				continue
+			}
+			st := b.services[d.key]
+			problems := t.precedenceAfterAll(d.u, st.claims.routes)
+			if problems == nil {
+				continue
+			}
+			ns := services[d.key].Namespace
+			t.release(ns, d.key, d.cl)
+			if st.good != nil {
+				t.hold(ns, d.key, st.claims, st.weights)
+			}
+			for k, ps := range problems {
+				d.all[k] = append(d.all[k], ps...)
+			}
+			d.accepted, d.candidate, d.u = false, nil, nil
+			again = true
+		}
+	}
+
+	var reports []Report
+	for i := range decisions {
+		d := &decisions[i]
+		svc, st := services[d.key], b.services[d.key]
+		if d.accepted {
+			st.good, st.claims, st.weights = d.candidate, d.cl, d.weights
+			st.compiled = b.bind(d.key, d.candidate, d.u)
+			if st.since == 0 {
+				b.accepted++
+				st.since = b.accepted
+			}
+		}
+		rejected := d.candidate == nil
 		for _, k := range b.keys {
-			ps := all[k]
+			ps := d.all[k]
 			if _, present := svc.Annotations[k]; !present {
 				continue
 			}
-			if changed[k] || rejected || len(ps) > 0 {
+			if d.changed[k] || rejected || len(ps) > 0 {
 				sortProblems(ps)
 				reports = append(reports, Report{
-					Service:         key,
+					Service:         d.key,
 					Annotation:      k,
 					Problems:        ps,
 					Rejected:        rejected,

@@ -3,7 +3,10 @@ package snapshot
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/annotations"
 
 	"github.com/gatehouse-dev/gatehouse/router"
 )
@@ -125,19 +128,55 @@ func (t *tenancy) reachProblems(x *reach) []string {
 			}
 		}
 	}
-	if x.prec > 0 {
-		for _, rs := range t.routes {
-			for i := range rs {
-				y := &rs[i]
-				if y.ns == x.ns || y.prec >= x.prec || !hostsMeet(x, y) || !pathsMeet(x, y) {
-					continue
-				}
-				out = append(out, fmt.Sprintf("precedence %d would rank this route ahead of namespace %q's Mapping %s (%s, precedence %d) for the same requests; precedence orders a namespace's own routes and cannot reach past another namespace's", x.prec, y.ns, y.mapping, y.display, y.prec))
-				return out
-			}
-		}
+	if msg := t.outranks(x); msg != "" {
+		out = append(out, msg)
 	}
 	return out
+}
+
+// outranks applies the precedence rule to x against every route held now,
+// and says what x would rank ahead of ("" when nothing).
+func (t *tenancy) outranks(x *reach) string {
+	if x.prec <= 0 {
+		return ""
+	}
+	for _, rs := range t.routes {
+		for i := range rs {
+			y := &rs[i]
+			if y.ns == x.ns || y.prec >= x.prec || !hostsMeet(x, y) || !pathsMeet(x, y) {
+				continue
+			}
+			return fmt.Sprintf("precedence %d would rank this route ahead of namespace %q's Mapping %s (%s, precedence %d) for the same requests; precedence orders a namespace's own routes and cannot reach past another namespace's", x.prec, y.ns, y.mapping, y.display, y.prec)
+		}
+	}
+	return ""
+}
+
+// precedenceAfterAll re-applies the precedence rule to the routes a unit
+// adds, against every route held once all of a Build's Services are
+// decided. check saw only the Services decided before this one, so without
+// this pass the rule would depend on Build's order: a high-precedence route
+// decided first would pass, and the same routes decided the other way round
+// would not (a restart, or two Services created in the same second).
+func (t *tenancy) precedenceAfterAll(u *unit, served []reach) map[string]annotations.Problems {
+	var problems map[string]annotations.Problems
+	for i := range u.routes {
+		ur := &u.routes[i]
+		if ur.route.Precedence <= 0 {
+			continue
+		}
+		x := reachOf(&ur.route, ur.group)
+		if slices.ContainsFunc(served, func(s reach) bool { return s.id == x.id && s.group == x.group }) {
+			continue
+		}
+		if msg := t.outranks(&x); msg != "" {
+			if problems == nil {
+				problems = map[string]annotations.Problems{}
+			}
+			problems[ur.src] = append(problems[ur.src], annotations.Problem{Pos: ur.m.FieldPos("precedence"), Path: mappingPath(ur.m.Name, "precedence"), Message: msg})
+		}
+	}
+	return problems
 }
 
 func hostPattern(x *reach) string {

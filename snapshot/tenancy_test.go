@@ -150,6 +150,56 @@ func TestOlderClaimOwns(t *testing.T) {
 	}
 }
 
+// TestPrecedenceRuleIgnoresOrder: in one Build with no incumbents (a
+// restart), a high-precedence route is denied against another namespace's
+// route whichever was decided first: older, younger, or created in the same
+// second with names sorting either way. Only the outranking route is
+// rejected, and the other namespace serves.
+func TestPrecedenceRuleIgnoresOrder(t *testing.T) {
+	for _, c := range []struct {
+		name            string
+		grabAt, ownerAt int64
+		grabNS, ownerNS string
+	}{
+		{"grab older", 1000, 2000, "zz-evil", "aa-shop"},
+		{"grab younger", 2000, 1000, "aa-evil", "zz-shop"},
+		{"same second, grab sorts first", 1000, 1000, "aa-evil", "zz-shop"},
+		{"same second, grab sorts last", 1000, 1000, "zz-evil", "aa-shop"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			grab := service(c.grabNS, "grab", mapping("grab", "/", "grab", "precedence: 1000000"))
+			grab.CreationTimestamp = metav1.NewTime(time.Unix(c.grabAt, 0))
+			owner := service(c.ownerNS, "posts", mapping("posts", "/posts/", "posts"))
+			owner.CreationTimestamp = metav1.NewTime(time.Unix(c.ownerAt, 0))
+			b := newBuilder()
+			s, reports := build(t, b, Input{Services: []*corev1.Service{grab, owner}})
+			var rejected []string
+			for _, r := range reports {
+				if r.Rejected {
+					rejected = append(rejected, r.Service)
+					if !strings.Contains(r.Problems.Error(), "precedence 1000000 would rank this route ahead of namespace \""+c.ownerNS) {
+						t.Errorf("rejection: %v", r.Problems)
+					}
+				}
+			}
+			if want := []string{c.grabNS + "/grab"}; !slices.Equal(rejected, want) {
+				t.Errorf("rejected %v, want %v", rejected, want)
+			}
+			if got := served(t, s, "blog.example.com", "/posts/1"); got != c.ownerNS+"/posts" {
+				t.Errorf("/posts/1 served by %q", got)
+			}
+			if got := served(t, s, "blog.example.com", "/other"); got != "" {
+				t.Errorf("/other served by %q; the outranking route was rejected", got)
+			}
+			// The next build agrees: nothing changed, nothing moves.
+			s, _ = build(t, b, Input{Services: []*corev1.Service{owner, grab}})
+			if got := served(t, s, "blog.example.com", "/posts/1"); got != c.ownerNS+"/posts" {
+				t.Errorf("second build: /posts/1 served by %q", got)
+			}
+		})
+	}
+}
+
 // TestDelegation: the owner's Namespace can let other namespaces serve its
 // hosts; withdrawing the delegation stops their routes on those hosts at
 // the next build, though they stay admitted for what they were.
