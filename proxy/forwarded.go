@@ -220,46 +220,64 @@ func parseNode(s string) (netip.Addr, bool) {
 // -Proto and Forwarded from pr.Out, but not the rest of the family, nor
 // X-Real-IP; the client's values are still in pr.In.
 func (o *origin) setHeaders(pr *httputil.ProxyRequest) {
-	in, out := pr.In.Header, pr.Out.Header
+	out := pr.Out.Header
 	for name := range out {
 		if o.dropped(name) {
 			delete(out, name)
 		}
 	}
+	f := o.forwarding(pr.In)
+	// One backing array for the values: this runs on every request.
+	vals := f[:]
+	for i, name := range forwardingNames {
+		if f[i] == "" {
+			delete(out, name)
+		} else {
+			out[name] = vals[i : i+1 : i+1]
+		}
+	}
+}
 
+// forwarding holds what the upstream is told of a request's origin: the
+// values of forwardingNames, "" for a header not sent.
+type forwarding [5]string
+
+// forwardingNames are the headers the gateway writes itself, whatever the
+// client sent.
+var forwardingNames = [5]string{"X-Forwarded-For", "X-Real-Ip", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"}
+
+// forwarding works out the forwarding headers of in.
+func (o *origin) forwarding(in *http.Request) forwarding {
 	proto := "http"
-	if pr.In.TLS != nil {
+	if in.TLS != nil {
 		proto = "https"
 	}
-	host := pr.In.Host
+	host := in.Host
 	if o.trusted {
-		if p := firstElement(in["X-Forwarded-Proto"]); strings.EqualFold(p, "http") || strings.EqualFold(p, "https") {
+		if p := firstElement(in.Header["X-Forwarded-Proto"]); strings.EqualFold(p, "http") || strings.EqualFold(p, "https") {
 			proto = strings.ToLower(p)
 		}
-		if h := firstElement(in["X-Forwarded-Host"]); validHost(h) {
+		if h := firstElement(in.Header["X-Forwarded-Host"]); validHost(h) {
 			host = h
 		}
 	}
-
-	// One backing array for the five values: this runs on every request.
-	vals := make([]string, 5)
-	set := func(i int, name, v string) { vals[i] = v; out[name] = vals[i : i+1 : i+1] }
+	var f forwarding
 	if o.peer.IsValid() {
-		set(0, "X-Forwarded-For", o.forwardedFor())
+		f[0] = o.forwardedFor()
 	}
 	switch {
 	case !o.client.IsValid():
-		delete(out, "X-Real-Ip")
 	case len(o.chain) == 0:
-		set(1, "X-Real-Ip", vals[0]) // the peer, already formatted
+		f[1] = f[0] // the peer, already formatted
 	default:
-		set(1, "X-Real-Ip", o.client.String())
+		f[1] = o.client.String()
 	}
-	set(2, "X-Forwarded-Proto", proto)
+	f[2] = proto
 	if validHost(host) {
-		set(3, "X-Forwarded-Host", host)
+		f[3] = host
 	}
-	set(4, "Forwarded", o.forwarded(host, proto))
+	f[4] = o.forwarded(host, proto)
+	return f
 }
 
 // nodes is the vouched-for chain followed by the peer.

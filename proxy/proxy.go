@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/h1"
 	"github.com/gatehouse-dev/gatehouse/limiter"
 	"github.com/gatehouse-dev/gatehouse/metrics"
 	"github.com/gatehouse-dev/gatehouse/snapshot"
@@ -33,8 +34,14 @@ const StatusClientClosed = 499
 
 // Options configure a Handler. Zero values mean defaults.
 type Options struct {
-	// Transport reaches upstreams; nil means NewTransport(Guard).
+	// Transport reaches upstreams on the ReverseProxy path; nil means
+	// NewTransport(Guard).
 	Transport http.RoundTripper
+	// Pool reaches plain-HTTP upstreams on the fast path (fast.go); nil
+	// means NewPool(Guard) when Transport is nil too, and no fast path when
+	// a Transport is given alone or NoFastPath is set.
+	Pool       *h1.Pool
+	NoFastPath bool
 	// Guard is what the default Transport dials through; nil means
 	// upstream.DialGuard's defaults. Ignored when Transport is set.
 	Guard *upstream.DialGuard
@@ -57,6 +64,9 @@ type Options struct {
 type Handler struct {
 	current atomic.Pointer[published]
 	rp      *httputil.ReverseProxy
+	pool    *h1.Pool // nil: no fast path
+	bufs    *bufferPool
+	bodies  bodies
 	log     *slog.Logger
 	metrics *metrics.Set
 	now     func() time.Time
@@ -128,13 +138,20 @@ func New(opts Options) *Handler {
 	transport := opts.Transport
 	if transport == nil {
 		transport = NewTransport(opts.Guard)
+		if opts.Pool == nil {
+			opts.Pool = NewPool(func() *upstream.DialGuard { return opts.Guard })
+		}
 	}
+	if !opts.NoFastPath {
+		h.pool = opts.Pool
+	}
+	h.bufs = newBufferPool()
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      transport,
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.errorHandler,
-		BufferPool:     newBufferPool(),
+		BufferPool:     h.bufs,
 		// Errors are logged once, in the access log line, not by net/http.
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
@@ -334,6 +351,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { done(ex.outcome()) }()
 
 	ex.endpoint = endpoint
+	if h.fastPath(r, ex, up) {
+		h.forwardFast(sw, r, ex)
+		return
+	}
 	ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
 	// An upgraded connection (a WebSocket, say) lives as long as its peers
 	// want: the request timeouts bound the exchange, not the tunnel after it.

@@ -71,6 +71,10 @@ type Config struct {
 	// and the admin address is often reachable from the whole cluster.
 	Pprof bool
 
+	// Engine is what serves the proxy listener: EngineFast (the default,
+	// "") or EngineNetHTTP. See engine.go.
+	Engine string
+
 	// Limits bound slow and greedy clients on the proxy listener. The
 	// admin listener is not capped, so probes and scrapes still reach a
 	// gateway whose proxy listener is full.
@@ -90,6 +94,8 @@ type Server struct {
 	// listener. bodyTimeouts counts bodies cut by Limits.
 	conns        *connLimiter
 	bodyTimeouts prometheus.Counter
+	// inFlight counts the requests the proxy handler is serving.
+	inFlight atomic.Int64
 
 	mu       sync.Mutex // serialises Apply: one builder, one writer
 	builder  *snapshot.Builder
@@ -134,7 +140,11 @@ func New(cfg Config) *Server {
 		guard, _ = upstream.NewDialGuard(upstream.GuardOptions{Allow: nil})
 	}
 	s.guard.Store(guard)
-	s.handler = proxy.New(proxy.Options{Logger: access, Metrics: m, Transport: proxy.NewGuardedTransport(s.guard.Load), TrustedProxies: cfg.TrustedProxies})
+	popts := proxy.Options{Logger: access, Metrics: m, Transport: proxy.NewGuardedTransport(s.guard.Load), TrustedProxies: cfg.TrustedProxies}
+	if cfg.Engine != EngineNetHTTP {
+		popts.Pool = proxy.NewPool(s.guard.Load)
+	}
+	s.handler = proxy.New(popts)
 	ups := upstream.NewRegistry(upstream.RegistryOptions{
 		Guard:   guard,
 		Breaker: cfg.Breaker,
@@ -162,6 +172,11 @@ func (s *Server) registerLimitMetrics(reg prometheus.Registerer) {
 		Name: "gatehouse_request_body_timeouts_total",
 		Help: "Requests whose body stopped arriving (--body-idle-timeout, --body-min-rate); their connections were closed.",
 	})
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gatehouse_requests_in_flight",
+		Help: "Requests on the proxy listener being served now, from their head read to their answer sent.",
+	}, func() float64 { return float64(s.inFlight.Load()) })
+	reg.MustRegister(inFlight)
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "gatehouse_connections_open",
 		Help: "Connections open on the proxy listener, idle keep-alive ones included.",
@@ -333,14 +348,7 @@ func (s *Server) Run(ctx context.Context, onListen func(proxyAddr, adminAddr str
 	// streams that are alive. (A client that stops reading its answer is
 	// not bounded here yet.)
 	s.conns.Listener = pl
-	lim := s.limits
-	proxySrv := &http.Server{
-		Handler:           newBodyGuard(s.handler, lim, s.bodyTimeouts),
-		ReadHeaderTimeout: positive(lim.ReadHeaderTimeout),
-		IdleTimeout:       positive(lim.IdleTimeout),
-		MaxHeaderBytes:    lim.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
+	proxySrv := s.proxyServer()
 	adminSrv := &http.Server{Handler: s.adminMux(), ReadHeaderTimeout: 5 * time.Second}
 
 	errs := make(chan error, 2)

@@ -31,6 +31,7 @@ type serveFlags struct {
 	reloadInterval time.Duration
 	drain          time.Duration
 	pprof          bool
+	engine         string
 
 	// Limits on slow and greedy clients (server.Limits).
 	readHeaderTimeout, bodyIdleTimeout, idleTimeout time.Duration
@@ -51,6 +52,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.ipv6Prefix, "ratelimit-ipv6-prefix", 64, "IPv6 clients in one prefix of this length share a client_ip rate-limit bucket")
 	fs.DurationVar(&f.reloadInterval, "reload-interval", 250*time.Millisecond, "how often --from-dir is checked for changes")
 	fs.DurationVar(&f.drain, "drain", 10*time.Second, "how long in-flight requests may finish on shutdown")
+	fs.StringVar(&f.engine, "engine", server.EngineFast, "what serves --listen: "+server.EngineFast+" (plain HTTP/1.1 requests on Gatehouse's own parser and upstream pool, everything else on net/http) or "+server.EngineNetHTTP+" (net/http for everything)")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the admin address")
 	fs.DurationVar(&f.readHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "how long a client may take to send a request's line and headers (0: no limit)")
 	fs.DurationVar(&f.bodyIdleTimeout, "body-idle-timeout", server.DefaultBodyIdleTimeout, "how long a request body may send nothing before the request is abandoned and its connection closed (0: no limit)")
@@ -81,6 +83,7 @@ func (f *serveFlags) serverConfig(opts snapshot.Options, logger *slog.Logger) se
 		AccessLog: f.accessLog,
 		Drain:     f.drain,
 		Pprof:     f.pprof,
+		Engine:    f.engine,
 		Breaker: upstream.BreakerSettings{
 			ConsecutiveFailures: uint32(f.breakerFails),
 			OpenTimeout:         f.breakerOpen,
@@ -124,6 +127,10 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if _, err := f.dialect.options(); err != nil {
 		fmt.Fprintln(stderr, "gatehouse serve:", err)
+		return 2
+	}
+	if f.engine != server.EngineFast && f.engine != server.EngineNetHTTP {
+		fmt.Fprintf(stderr, "gatehouse serve: --engine must be %s or %s\n", server.EngineFast, server.EngineNetHTTP)
 		return 2
 	}
 	if f.dir != "" && (kubeconfig != "" || len(namespaces) > 0) {

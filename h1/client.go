@@ -1,0 +1,455 @@
+package h1
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Pool keeps idle keep-alive connections to upstream addresses, newest
+// first: the most recently used connection is the least likely to have
+// been closed by the upstream in the meantime.
+type Pool struct {
+	// Dial opens a connection to addr within timeout.
+	Dial func(addr string, timeout time.Duration) (net.Conn, error)
+	// MaxIdlePerAddr caps the idle connections kept per address.
+	MaxIdlePerAddr int
+	// IdleTimeout is how long an idle connection is kept. Upstreams close
+	// idle connections too (Node's default after 5 s), and a request sent
+	// just as they do fails; the caller retries those it may (Retryable).
+	IdleTimeout time.Duration
+
+	mu   sync.Mutex
+	idle map[string][]*UpConn
+	free sync.Pool // *UpConn with buffers, for new connections
+}
+
+// UpConn is one connection to an upstream, with its buffers.
+type UpConn struct {
+	nc        net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	addr      string
+	idleSince time.Time
+	reused    bool // it served a request before this one
+	got       bool // a byte of the answer arrived
+	done      bool // the answer was read to its end and may be followed by another
+	body      bodyReader
+	chunked   io.Reader
+	scratch   []byte
+}
+
+// Get returns an idle connection to addr, or a new one.
+func (p *Pool) Get(addr string, connectTimeout time.Duration) (*UpConn, error) {
+	now := time.Now()
+	p.mu.Lock()
+	for {
+		list := p.idle[addr]
+		if len(list) == 0 {
+			break
+		}
+		c := list[len(list)-1]
+		list[len(list)-1] = nil
+		p.idle[addr] = list[:len(list)-1]
+		if p.IdleTimeout > 0 && now.Sub(c.idleSince) > p.IdleTimeout {
+			p.mu.Unlock()
+			c.close()
+			p.mu.Lock()
+			continue
+		}
+		p.mu.Unlock()
+		c.reused, c.got, c.done = true, false, false
+		return c, nil
+	}
+	p.mu.Unlock()
+	nc, err := p.Dial(addr, connectTimeout)
+	if err != nil {
+		return nil, err
+	}
+	c, _ := p.free.Get().(*UpConn)
+	if c == nil {
+		c = &UpConn{br: bufio.NewReaderSize(nil, 4096), bw: bufio.NewWriterSize(nil, 4096)}
+		c.body.c = c
+	}
+	c.nc, c.addr = nc, addr
+	c.br.Reset(nc)
+	c.bw.Reset(nc)
+	c.reused, c.got, c.done = false, false, false
+	return c, nil
+}
+
+// Put returns c after an exchange: kept when its answer was read to the
+// end and the upstream did not ask to close, closed otherwise.
+func (p *Pool) Put(c *UpConn) {
+	if !c.done || c.br.Buffered() > 0 {
+		// Bytes after the answer: the upstream sent something it should
+		// not have, and nothing more on this connection can be trusted.
+		c.close()
+		p.recycle(c)
+		return
+	}
+	_ = c.nc.SetDeadline(time.Time{})
+	c.idleSince = time.Now()
+	p.mu.Lock()
+	if p.idle == nil {
+		p.idle = map[string][]*UpConn{}
+	}
+	if list := p.idle[c.addr]; len(list) < p.MaxIdlePerAddr {
+		p.idle[c.addr] = append(list, c)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	c.close()
+	p.recycle(c)
+}
+
+// Discard closes c, whatever its state.
+func (p *Pool) Discard(c *UpConn) {
+	c.close()
+	p.recycle(c)
+}
+
+func (p *Pool) recycle(c *UpConn) {
+	c.nc = nil
+	c.br.Reset(nil)
+	c.bw.Reset(nil)
+	c.chunked = nil
+	p.free.Put(c)
+}
+
+// CloseIdle closes every idle connection, and those to addresses keep
+// does not want (nil keeps none).
+func (p *Pool) CloseIdle(keep func(addr string) bool) {
+	p.mu.Lock()
+	var closing []*UpConn
+	for addr, list := range p.idle {
+		if keep != nil && keep(addr) {
+			continue
+		}
+		closing = append(closing, list...)
+		delete(p.idle, addr)
+	}
+	p.mu.Unlock()
+	for _, c := range closing {
+		c.close()
+	}
+}
+
+func (c *UpConn) close() { _ = c.nc.Close() }
+
+// Writer is where the request is written; Flush sends it.
+func (c *UpConn) Writer() *bufio.Writer { return c.bw }
+
+// Reused reports whether the connection carried an earlier exchange.
+func (c *UpConn) Reused() bool { return c.reused }
+
+// GotAnswer reports whether any byte of an answer arrived.
+func (c *UpConn) GotAnswer() bool { return c.got || c.br.Buffered() > 0 }
+
+// SetDeadline bounds everything that follows on the connection.
+func (c *UpConn) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
+
+// SetReadDeadline bounds the reads that follow.
+func (c *UpConn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
+
+// Answer is the head of an upstream's answer, as framing needs it.
+type Answer struct {
+	Status int
+	// Length is the body's length, -1 when it is chunked or runs to the
+	// connection's close.
+	Length  int64
+	Chunked bool
+	// Close is set when the connection cannot carry another exchange after
+	// this one (the upstream said so, or framed the body by closing).
+	Close bool
+}
+
+// ErrBadAnswer wraps every way an upstream's head can be malformed.
+var ErrBadAnswer = errors.New("malformed answer from the upstream")
+
+// ReadAnswer reads the head of the answer to a request with method into h
+// (its fields are added to what h holds; h is the client's header map, so
+// the caller removes hop-by-hop fields after). Interim (1xx) answers are
+// skipped. max bounds the head's size.
+func (c *UpConn) ReadAnswer(method string, h http.Header, max int) (Answer, error) {
+	for {
+		a, err := c.readHead(method, h, max)
+		if err != nil || a.Status >= 200 {
+			return a, err
+		}
+		// 100 Continue, 103 Early Hints: skipped, and so are their fields.
+	}
+}
+
+func (c *UpConn) readHead(method string, h http.Header, max int) (Answer, error) {
+	buf := c.scratch[:0]
+	for {
+		line, err := c.br.ReadSlice('\n')
+		if len(line) > 0 {
+			c.got = true
+		}
+		if err == bufio.ErrBufferFull {
+			buf = append(buf, line...)
+			if len(buf) > max {
+				return Answer{}, fmt.Errorf("%w: a head over %d bytes", ErrBadAnswer, max)
+			}
+			continue
+		}
+		if err != nil {
+			return Answer{}, err
+		}
+		buf = append(buf, line...)
+		if len(buf) > max {
+			return Answer{}, fmt.Errorf("%w: a head over %d bytes", ErrBadAnswer, max)
+		}
+		if len(line) == 2 && line[0] == '\r' || len(line) == 1 {
+			break
+		}
+	}
+	if cap(buf) <= 16<<10 {
+		c.scratch = buf[:0]
+	}
+	head := string(buf)
+	i := strings.Index(head, "\r\n")
+	if i < 0 || !strings.HasSuffix(head, "\r\n\r\n") {
+		return Answer{}, fmt.Errorf("%w: lines not ended by CRLF", ErrBadAnswer)
+	}
+	status, minor, ok := statusLine(head[:i])
+	if !ok {
+		return Answer{}, fmt.Errorf("%w: status line %q", ErrBadAnswer, truncate(head[:i]))
+	}
+	a := Answer{Status: status, Length: -1}
+	if status < 200 {
+		h = http.Header{}
+	}
+	var te, cl, conn []string
+	vals := make([]string, 0, 16)
+	ok = fields(head[i+2:len(head)-2], h, &vals, func(key, value string) bool {
+		switch key {
+		case "Transfer-Encoding":
+			te = append(te, value)
+		case "Content-Length":
+			cl = append(cl, value)
+		case "Connection":
+			conn = append(conn, value)
+		}
+		return true
+	})
+	if !ok {
+		return Answer{}, fmt.Errorf("%w: a malformed field", ErrBadAnswer)
+	}
+	if status < 200 {
+		return a, nil
+	}
+	a.Close = minor == 0
+	for _, v := range conn {
+		if hasToken(v, "close") {
+			a.Close = true
+		} else if minor == 0 && hasToken(v, "keep-alive") {
+			a.Close = false
+		}
+	}
+	switch {
+	case method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified:
+		a.Length = 0
+	case len(te) > 0:
+		// RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; only
+		// chunked as the last coding frames the body, anything else runs
+		// to the close. With both, nothing after this answer is trusted.
+		last := te[len(te)-1]
+		if j := strings.LastIndexByte(last, ','); j >= 0 {
+			last = last[j+1:]
+		}
+		a.Chunked = strings.EqualFold(trimOWS(last), "chunked")
+		if !a.Chunked || len(cl) > 0 {
+			a.Close = true
+		}
+	case len(cl) > 0:
+		n, ok := parseLength(cl[0])
+		for _, v := range cl[1:] {
+			if v != cl[0] {
+				ok = false
+			}
+		}
+		if !ok {
+			return Answer{}, fmt.Errorf("%w: Content-Length %q", ErrBadAnswer, truncate(strings.Join(cl, ", ")))
+		}
+		a.Length = n
+		if len(cl) > 1 {
+			h["Content-Length"] = cl[:1]
+		}
+	default:
+		a.Close = true
+	}
+	c.body = bodyReader{c: c, a: a, remaining: a.Length}
+	if a.Chunked {
+		c.chunked = httputil.NewChunkedReader(c.br)
+	}
+	if a.Length == 0 && !a.Close {
+		c.done = true
+	}
+	return a, nil
+}
+
+// statusLine parses "HTTP/1.x NNN reason".
+func statusLine(s string) (status, minor int, ok bool) {
+	if len(s) < 12 || !strings.HasPrefix(s, "HTTP/1.") || s[8] != ' ' || (len(s) > 12 && s[12] != ' ') {
+		return 0, 0, false
+	}
+	switch s[7] {
+	case '0':
+	case '1':
+		minor = 1
+	default:
+		return 0, 0, false
+	}
+	n, err := strconv.Atoi(s[9:12])
+	if err != nil || n < 100 || n > 999 {
+		return 0, 0, false
+	}
+	return n, minor, true
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// Body is the answer's body, framed as ReadAnswer found it. It reaches
+// io.EOF only at the true end of the body; a body cut short (the upstream
+// closed before its Content-Length, a broken chunk) is an error.
+func (c *UpConn) Body() io.Reader { return &c.body }
+
+// Trailers reads what follows a chunked body's last chunk, adding the
+// fields to h under http.TrailerPrefix; it must be called once Body reached
+// io.EOF.
+func (c *UpConn) trailers(h http.Header) error {
+	total := 0
+	for {
+		line, err := c.br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		total += len(line)
+		if total > 16<<10 {
+			return fmt.Errorf("%w: trailers over 16 KiB", ErrBadAnswer)
+		}
+		if len(line) < 2 || line[len(line)-2] != '\r' {
+			return fmt.Errorf("%w: a trailer line not ended by CRLF", ErrBadAnswer)
+		}
+		if len(line) == 2 {
+			return nil
+		}
+		if h == nil {
+			continue
+		}
+		s := string(line[:len(line)-2])
+		k, v, ok := strings.Cut(s, ":")
+		if !ok || k == "" {
+			return fmt.Errorf("%w: a malformed trailer", ErrBadAnswer)
+		}
+		for j := 0; j < len(k); j++ {
+			if !token(k[j]) {
+				return fmt.Errorf("%w: a malformed trailer", ErrBadAnswer)
+			}
+		}
+		v = trimOWS(v)
+		for j := 0; j < len(v); j++ {
+			if !fieldValueByte(v[j]) {
+				return fmt.Errorf("%w: a malformed trailer", ErrBadAnswer)
+			}
+		}
+		h.Add(http.TrailerPrefix+canonicalKey(k), v)
+	}
+}
+
+// bodyReader reads one answer's body.
+type bodyReader struct {
+	c         *UpConn
+	a         Answer
+	remaining int64
+	err       error
+	// Trailers, when set, receives a chunked body's trailers.
+	Trailers http.Header
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	c := b.c
+	switch {
+	case b.a.Chunked:
+		n, err := c.chunked.Read(p)
+		if err == io.EOF {
+			if terr := c.trailers(b.Trailers); terr != nil {
+				err = terr
+			} else if !b.a.Close {
+				c.done = true
+			}
+		} else if err == io.ErrUnexpectedEOF || err != nil {
+			err = fmt.Errorf("reading a chunked answer: %w", err)
+		}
+		if err != nil {
+			b.err = err
+		}
+		return n, err
+	case b.remaining >= 0:
+		if b.remaining == 0 {
+			b.err = io.EOF
+			return 0, io.EOF
+		}
+		if int64(len(p)) > b.remaining {
+			p = p[:b.remaining]
+		}
+		n, err := c.br.Read(p)
+		b.remaining -= int64(n)
+		if b.remaining == 0 {
+			if !b.a.Close {
+				c.done = true
+			}
+			return n, io.EOF
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			b.err = err
+		}
+		return n, err
+	default:
+		// Until the close: the only end there is.
+		n, err := c.br.Read(p)
+		if err != nil {
+			b.err = err
+		}
+		return n, err
+	}
+}
+
+// SetTrailers makes a chunked body's trailers land in h.
+func (c *UpConn) SetTrailers(h http.Header) { c.body.Trailers = h }
+
+// Retryable reports whether a request may be sent again after its
+// connection failed before any answer, the rule net/http follows: its
+// method is idempotent or it carries an idempotency key.
+func Retryable(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, k1 := r.Header["Idempotency-Key"]
+	_, k2 := r.Header["X-Idempotency-Key"]
+	return k1 || k2
+}

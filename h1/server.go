@@ -1,0 +1,751 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Server serves HTTP/1.1 requests on accepted connections with Handler,
+// and hands every connection whose request it declines to Fallback.
+//
+// What it does per request, and nothing more: one read deadline while a
+// kept connection waits (IdleTimeout) and one for the head
+// (ReadHeaderTimeout), a head parsed in place and kept as one string whose
+// substrings are the request's fields, and an answer framed by the
+// handler's Content-Length or chunked, written through one buffer and sent
+// with one write when the handler returns. The Request, its URL and Header
+// map, and the ResponseWriter are reused for every request on a connection:
+// a handler must not keep them after it returns (net/http asks the same).
+//
+// The ResponseWriter supports Flush and, through http.ResponseController,
+// read and write deadlines; not Hijack: the requests that need it (an
+// Upgrade) are declined and served by net/http.
+type Server struct {
+	Handler http.Handler
+	// Fallback takes a connection the fast path declined; reading from it
+	// yields the bytes already read first. It must not block.
+	Fallback func(net.Conn)
+
+	ReadHeaderTimeout time.Duration // <= 0: none
+	IdleTimeout       time.Duration // <= 0: none
+	MaxHeaderBytes    int           // <= 0: 1 MiB, as net/http
+
+	// Logger receives handler panics; nil discards them.
+	Logger *slog.Logger
+
+	shutdown atomic.Bool
+	mu       sync.Mutex
+	ln       []net.Listener
+	conns    map[*conn]struct{}
+	date     atomic.Pointer[dateLine]
+	pool     sync.Pool
+}
+
+// Conn states, for Shutdown: only an idle connection is closed under a
+// client's feet.
+const (
+	stateActive int32 = iota
+	stateIdle
+	stateClosed
+)
+
+// closeDrainLimit and closeDrainTime bound what a connection reads of a
+// body nobody consumed before it closes (net/http's figures): unread data
+// at close makes the kernel send a reset, which can destroy the answer
+// before the client reads it.
+const (
+	closeDrainLimit = 256 << 10
+	closeDrainTime  = 500 * time.Millisecond
+)
+
+// Serve accepts connections on l until Shutdown, and returns
+// http.ErrServerClosed then.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown.Load() {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.ln = append(s.ln, l)
+	if s.conns == nil {
+		s.conns = map[*conn]struct{}{}
+	}
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.shutdown.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
+				// Out of descriptors, for instance: wait, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := s.newConn(nc)
+		if c == nil {
+			continue
+		}
+		go c.serve()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, lets the others finish
+// the request they are on (their answers say Connection: close), and
+// returns when none is left or ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdown.Store(true)
+	s.mu.Lock()
+	var err error
+	for _, l := range s.ln {
+		err = errors.Join(err, l.Close())
+	}
+	s.ln = nil
+	s.mu.Unlock()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if s.closeIdle() == 0 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// closeIdle closes the connections waiting for a request and returns how
+// many connections are still open.
+func (s *Server) closeIdle() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+			c.nc.Close()
+		}
+	}
+	return len(s.conns)
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Load() {
+		nc.Close()
+		return nil
+	}
+	c, _ := s.pool.Get().(*conn)
+	if c == nil {
+		c = &conn{buf: make([]byte, 4096), hdr: http.Header{}, bw: bufio.NewWriterSize(nil, 4096)}
+		c.rw.header = http.Header{}
+		c.rw.c = c
+		c.body.c = c
+	}
+	c.srv, c.nc = s, nc
+	c.remote = nc.RemoteAddr().String()
+	c.bw.Reset(nc)
+	c.state.Store(stateActive)
+	s.conns[c] = struct{}{}
+	return c
+}
+
+// release forgets c; when it still owns its buffers they go back to the
+// pool.
+func (s *Server) release(c *conn, reuse bool) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	if !reuse {
+		return
+	}
+	c.nc, c.srv, c.remote = nil, nil, ""
+	c.r, c.w, c.broken = 0, 0, false
+	c.bw.Reset(nil)
+	clear(c.hdr)
+	clear(c.rw.header)
+	clear(c.vals)
+	c.vals = c.vals[:0]
+	c.req = http.Request{}
+	if cap(c.buf) > 4096 {
+		c.buf = make([]byte, 4096)
+	}
+	s.pool.Put(c)
+}
+
+// conn is one client connection and everything reused across its
+// requests.
+type conn struct {
+	srv    *Server
+	nc     net.Conn
+	remote string
+	state  atomic.Int32
+
+	// buf[r:w] is read but not yet parsed or consumed as body.
+	buf  []byte
+	r, w int
+
+	bw     *bufio.Writer
+	broken bool // a read or write failed: the connection cannot be reused
+
+	req  http.Request
+	url  url.URL
+	hdr  http.Header
+	vals []string
+	body body
+	rw   response
+}
+
+func (c *conn) serve() {
+	handedOff := false
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler && c.srv.Logger != nil {
+				buf := make([]byte, 16<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.srv.Logger.Error("panic serving a request", "client", c.remote, "panic", v, "stack", string(buf))
+			}
+			c.nc.Close()
+			c.srv.release(c, false)
+			return
+		}
+		if !handedOff {
+			c.nc.Close()
+		}
+		c.srv.release(c, !handedOff)
+	}()
+	for {
+		head, ok := c.readHead()
+		if !ok {
+			return
+		}
+		if head < 0 || !c.parse(head) {
+			c.handOff()
+			handedOff = true
+			return
+		}
+		c.rw.reset(c.req.Method == http.MethodHead)
+		c.srv.Handler.ServeHTTP(&c.rw, &c.req)
+		if !c.finish() {
+			return
+		}
+	}
+}
+
+// readHead waits for a request and reads its head into buf. It returns the
+// index in buf just past the head's blank line, or -1 when the head is not
+// one the fast path reads (too big); false when the connection is done.
+func (c *conn) readHead() (int, bool) {
+	s := c.srv
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+	} else if c.r > 0 {
+		// A pipelined request: move it to the front.
+		c.w = copy(c.buf, c.buf[c.r:c.w])
+		c.r = 0
+	}
+	if c.w == 0 {
+		c.state.Store(stateIdle)
+		if s.shutdown.Load() {
+			return 0, false
+		}
+		if s.IdleTimeout > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(s.IdleTimeout))
+		} else {
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
+		n, err := c.nc.Read(c.buf)
+		if n == 0 || err != nil && n == 0 {
+			return 0, false
+		}
+		c.w = n
+		if !c.state.CompareAndSwap(stateIdle, stateActive) {
+			return 0, false // Shutdown closed it
+		}
+	}
+	max := s.MaxHeaderBytes
+	if max <= 0 {
+		max = 1 << 20
+	}
+	searched := 0
+	deadline := false
+	for {
+		if end := endOfHead(c.buf[:c.w], searched); end >= 0 {
+			return end, true
+		}
+		searched = c.w
+		if c.w > max {
+			return -1, true
+		}
+		if !deadline {
+			deadline = true
+			if s.ReadHeaderTimeout > 0 {
+				_ = c.nc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
+			} else {
+				_ = c.nc.SetReadDeadline(time.Time{})
+			}
+		}
+		if c.w == len(c.buf) {
+			grown := make([]byte, min(2*len(c.buf), max+4096))
+			copy(grown, c.buf[:c.w])
+			c.buf = grown
+		}
+		n, err := c.nc.Read(c.buf[c.w:])
+		c.w += n
+		if err != nil {
+			if n > 0 {
+				continue
+			}
+			// A head cut short: net/http would answer nothing either.
+			return 0, false
+		}
+	}
+}
+
+// handOff gives the connection, with what was read of it, to net/http.
+func (c *conn) handOff() {
+	pending := make([]byte, c.w-c.r)
+	copy(pending, c.buf[c.r:c.w])
+	_ = c.nc.SetReadDeadline(time.Time{})
+	c.srv.Fallback(&replayConn{Conn: c.nc, pending: pending})
+}
+
+// parse reads the head in buf[r:end] into the connection's Request. It
+// returns false for anything that is not a plain HTTP/1.1 request, which
+// is then net/http's to answer.
+func (c *conn) parse(end int) bool {
+	b := c.buf[c.r:end]
+	// One string for the whole head: every field below is a substring.
+	head := string(b)
+	i := strings.Index(head, "\r\n")
+	line := head[:i]
+	fieldsText := head[i+2 : len(head)-2]
+
+	sp := strings.IndexByte(line, ' ')
+	if sp <= 0 {
+		return false
+	}
+	method := line[:sp]
+	for j := 0; j < len(method); j++ {
+		if !token(method[j]) {
+			return false
+		}
+	}
+	rest := line[sp+1:]
+	sp = strings.IndexByte(rest, ' ')
+	if sp <= 0 || rest[sp+1:] != "HTTP/1.1" {
+		return false
+	}
+	target := rest[:sp]
+	if target[0] != '/' {
+		return false // absolute-form, asterisk-form, authority-form
+	}
+	for j := 0; j < len(target); j++ {
+		if !targetByte(target[j]) {
+			return false
+		}
+	}
+
+	var f framing
+	clear(c.hdr)
+	clear(c.vals)
+	c.vals = c.vals[:0]
+	if !fields(fieldsText, c.hdr, &c.vals, f.see) || !f.plain() {
+		return false
+	}
+
+	path, query, _ := strings.Cut(target, "?")
+	c.url = url.URL{Path: path, RawQuery: query}
+	if strings.IndexByte(path, '%') >= 0 {
+		p, err := url.PathUnescape(path)
+		if err != nil {
+			return false // net/http answers 400
+		}
+		c.url.Path, c.url.RawPath = p, path
+	}
+	c.req = http.Request{
+		Method:        method,
+		URL:           &c.url,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        c.hdr,
+		Body:          http.NoBody,
+		ContentLength: f.length,
+		Close:         f.close,
+		Host:          f.host,
+		RemoteAddr:    c.remote,
+		RequestURI:    target,
+	}
+	c.r = end
+	c.body.remaining = f.length
+	if f.length > 0 {
+		c.req.Body = &c.body
+	}
+	return true
+}
+
+// framing is what the fields of a request say about how it is framed and
+// whether the fast path takes it.
+type framing struct {
+	host     string
+	hosts    int
+	length   int64
+	lengths  int
+	close    bool
+	declined bool
+}
+
+func (f *framing) see(key, value string) bool {
+	switch key {
+	case "Host":
+		f.hosts++
+		f.host = value
+		if value == "" {
+			return false
+		}
+		for i := 0; i < len(value); i++ {
+			if !hostByte(value[i]) {
+				return false
+			}
+		}
+	case "Content-Length":
+		f.lengths++
+		n, ok := parseLength(value)
+		if !ok {
+			return false
+		}
+		f.length = n
+	case "Transfer-Encoding", "Expect", "Upgrade", "Te", "Trailer":
+		// Chunked bodies, 100-continue, protocol switches and trailers
+		// are net/http's.
+		return false
+	case "Connection":
+		if hasToken(value, "upgrade") {
+			return false
+		}
+		if hasToken(value, "close") {
+			f.close = true
+		}
+	}
+	return true
+}
+
+// plain reports whether the request is one the fast path serves: one Host,
+// at most one Content-Length.
+func (f *framing) plain() bool { return f.hosts == 1 && f.lengths <= 1 }
+
+// finish completes the answer after the handler returned and reports
+// whether the connection may carry another request.
+func (c *conn) finish() bool {
+	w := &c.rw
+	if c.broken {
+		return false
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.chunked {
+		c.bw.WriteString("0\r\n")
+		w.writeTrailers()
+		c.bw.WriteString("\r\n")
+	} else if w.length >= 0 && w.written < w.length && !w.noBody {
+		// The handler wrote less than it declared: the client cannot find
+		// the end of this answer but by the connection's.
+		w.closeAfter = true
+	}
+	if c.bw.Flush() != nil {
+		c.broken = true
+	}
+	if c.broken {
+		return false
+	}
+	if w.closeAfter || c.body.remaining > 0 {
+		c.closeGracefully()
+		return false
+	}
+	return true
+}
+
+// closeGracefully half-closes after the answer and reads for a short while
+// what the client still sends, so that the close does not reset a
+// connection holding unread data (which can destroy the answer in flight).
+func (c *conn) closeGracefully() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(closeDrainTime))
+	rest := c.w - c.r
+	if rest >= closeDrainLimit {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, c.nc, int64(closeDrainLimit-rest))
+}
+
+// body is a request body framed by Content-Length: first what is already
+// in the connection's buffer, then the connection.
+type body struct {
+	c         *conn
+	remaining int64
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.remaining <= 0 {
+		return 0, io.EOF
+	}
+	c := b.c
+	if int64(len(p)) > b.remaining {
+		p = p[:b.remaining]
+	}
+	var n int
+	var err error
+	if c.r < c.w {
+		n = copy(p, c.buf[c.r:c.w])
+		c.r += n
+	} else {
+		n, err = c.nc.Read(p)
+	}
+	b.remaining -= int64(n)
+	if err != nil {
+		c.broken = true
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return n, err
+	}
+	if b.remaining == 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Close leaves the rest unread; finish closes the connection if any is
+// left.
+func (b *body) Close() error { return nil }
+
+// replayConn is a connection whose first reads return bytes read before it
+// was handed over.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (r *replayConn) Read(p []byte) (int, error) {
+	if len(r.pending) > 0 {
+		n := copy(p, r.pending)
+		r.pending = r.pending[n:]
+		return n, nil
+	}
+	return r.Conn.Read(p)
+}
+
+// CloseWrite keeps net/http's half-close, which it finds on the connection.
+func (r *replayConn) CloseWrite() error {
+	if cw, ok := r.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// dateLine is a Date field for the current second.
+type dateLine struct {
+	unix int64
+	line string
+}
+
+func (s *Server) dateField() string {
+	now := time.Now()
+	if d := s.date.Load(); d != nil && d.unix == now.Unix() {
+		return d.line
+	}
+	d := &dateLine{unix: now.Unix(), line: "Date: " + now.UTC().Format(http.TimeFormat) + "\r\n"}
+	s.date.Store(d)
+	return d.line
+}
+
+// response is the ResponseWriter of a fast-path request.
+type response struct {
+	c           *conn
+	header      http.Header
+	status      int
+	wroteHeader bool
+	head        bool  // the request was HEAD: the head only
+	noBody      bool  // no body may be sent (HEAD, 1xx, 204, 304)
+	chunked     bool  // the body is sent chunked
+	length      int64 // the declared Content-Length, -1 when none
+	written     int64
+	closeAfter  bool
+}
+
+func (w *response) reset(head bool) {
+	clear(w.header)
+	*w = response{c: w.c, header: w.header, head: head, length: -1}
+}
+
+func (w *response) Header() http.Header { return w.header }
+
+func (w *response) WriteHeader(code int) {
+	if w.wroteHeader || code < 200 {
+		// Interim answers are not relayed on the fast path.
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	c := w.c
+	h := w.header
+	bodyAllowed := code != http.StatusNoContent && code != http.StatusNotModified
+	w.noBody = w.head || !bodyAllowed
+	if v, ok := h["Content-Length"]; ok {
+		if n, valid := parseLength(firstOf(v)); valid && len(v) == 1 && bodyAllowed {
+			w.length = n
+		} else {
+			delete(h, "Content-Length")
+		}
+	}
+	if !w.noBody && w.length < 0 {
+		w.chunked = true
+	}
+	w.closeAfter = c.req.Close || c.srv.shutdown.Load() || c.body.remaining > 0 || hasToken(firstOf(h["Connection"]), "close")
+
+	bw := c.bw
+	bw.WriteString("HTTP/1.1 ")
+	var num [3]byte
+	bw.Write(strconv.AppendInt(num[:0], int64(code), 10))
+	bw.WriteByte(' ')
+	bw.WriteString(http.StatusText(code))
+	bw.WriteString("\r\n")
+	for k, vs := range h {
+		switch k {
+		case "Connection", "Transfer-Encoding", "Keep-Alive":
+			continue // the framing of this connection is ours
+		}
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		for _, v := range vs {
+			writeField(bw, k, v)
+		}
+	}
+	if _, ok := h["Date"]; !ok {
+		bw.WriteString(c.srv.dateField())
+	}
+	if w.chunked {
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if w.closeAfter {
+		bw.WriteString("Connection: close\r\n")
+	}
+	bw.WriteString("\r\n")
+}
+
+// writeField writes one field line; a CR or LF in a handler's value would
+// start a line of its own, so it becomes a space, as net/http does.
+func writeField(bw *bufio.Writer, k, v string) {
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.Map(func(r rune) rune {
+			if r == '\r' || r == '\n' {
+				return ' '
+			}
+			return r
+		}, v)
+	}
+	bw.WriteString(k)
+	bw.WriteString(": ")
+	bw.WriteString(v)
+	bw.WriteString("\r\n")
+}
+
+func firstOf(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+func (w *response) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.noBody {
+		if w.head {
+			return len(p), nil
+		}
+		return 0, http.ErrBodyNotAllowed
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if w.length >= 0 && w.written+int64(len(p)) > w.length {
+		return 0, http.ErrContentLength
+	}
+	bw := w.c.bw
+	if w.chunked {
+		var size [16]byte
+		bw.Write(strconv.AppendInt(size[:0], int64(len(p)), 16))
+		bw.WriteString("\r\n")
+	}
+	n, err := bw.Write(p)
+	if w.chunked && err == nil {
+		_, err = bw.WriteString("\r\n")
+	}
+	w.written += int64(n)
+	if err != nil {
+		w.c.broken = true
+	}
+	return n, err
+}
+
+func (w *response) writeTrailers() {
+	for k, vs := range w.header {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && name != "" {
+			for _, v := range vs {
+				writeField(w.c.bw, name, v)
+			}
+		}
+	}
+}
+
+// FlushError sends what is buffered, the head first if need be.
+func (w *response) FlushError() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	err := w.c.bw.Flush()
+	if err != nil {
+		w.c.broken = true
+	}
+	return err
+}
+
+func (w *response) Flush() { _ = w.FlushError() }
+
+// AbortConnection closes the connection once the handler returns, without
+// completing the answer: for a handler whose body broke off after the head
+// was sent, the client must not take what it got for the whole answer.
+// (net/http's equivalent is panicking with http.ErrAbortHandler.)
+func (w *response) AbortConnection() { w.c.broken = true }
+
+// SetReadDeadline and SetWriteDeadline are for http.ResponseController:
+// the request body's limits are enforced by moving the read deadline.
+func (w *response) SetReadDeadline(t time.Time) error  { return w.c.nc.SetReadDeadline(t) }
+func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }

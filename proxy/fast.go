@@ -1,0 +1,537 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/h1"
+	"github.com/gatehouse-dev/gatehouse/snapshot"
+	"github.com/gatehouse-dev/gatehouse/upstream"
+)
+
+// The fast upstream path: a plain-HTTP upstream, spoken to with h1.Pool on
+// the handler's own goroutine, for every request that is not an upgrade and
+// whose body is small enough to hold (maxBuffered).
+//
+// Such a body is read in full before any upstream connection is taken, as
+// nginx does by default (proxy_request_buffering): a client trickling its
+// body holds no upstream connection and cannot make an upstream look slow
+// (outcome.go), and a request that met a connection the upstream had just
+// closed can be sent again. Everything else (TLS upstreams, upgrades,
+// bigger or chunked bodies) goes through httputil.ReverseProxy.
+//
+// What the upstream gets is what the ReverseProxy path sends: the routed,
+// rewritten path, the client's Host (or host_rewrite), the client's fields
+// without hop-by-hop ones and without the forwarding claims forwarded.go
+// drops, the forwarding headers, X-Request-Id, then the route's header
+// changes; framed by Content-Length. TestEnginesAgree holds the two paths
+// to that.
+
+// maxBuffered is the largest request body the fast path holds.
+const maxBuffered = 64 << 10
+
+// maxAnswerHead bounds an upstream's head, as net/http's transport does
+// (MaxResponseHeaderBytes defaults to 1 MiB there; Envoy's is 60 KiB).
+const maxAnswerHead = 64 << 10
+
+// NewPool is the upstream connection pool of the fast path: idle
+// connections per endpoint as NewTransport keeps them, each dialled
+// through the guard read at the time.
+func NewPool(guard func() *upstream.DialGuard) *h1.Pool {
+	d := dialer{guard: guard}
+	return &h1.Pool{
+		Dial: func(addr string, timeout time.Duration) (net.Conn, error) {
+			base := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+			return d.guard().Dialer(base).Dial("tcp", upstream.RootedAddr(addr))
+		},
+		MaxIdlePerAddr: 128,
+		IdleTimeout:    90 * time.Second,
+	}
+}
+
+// fastPath reports whether the request goes through the fast path.
+func (h *Handler) fastPath(r *http.Request, ex *exchange, upgrade string) bool {
+	return h.pool != nil && upgrade == "" && ex.route.Target.Scheme == "http" &&
+		r.ContentLength >= 0 && r.ContentLength <= maxBuffered && len(r.TransferEncoding) == 0
+}
+
+// smallBody is the size of the pooled body buffers.
+const smallBody = 4 << 10
+
+// bodies are the buffers small request bodies are read into.
+type bodies struct{ pool sync.Pool }
+
+func (b *bodies) get() *[]byte {
+	if p, ok := b.pool.Get().(*[]byte); ok {
+		return p
+	}
+	buf := make([]byte, smallBody)
+	return &buf
+}
+
+// forwardFast runs the exchange on the fast path.
+func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchange) {
+	rt := ex.route
+	var body []byte
+	if r.ContentLength > 0 {
+		// Pooled for the common small body; a bigger one grows as its
+		// bytes arrive, so a client that declares 64 KiB and sends nothing
+		// holds a few kilobytes, not 64.
+		if r.ContentLength <= smallBody {
+			bp := h.bodies.get()
+			defer h.bodies.pool.Put(bp)
+			body = (*bp)[:r.ContentLength]
+		} else {
+			body = make([]byte, 0, 2*smallBody)
+		}
+		// The route's timeout covers waiting for the body, as it does on
+		// the ReverseProxy path: a read still waiting when it ends fails.
+		limit := rt.Timeout
+		if limit <= 0 {
+			limit = rt.IdleTimeout
+		}
+		var timer *time.Timer
+		if limit > 0 {
+			timer = time.AfterFunc(limit, func() { _ = http.NewResponseController(w).SetReadDeadline(aLongTimeAgo) })
+		}
+		var err error
+		body, err = readBody(r.Body, body, r.ContentLength)
+		if timer != nil {
+			timer.Stop()
+		}
+		if err != nil {
+			h.bodyFailed(w, ex, err)
+			return
+		}
+	}
+	ex.sent = time.Now()
+	var deadline time.Time
+	if rt.Timeout > 0 {
+		deadline = ex.sent.Add(rt.Timeout)
+	}
+	hdr := w.Header()
+	own := ownHeaders{id: hdr["X-Request-Id"], conn: hdr["Connection"]}
+	delete(hdr, "Connection")
+
+	// A client that goes away ends the exchange (net/http's server says so
+	// through the request's context; this package's server has no such
+	// context, and finds out when it writes). The connection the
+	// cancellation may have touched is never reused.
+	var cur atomic.Pointer[h1.UpConn]
+	cancelled := func() bool { return false }
+	if r.Context().Done() != nil {
+		stop := context.AfterFunc(r.Context(), func() {
+			if c := cur.Load(); c != nil {
+				_ = c.SetDeadline(aLongTimeAgo)
+			}
+		})
+		cancelled = func() bool { return !stop() }
+		defer stop()
+	}
+	clientGone := func() bool { return r.Context().Err() != nil }
+
+	var uc *h1.UpConn
+	var a h1.Answer
+	var err error
+	for attempt := 0; ; attempt++ {
+		uc, err = h.pool.Get(ex.endpoint, rt.ConnectTimeout)
+		if err != nil {
+			break
+		}
+		cur.Store(uc)
+		if clientGone() {
+			err = context.Canceled
+			h.pool.Discard(uc)
+			break
+		}
+		_ = uc.SetDeadline(deadline)
+		h.writeRequest(uc.Writer(), r, ex, body)
+		if err = uc.Writer().Flush(); err == nil {
+			h.readDeadline(uc, ex, deadline)
+			a, err = uc.ReadAnswer(r.Method, hdr, maxAnswerHead)
+		}
+		if err == nil {
+			break
+		}
+		h.pool.Discard(uc)
+		uc = nil
+		own.restore(hdr)
+		// A kept connection the upstream closed just before this request
+		// arrived: nothing was answered, so the request may go again on a
+		// new one, as net/http's transport does.
+		if attempt > 0 || !staleConn(err) || !h1.Retryable(r) {
+			break
+		}
+	}
+	if err != nil {
+		if clientGone() {
+			ex.err = err
+			ex.clientErr = true
+			w.WriteHeader(StatusClientClosed)
+			return
+		}
+		h.upstreamFailed(w, ex, err, deadline)
+		return
+	}
+	ex.upstream = a.Status
+	if ex.stats != nil {
+		ex.stats.upstream.Latency(time.Since(ex.sent))
+	} else {
+		h.metrics.UpstreamLatency(rt.Upstream.ID(), time.Since(ex.sent))
+	}
+	removeHopByHop(hdr)
+	if own.conn != nil {
+		hdr["Connection"] = own.conn
+	}
+	if a.Chunked {
+		uc.SetTrailers(hdr)
+	}
+	applyHeaders(hdr, rt.ResponseHeadersRemove, rt.ResponseHeadersAdd)
+	w.WriteHeader(a.Status)
+
+	// A body of unknown length is often a stream (server-sent events, long
+	// polls): each piece goes to the client as it comes, as ReverseProxy
+	// does for them.
+	stream := a.Length < 0
+	bp := h.bufs.Get()
+	defer h.bufs.Put(bp)
+	src := uc.Body()
+	var copyErr error
+	for {
+		h.readDeadline(uc, ex, deadline)
+		n, rerr := src.Read(bp)
+		if n > 0 {
+			if _, werr := w.Write(bp[:n]); werr != nil {
+				ex.clientErr = true
+				copyErr = werr
+				break
+			}
+			if stream {
+				if f, ok := w.(http.Flusher); ok {
+					f.Flush()
+				}
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			if clientGone() {
+				ex.clientErr = true
+				copyErr = rerr
+				break
+			}
+			if isTimeout(rerr) {
+				// Ours: the upstream may have stalled, or the copy waited on
+				// a client reading slowly (outcome.go).
+				ex.cut = true
+				ex.err = fmt.Errorf("response cut short: %w", h.timeoutCause(deadline))
+			} else {
+				ex.err = fmt.Errorf("reading the upstream's answer: %w", rerr)
+			}
+			copyErr = rerr
+			break
+		}
+	}
+	if copyErr != nil {
+		h.pool.Discard(uc)
+		if !ex.clientErr {
+			// The answer's head is gone: the only way left to tell the
+			// client the body is incomplete is to break the connection.
+			abortConnection(w, r)
+		}
+		return
+	}
+	if cancelled() {
+		h.pool.Discard(uc)
+		return
+	}
+	h.pool.Put(uc)
+}
+
+// ownHeaders are the fields of the answer the gateway set before the
+// upstream's arrive in the same map.
+type ownHeaders struct{ id, conn []string }
+
+func (o ownHeaders) restore(h http.Header) {
+	clear(h)
+	if o.id != nil {
+		h["X-Request-Id"] = o.id
+	}
+	if o.conn != nil {
+		h["Connection"] = o.conn
+	}
+}
+
+// readDeadline moves the upstream connection's read deadline for the next
+// wait: the route's whole-exchange deadline, or its idle timeout from now
+// when that comes first.
+func (h *Handler) readDeadline(uc *h1.UpConn, ex *exchange, deadline time.Time) {
+	if ex.route.IdleTimeout <= 0 {
+		return
+	}
+	t := time.Now().Add(ex.route.IdleTimeout)
+	if !deadline.IsZero() && deadline.Before(t) {
+		t = deadline
+	}
+	_ = uc.SetReadDeadline(t)
+}
+
+// timeoutCause says which of the route's timeouts ended an exchange.
+func (h *Handler) timeoutCause(deadline time.Time) error {
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		return errTimeout
+	}
+	return errIdleTimeout
+}
+
+var errTimeout = errors.New("upstream timeout")
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// staleConn reports whether err is how a kept connection that the upstream
+// had closed fails: the request went nowhere.
+func staleConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// upstreamFailed answers for an exchange that got no answer.
+func (h *Handler) upstreamFailed(w http.ResponseWriter, ex *exchange, err error, deadline time.Time) {
+	ex.err = err
+	switch {
+	case isTimeout(err) && errors.Is(h.timeoutCause(deadline), errIdleTimeout) && ex.route.IdleTimeout > 0:
+		ex.err = errIdleTimeout
+		h.fail(w, http.StatusGatewayTimeout, "upstream idle for too long")
+	case isTimeout(err) && !deadline.IsZero() && !time.Now().Before(deadline):
+		h.fail(w, http.StatusGatewayTimeout, "upstream timed out")
+	default:
+		h.fail(w, http.StatusBadGateway, "upstream unreachable or answered badly")
+	}
+}
+
+// bodyFailed answers for a request whose body could not be read; what is
+// left of it on the connection is not a request, so the connection closes.
+func (h *Handler) bodyFailed(w http.ResponseWriter, ex *exchange, err error) {
+	ex.clientErr = true
+	ex.err = fmt.Errorf("reading the request body: %w", err)
+	closeConnection(w.Header())
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		h.fail(w, http.StatusRequestEntityTooLarge, "request body too large")
+	case isTimeout(err):
+		h.fail(w, http.StatusRequestTimeout, "request body not received in time")
+	default:
+		h.fail(w, http.StatusBadRequest, "request body could not be read")
+	}
+}
+
+// hopByHop are the fields that describe one connection, never forwarded
+// (RFC 9110 §7.6.1, and the ones net/http's ReverseProxy adds).
+var hopByHop = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// removeHopByHop deletes the hop-by-hop fields of h and those its
+// Connection field names.
+func removeHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" {
+				delete(h, http.CanonicalHeaderKey(tok))
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		delete(h, k)
+	}
+}
+
+// writeRequest writes the upstream request (see the top of this file).
+func (h *Handler) writeRequest(bw *bufio.Writer, r *http.Request, ex *exchange, body []byte) {
+	rt := ex.route
+	bw.WriteString(r.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(ex.path)
+	if r.URL.RawQuery != "" || r.URL.ForceQuery {
+		bw.WriteByte('?')
+		bw.WriteString(r.URL.RawQuery)
+	}
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	if rt.HostRewrite != "" {
+		bw.WriteString(rt.HostRewrite)
+	} else {
+		bw.WriteString(r.Host)
+	}
+	bw.WriteString("\r\n")
+	conn := r.Header["Connection"]
+	for k, vs := range r.Header {
+		if forwardSkips(k) || ex.origin.dropped(k) || listedIn(conn, k) || routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, k) {
+			continue
+		}
+		if k == "Te" && hasTrailers(vs) {
+			bw.WriteString("Te: trailers\r\n") // the one TE a proxy passes on
+			continue
+		}
+		for _, v := range vs {
+			writeField(bw, k, v)
+		}
+	}
+	f := ex.origin.forwarding(r)
+	for i, name := range forwardingNames {
+		if f[i] != "" && !routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, name) {
+			writeField(bw, name, f[i])
+		}
+	}
+	if !routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, "X-Request-Id") {
+		writeField(bw, "X-Request-Id", ex.requestID)
+	}
+	for _, op := range rt.RequestHeadersAdd {
+		if !reservedField(op.Name) {
+			writeField(bw, http.CanonicalHeaderKey(op.Name), op.Value)
+		}
+	}
+	if len(body) > 0 || bodyExpected(r.Method) {
+		bw.WriteString("Content-Length: ")
+		var num [20]byte
+		bw.Write(strconv.AppendInt(num[:0], int64(len(body)), 10))
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("\r\n")
+	bw.Write(body)
+}
+
+// forwardSkips are the client's fields the upstream never gets as they
+// are: hop-by-hop ones, framing (the gateway frames the request itself),
+// and those the gateway writes itself.
+func forwardSkips(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Trailer", "Transfer-Encoding", "Upgrade",
+		"Host", "Content-Length", "X-Request-Id",
+		"X-Forwarded-For", "X-Real-Ip", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded":
+		return true
+	}
+	return false
+}
+
+// reservedField reports whether a route may not set the field on the
+// fast path: the request's framing and Host are the gateway's (the
+// ReverseProxy path ignores such changes the same way).
+func reservedField(name string) bool {
+	return strings.EqualFold(name, "Host") || strings.EqualFold(name, "Content-Length") ||
+		strings.EqualFold(name, "Transfer-Encoding") || strings.EqualFold(name, "Connection")
+}
+
+// routeReplaces reports whether a route removes field k or sets it anew.
+func routeReplaces(remove []string, add []snapshot.HeaderOp, k string) bool {
+	for _, name := range remove {
+		if strings.EqualFold(name, k) {
+			return true
+		}
+	}
+	for _, op := range add {
+		if !op.Append && strings.EqualFold(op.Name, k) {
+			return true
+		}
+	}
+	return false
+}
+
+func listedIn(conn []string, k string) bool {
+	for _, v := range conn {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasTrailers(vs []string) bool {
+	for _, v := range vs {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "trailers") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// bodyExpected reports whether a method's request says Content-Length: 0
+// when it has no body, as net/http's transport writes it.
+func bodyExpected(method string) bool {
+	return method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
+}
+
+// writeField writes one field line; a CR or LF in a value (from a route's
+// configuration, say) would start a line of its own, so it becomes a space.
+func writeField(bw *bufio.Writer, k, v string) {
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	}
+	bw.WriteString(k)
+	bw.WriteString(": ")
+	bw.WriteString(v)
+	bw.WriteString("\r\n")
+}
+
+// abortConnection breaks the client's connection after a handler whose
+// answer broke off: h1's server closes it when asked; net/http's does for
+// a panic with http.ErrAbortHandler, which ReverseProxy raises too (and,
+// like it, not outside a server, where nobody would recover it).
+func abortConnection(w http.ResponseWriter, r *http.Request) {
+	for {
+		if a, ok := w.(interface{ AbortConnection() }); ok {
+			a.AbortConnection()
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
+	}
+	if r.Context().Value(http.ServerContextKey) != nil {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// readBody reads a body of n bytes into buf, growing it as bytes arrive.
+func readBody(r io.Reader, buf []byte, n int64) ([]byte, error) {
+	buf = buf[:0]
+	for int64(len(buf)) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, int(min(n-int64(len(buf)), int64(cap(buf)))))
+		}
+		end := int(min(int64(cap(buf)), n))
+		m, err := r.Read(buf[len(buf):end])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF && int64(len(buf)) == n {
+			break
+		}
+		if err == io.EOF {
+			return buf, io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
