@@ -208,19 +208,30 @@ func TestSlowClientBodyTimeout(t *testing.T) {
 		t.Fatalf("a whole body: %d %q", resp.StatusCode, body)
 	}
 
+	// A small body is read whole before the upstream is contacted (the
+	// fast path): a stalled one never reaches the upstream, and gets 408.
 	stalled := dialSlow(t, g)
 	stalled.send("POST /app/x HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("x", 10))
 	rest := stalled.closed()
 	t.Logf("the stalled client read %q before the connection closed", rest)
+	if !strings.HasPrefix(rest, "HTTP/1.1 408") {
+		t.Errorf("a stalled small body: %q, want 408", rest)
+	}
+	// A big one streams (httputil.ReverseProxy): the upstream sees it
+	// start, and never complete.
+	stalled = dialSlow(t, g)
+	stalled.send("POST /app/x HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n" + strings.Repeat("x", 10))
+	rest = stalled.closed()
+	t.Logf("the stalled client read %q before the connection closed", rest)
 	if strings.HasPrefix(rest, "HTTP/1.1 2") {
 		t.Errorf("a stalled body was answered as a success: %q", rest)
 	}
-	g.eventually("the upstream gives the request up", func() bool { return up.abandoned.Load() == 1 })
+	g.eventually("the upstream gives the big request up", func() bool { return up.abandoned.Load() == 1 })
 	if n := up.completed.Load(); n != 1 {
 		t.Errorf("the upstream completed %d requests, want only the whole one", n)
 	}
-	if v := metric(t, g, "gatehouse_request_body_timeouts_total"); v != 1 {
-		t.Errorf("gatehouse_request_body_timeouts_total %v, want 1", v)
+	if v := metric(t, g, "gatehouse_request_body_timeouts_total"); v != 2 {
+		t.Errorf("gatehouse_request_body_timeouts_total %v, want 2", v)
 	}
 }
 

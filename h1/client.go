@@ -47,9 +47,9 @@ type UpConn struct {
 	scratch   []byte
 }
 
-// Get returns an idle connection to addr, or a new one.
-func (p *Pool) Get(addr string, connectTimeout time.Duration) (*UpConn, error) {
-	now := time.Now()
+// Get returns an idle connection to addr, or a new one; now is the time
+// (the caller has it: reading the clock costs).
+func (p *Pool) Get(addr string, connectTimeout time.Duration, now time.Time) (*UpConn, error) {
 	p.mu.Lock()
 	for {
 		list := p.idle[addr]
@@ -86,9 +86,9 @@ func (p *Pool) Get(addr string, connectTimeout time.Duration) (*UpConn, error) {
 	return c, nil
 }
 
-// Put returns c after an exchange: kept when its answer was read to the
-// end and the upstream did not ask to close, closed otherwise.
-func (p *Pool) Put(c *UpConn) {
+// Put returns c after an exchange at about now: kept when its answer was
+// read to the end and the upstream did not ask to close, closed otherwise.
+func (p *Pool) Put(c *UpConn, now time.Time) {
 	if !c.done || c.br.Buffered() > 0 {
 		// Bytes after the answer: the upstream sent something it should
 		// not have, and nothing more on this connection can be trusted.
@@ -97,7 +97,7 @@ func (p *Pool) Put(c *UpConn) {
 		return
 	}
 	_ = c.nc.SetDeadline(time.Time{})
-	c.idleSince = time.Now()
+	c.idleSince = now
 	p.mu.Lock()
 	if p.idle == nil {
 		p.idle = map[string][]*UpConn{}
@@ -218,6 +218,9 @@ func (c *UpConn) readHead(method string, h http.Header, max int) (Answer, error)
 	if cap(buf) <= 16<<10 {
 		c.scratch = buf[:0]
 	}
+	if bareLF(buf, 0) {
+		return Answer{}, fmt.Errorf("%w: lines not ended by CRLF", ErrBadAnswer)
+	}
 	head := string(buf)
 	i := strings.Index(head, "\r\n")
 	if i < 0 || !strings.HasSuffix(head, "\r\n\r\n") {
@@ -258,22 +261,16 @@ func (c *UpConn) readHead(method string, h http.Header, max int) (Answer, error)
 			a.Close = false
 		}
 	}
-	switch {
-	case method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified:
-		a.Length = 0
-	case len(te) > 0:
-		// RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; only
-		// chunked as the last coding frames the body, anything else runs
-		// to the close. With both, nothing after this answer is trusted.
-		last := te[len(te)-1]
-		if j := strings.LastIndexByte(last, ','); j >= 0 {
-			last = last[j+1:]
-		}
-		a.Chunked = strings.EqualFold(trimOWS(last), "chunked")
-		if !a.Chunked || len(cl) > 0 {
-			a.Close = true
-		}
-	case len(cl) > 0:
+	if minor == 0 && len(te) > 0 {
+		// RFC 9112 §6.1: an HTTP/1.0 message's Transfer-Encoding means its
+		// framing is faulty; it is read to the close, as net/http does.
+		te, cl, a.Close = nil, nil, true
+	}
+	if len(te) > 0 && (len(te) != 1 || !strings.EqualFold(te[0], "chunked")) {
+		return Answer{}, fmt.Errorf("%w: Transfer-Encoding %q", ErrBadAnswer, truncate(strings.Join(te, ", ")))
+	}
+	var length int64
+	if len(cl) > 0 {
 		n, ok := parseLength(cl[0])
 		for _, v := range cl[1:] {
 			if v != cl[0] {
@@ -283,7 +280,22 @@ func (c *UpConn) readHead(method string, h http.Header, max int) (Answer, error)
 		if !ok {
 			return Answer{}, fmt.Errorf("%w: Content-Length %q", ErrBadAnswer, truncate(strings.Join(cl, ", ")))
 		}
-		a.Length = n
+		length = n
+	}
+	switch {
+	case method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified:
+		a.Length = 0
+	case len(te) > 0:
+		// RFC 9112 §6.3: Transfer-Encoding overrides Content-Length. Only
+		// a lone "chunked" is read (as net/http's transport reads it);
+		// anything else is refused rather than guessed at. With both
+		// fields, nothing after this answer is trusted.
+		a.Chunked = true
+		if len(cl) > 0 {
+			a.Close = true
+		}
+	case len(cl) > 0:
+		a.Length = length
 		if len(cl) > 1 {
 			h["Content-Length"] = cl[:1]
 		}

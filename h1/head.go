@@ -75,6 +75,21 @@ func endOfHead(b []byte, from int) int {
 
 var crlfcrlf = []byte("\r\n\r\n")
 
+// bareLF reports whether b holds an LF not preceded by CR at or after
+// from.
+func bareLF(b []byte, from int) bool {
+	for {
+		i := bytes.IndexByte(b[from:], '\n')
+		if i < 0 {
+			return false
+		}
+		if from+i == 0 || b[from+i-1] != '\r' {
+			return true
+		}
+		from += i + 1
+	}
+}
+
 // trimOWS trims optional whitespace (RFC 9110 §5.6.3) from both ends.
 func trimOWS(s string) string {
 	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
@@ -179,4 +194,16 @@ func parseLength(v string) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
+}
+
+// plainPath reports whether a path is made only of bytes that are neither
+// escaped nor escape anything: its URL needs no RawPath.
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return true
 }

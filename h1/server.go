@@ -52,13 +52,75 @@ type Server struct {
 	conns    map[*conn]struct{}
 	date     atomic.Pointer[dateLine]
 	pool     sync.Pool
+	start    sync.Once
+	clock    *Clock
+	sweeping chan struct{} // closed by Shutdown: the sweeper stops
 }
 
-// Conn states, for Shutdown: only an idle connection is closed under a
-// client's feet.
+// The idle and head timeouts are not read deadlines: moving a deadline on
+// every request costs two clock reads and a timer update in the runtime.
+// A sweeper instead looks at every connection a few times per timeout and
+// closes those past it, so a timeout is enforced within a quarter of
+// itself (at most sweepMax late).
+const (
+	sweepMin = 10 * time.Millisecond
+	sweepMax = time.Second
+)
+
+// startSweeper starts the clock and the sweeper, once.
+func (s *Server) startSweeper() {
+	s.start.Do(func() {
+		tick := sweepMax
+		for _, d := range []time.Duration{s.IdleTimeout, s.ReadHeaderTimeout} {
+			if d > 0 {
+				tick = min(tick, max(d/4, sweepMin))
+			}
+		}
+		s.clock = NewClock(min(tick, 100*time.Millisecond))
+		s.sweeping = make(chan struct{})
+		go s.sweep(tick)
+	})
+}
+
+func (s *Server) sweep(tick time.Duration) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	defer s.clock.Stop()
+	for {
+		select {
+		case <-s.sweeping:
+			return
+		case <-t.C:
+		}
+		now := s.clock.Nanos()
+		s.mu.Lock()
+		for c := range s.conns {
+			st, since := c.state.Load(), c.since.Load()
+			var limit time.Duration
+			switch st {
+			case stateIdle:
+				limit = s.IdleTimeout
+			case stateHead:
+				limit = s.ReadHeaderTimeout
+			default:
+				continue
+			}
+			if limit > 0 && now-since > int64(limit) && c.state.CompareAndSwap(st, stateClosed) {
+				c.nc.Close()
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Conn states. The sweeper closes a connection that has been idle (waiting
+// for a request) or reading a head for longer than the timeouts allow, and
+// Shutdown closes idle ones; a connection serving a request is never
+// closed under its handler's feet.
 const (
 	stateActive int32 = iota
 	stateIdle
+	stateHead
 	stateClosed
 )
 
@@ -84,6 +146,7 @@ func (s *Server) Serve(l net.Listener) error {
 		s.conns = map[*conn]struct{}{}
 	}
 	s.mu.Unlock()
+	s.startSweeper()
 	var backoff time.Duration
 	for {
 		nc, err := l.Accept()
@@ -121,6 +184,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.ln = nil
 	s.mu.Unlock()
+	s.start.Do(func() {}) // no sweeper after this
+	if s.sweeping != nil {
+		select {
+		case <-s.sweeping:
+		default:
+			defer close(s.sweeping)
+		}
+	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -165,7 +236,11 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c.srv, c.nc = s, nc
 	c.remote = nc.RemoteAddr().String()
 	c.bw.Reset(nc)
-	c.state.Store(stateActive)
+	// The first request's head is due from the accept on, as net/http
+	// counts ReadHeaderTimeout: a connection that sends nothing is a
+	// slow head, not an idle keep-alive.
+	c.since.Store(s.clock.Nanos())
+	c.state.Store(stateHead)
 	s.conns[c] = struct{}{}
 	return c
 }
@@ -200,6 +275,7 @@ type conn struct {
 	nc     net.Conn
 	remote string
 	state  atomic.Int32
+	since  atomic.Int64 // when state was entered, by the server's clock
 
 	// buf[r:w] is read but not yet parsed or consumed as body.
 	buf  []byte
@@ -249,6 +325,11 @@ func (c *conn) serve() {
 		if !c.finish() {
 			return
 		}
+		if c.req.ContentLength > 0 {
+			// Whatever deadline the body's limits left behind is not the
+			// next request's.
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
 	}
 }
 
@@ -265,44 +346,55 @@ func (c *conn) readHead() (int, bool) {
 		c.r = 0
 	}
 	if c.w == 0 {
-		c.state.Store(stateIdle)
+		if c.state.Load() == stateActive {
+			c.since.Store(s.clock.Nanos())
+			if !c.state.CompareAndSwap(stateActive, stateIdle) {
+				return 0, false
+			}
+		}
 		if s.shutdown.Load() {
 			return 0, false
-		}
-		if s.IdleTimeout > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(s.IdleTimeout))
-		} else {
-			_ = c.nc.SetReadDeadline(time.Time{})
 		}
 		n, err := c.nc.Read(c.buf)
 		if n == 0 || err != nil && n == 0 {
 			return 0, false
 		}
 		c.w = n
-		if !c.state.CompareAndSwap(stateIdle, stateActive) {
-			return 0, false // Shutdown closed it
-		}
 	}
 	max := s.MaxHeaderBytes
 	if max <= 0 {
 		max = 1 << 20
 	}
 	searched := 0
-	deadline := false
 	for {
-		if end := endOfHead(c.buf[:c.w], searched); end >= 0 {
+		// RFC 9112 §2.2 lets a server take a bare LF as a line end;
+		// net/http does, and so a head with one is its. Only this head
+		// counts: what follows it is the next request's business.
+		end := endOfHead(c.buf[:c.w], searched)
+		if end >= 0 && bareLF(c.buf[:end], 0) || end < 0 && bareLF(c.buf[:c.w], searched) {
+			if !c.activate() {
+				return 0, false
+			}
+			return -1, true
+		}
+		if end >= 0 {
+			if !c.activate() {
+				return 0, false
+			}
 			return end, true
 		}
 		searched = c.w
 		if c.w > max {
+			if !c.activate() {
+				return 0, false
+			}
 			return -1, true
 		}
-		if !deadline {
-			deadline = true
-			if s.ReadHeaderTimeout > 0 {
-				_ = c.nc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
-			} else {
-				_ = c.nc.SetReadDeadline(time.Time{})
+		if st := c.state.Load(); st != stateHead {
+			// The head's time runs from its first byte.
+			c.since.Store(s.clock.Nanos())
+			if st == stateClosed || !c.state.CompareAndSwap(st, stateHead) {
+				return 0, false
 			}
 		}
 		if c.w == len(c.buf) {
@@ -320,6 +412,13 @@ func (c *conn) readHead() (int, bool) {
 			return 0, false
 		}
 	}
+}
+
+// activate marks the connection busy with a request, unless the sweeper
+// or Shutdown closed it first.
+func (c *conn) activate() bool {
+	st := c.state.Load()
+	return st == stateActive || st != stateClosed && c.state.CompareAndSwap(st, stateActive)
 }
 
 // handOff gives the connection, with what was read of it, to net/http.
@@ -376,12 +475,17 @@ func (c *conn) parse(end int) bool {
 
 	path, query, _ := strings.Cut(target, "?")
 	c.url = url.URL{Path: path, RawQuery: query}
-	if strings.IndexByte(path, '%') >= 0 {
+	if !plainPath(path) {
+		// As net/url keeps it: RawPath is the client's spelling whenever
+		// escaping Path again would not give it back.
 		p, err := url.PathUnescape(path)
 		if err != nil {
 			return false // net/http answers 400
 		}
-		c.url.Path, c.url.RawPath = p, path
+		c.url.Path = p
+		if p != path || url.PathEscape(p) != path {
+			c.url.RawPath = path
+		}
 	}
 	c.req = http.Request{
 		Method:        method,
@@ -527,7 +631,8 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	b.remaining -= int64(n)
 	if err != nil {
-		c.broken = true
+		// The rest of the body will never be read: finish closes the
+		// connection after the answer, which can still be sent.
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
@@ -574,7 +679,7 @@ type dateLine struct {
 }
 
 func (s *Server) dateField() string {
-	now := time.Now()
+	now := time.Unix(0, s.clock.Nanos())
 	if d := s.date.Load(); d != nil && d.unix == now.Unix() {
 		return d.line
 	}
@@ -661,7 +766,7 @@ func (w *response) WriteHeader(code int) {
 // writeField writes one field line; a CR or LF in a handler's value would
 // start a line of its own, so it becomes a space, as net/http does.
 func writeField(bw *bufio.Writer, k, v string) {
-	if strings.ContainsAny(v, "\r\n") {
+	if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 {
 		v = strings.Map(func(r rune) rune {
 			if r == '\r' || r == '\n' {
 				return ' '
@@ -738,6 +843,35 @@ func (w *response) FlushError() error {
 }
 
 func (w *response) Flush() { _ = w.FlushError() }
+
+// ClientGone reports whether the client has closed or reset its side of
+// the connection, without waiting or consuming anything: net/http tells a
+// handler through the request's context, which this server does not keep
+// (watching every connection for that costs a read in the background); a
+// handler that needs to know asks. One non-blocking peek.
+func (w *response) ClientGone() bool {
+	rc, ok := w.c.nc.(syscall.Conn)
+	if !ok {
+		if u, isUnwrapper := w.c.nc.(interface{ NetConn() net.Conn }); isUnwrapper {
+			rc, ok = u.NetConn().(syscall.Conn)
+		}
+	}
+	if !ok {
+		return false
+	}
+	raw, err := rc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	var b [1]byte
+	_ = raw.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		gone = n == 0 && err == nil || err != nil && err != syscall.EAGAIN && err != syscall.EINTR
+		return true
+	})
+	return gone
+}
 
 // AbortConnection closes the connection once the handler returns, without
 // completing the answer: for a handler whose body broke off after the head

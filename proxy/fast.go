@@ -142,12 +142,16 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 		defer stop()
 	}
 	clientGone := func() bool { return r.Context().Err() != nil }
+	// clientLeft also asks h1's server, which has no context to cancel:
+	// only where an exchange failed, so what the client did is never
+	// counted against the upstream (outcome.go).
+	clientLeft := func() bool { return clientGone() || clientHasGone(w) }
 
 	var uc *h1.UpConn
 	var a h1.Answer
 	var err error
 	for attempt := 0; ; attempt++ {
-		uc, err = h.pool.Get(ex.endpoint, rt.ConnectTimeout)
+		uc, err = h.pool.Get(ex.endpoint, rt.ConnectTimeout, ex.sent)
 		if err != nil {
 			break
 		}
@@ -177,7 +181,7 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 		}
 	}
 	if err != nil {
-		if clientGone() {
+		if clientLeft() {
 			ex.err = err
 			ex.clientErr = true
 			w.WriteHeader(StatusClientClosed)
@@ -187,10 +191,15 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 		return
 	}
 	ex.upstream = a.Status
+	if a.Status >= 500 && clientLeft() {
+		// The upstream's failure may be its answer to the client leaving.
+		ex.clientErr = true
+	}
+	answered := time.Now()
 	if ex.stats != nil {
-		ex.stats.upstream.Latency(time.Since(ex.sent))
+		ex.stats.upstream.Latency(answered.Sub(ex.sent))
 	} else {
-		h.metrics.UpstreamLatency(rt.Upstream.ID(), time.Since(ex.sent))
+		h.metrics.UpstreamLatency(rt.Upstream.ID(), answered.Sub(ex.sent))
 	}
 	removeHopByHop(hdr)
 	if own.conn != nil {
@@ -259,7 +268,7 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 		h.pool.Discard(uc)
 		return
 	}
-	h.pool.Put(uc)
+	h.pool.Put(uc, answered)
 }
 
 // ownHeaders are the fields of the answer the gateway set before the
@@ -483,7 +492,7 @@ func bodyExpected(method string) bool {
 // writeField writes one field line; a CR or LF in a value (from a route's
 // configuration, say) would start a line of its own, so it becomes a space.
 func writeField(bw *bufio.Writer, k, v string) {
-	if strings.ContainsAny(v, "\r\n") {
+	if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 {
 		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 	}
 	bw.WriteString(k)
@@ -534,4 +543,19 @@ func readBody(r io.Reader, buf []byte, n int64) ([]byte, error) {
 		}
 	}
 	return buf, nil
+}
+
+// clientHasGone asks the server's ResponseWriter, when it can tell,
+// whether the client closed its connection.
+func clientHasGone(w http.ResponseWriter) bool {
+	for {
+		if g, ok := w.(interface{ ClientGone() bool }); ok {
+			return g.ClientGone()
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
 }

@@ -79,3 +79,7 @@ func (c *countedConn) CloseWrite() error {
 	}
 	return nil
 }
+
+// NetConn is the connection underneath, for what needs the socket itself
+// (h1's check for a client that went away).
+func (c *countedConn) NetConn() net.Conn { return c.Conn }
