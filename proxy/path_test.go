@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -223,7 +222,7 @@ func TestPathRefused(t *testing.T) {
 // client's spelling beside it when that differs.
 func TestPathAccessLog(t *testing.T) {
 	var buf bytes.Buffer
-	h := New(Options{Guard: loopbackGuard(t), Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	h := New(Options{Guard: loopbackGuard(t), AccessLog: &buf})
 	rec := &recorder{}
 	up := httptest.NewServer(rec)
 	defer up.Close()

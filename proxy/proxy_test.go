@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -207,9 +206,9 @@ func BenchmarkProxy(b *testing.B) {
 	// As hack/bench's gatehouse-full row runs it: with the JSON access log
 	// and metrics, whose per-request cost the rows above leave out.
 	full := New(Options{
-		Guard:   loopbackGuard(b),
-		Logger:  slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Metrics: metrics.New(prometheus.NewRegistry()),
+		Guard:     loopbackGuard(b),
+		AccessLog: io.Discard,
+		Metrics:   metrics.New(prometheus.NewRegistry()),
 	})
 	full.Publish(compile(b, routes.String(), addr))
 	b.Run("gatehouse-log-metrics", func(b *testing.B) { run(b, full, "/api/v57/users") })
@@ -266,7 +265,7 @@ allow_upgrade: [websocket]
 service: app
 `
 	// With an access log, so every kind of route is logged once.
-	h := New(Options{Logger: slog.New(slog.DiscardHandler), Guard: loopbackGuard(t)})
+	h := New(Options{AccessLog: io.Discard, Guard: loopbackGuard(t)})
 	h.Publish(compile(t, cfg, up.Listener.Addr().String()))
 
 	w := serve(h, "GET", "http://client.example/rx/abc/42")

@@ -8,11 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,9 +36,12 @@ type Config struct {
 	Listen string // proxy address; "" means 127.0.0.1:8080
 	Admin  string // admin address; "" means 127.0.0.1:8877
 
-	// Logger receives operational logs; AccessLog adds a line per request.
+	// Logger receives operational logs; AccessLog adds a line per request,
+	// written to LogOutput (a *proxy.LogWriter buffers them; nil means
+	// os.Stderr).
 	Logger    *slog.Logger
 	AccessLog bool
+	LogOutput io.Writer
 
 	Breaker upstream.BreakerSettings
 
@@ -128,9 +133,12 @@ func New(cfg Config) *Server {
 	m := metrics.New(reg)
 	s := &Server{cfg: cfg, log: cfg.Logger, registry: reg, metrics: m, limits: cfg.Limits.withDefaults()}
 	s.registerLimitMetrics(reg)
-	var access *slog.Logger
+	var access io.Writer
 	if cfg.AccessLog {
-		access = cfg.Logger
+		access = cfg.LogOutput
+		if access == nil {
+			access = os.Stderr
+		}
 	}
 	guard, err := s.newGuard(cfg.Listen, cfg.Admin)
 	if err != nil {
@@ -140,7 +148,7 @@ func New(cfg Config) *Server {
 		guard, _ = upstream.NewDialGuard(upstream.GuardOptions{Allow: nil})
 	}
 	s.guard.Store(guard)
-	popts := proxy.Options{Logger: access, Metrics: m, Transport: proxy.NewGuardedTransport(s.guard.Load), TrustedProxies: cfg.TrustedProxies}
+	popts := proxy.Options{AccessLog: access, Metrics: m, Transport: proxy.NewGuardedTransport(s.guard.Load), TrustedProxies: cfg.TrustedProxies}
 	if cfg.Engine != EngineNetHTTP {
 		popts.Pool = proxy.NewPool(s.guard.Load)
 	}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/gatehouse-dev/gatehouse/kube"
+	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/server"
 )
 
@@ -33,7 +34,9 @@ func (n *namespaceList) Set(v string) error {
 // client-go's included, go to stderr as JSON. onListen, when set, is told
 // the bound addresses.
 func serveKube(ctx context.Context, f serveFlags, wh webhookFlags, kubeconfig string, namespaces []string, stderr io.Writer, onListen func(proxyAddr, adminAddr string)) int {
-	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	logs := proxy.NewLogWriter(stderr, logFlushInterval)
+	defer logs.Close()
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	// client-go logs through klog (watch failures, retries); one format
 	// for the whole process is what log pipelines can parse.
 	klog.SetSlogLogger(logger)
@@ -55,6 +58,7 @@ func serveKube(ctx context.Context, f serveFlags, wh webhookFlags, kubeconfig st
 	}
 
 	cfgServer := f.serverConfig(opts, logger)
+	cfgServer.LogOutput = logs
 	if wh.listen != "" {
 		cfgServer.Self = append(cfgServer.Self, wh.listen)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/files"
+	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/server"
 	"github.com/gatehouse-dev/gatehouse/snapshot"
 	"github.com/gatehouse-dev/gatehouse/upstream"
@@ -110,6 +111,11 @@ func (f *serveFlags) serverConfig(opts snapshot.Options, logger *slog.Logger) se
 	return cfg
 }
 
+// logFlushInterval is how long an access log line may wait in the buffer
+// (proxy.LogWriter): short enough that a person tailing the log sees a
+// request as it happens.
+const logFlushInterval = 100 * time.Millisecond
+
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -152,13 +158,16 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // too, since people read them. onListen, when set, is told the bound
 // addresses.
 func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func(proxyAddr, adminAddr string)) int {
-	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	logs := proxy.NewLogWriter(stderr, logFlushInterval)
+	defer logs.Close()
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	opts, err := f.dialect.options()
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
 	}
 	cfg := f.serverConfig(opts, logger)
+	cfg.LogOutput = logs
 	// File mode serves demos and tests whose upstreams are on loopback;
 	// the gateway's own listeners stay refused.
 	cfg.AllowLoopback = true
