@@ -234,22 +234,13 @@ func (c *UpConn) readHead(method string, h http.Header, max int) (Answer, error)
 	if status < 200 {
 		h = http.Header{}
 	}
-	var te, cl, conn []string
-	vals := make([]string, 0, 16)
-	ok = fields(head[i+2:len(head)-2], h, &vals, func(key, value string) bool {
-		switch key {
-		case "Transfer-Encoding":
-			te = append(te, value)
-		case "Content-Length":
-			cl = append(cl, value)
-		case "Connection":
-			conn = append(conn, value)
-		}
-		return true
-	})
-	if !ok {
+	// The caller's map holds no framing fields of its own: what is there
+	// after parsing is the upstream's.
+	vals := make([]string, 0, strings.Count(head, "\n")-2)
+	if !fields(head[i+2:len(head)-2], h, &vals, nil) {
 		return Answer{}, fmt.Errorf("%w: a malformed field", ErrBadAnswer)
 	}
+	te, cl, conn := h["Transfer-Encoding"], h["Content-Length"], h["Connection"]
 	if status < 200 {
 		return a, nil
 	}

@@ -147,7 +147,7 @@ func fields(s string, h http.Header, vals *[]string, each func(key, value string
 			}
 		}
 		key := canonicalKey(name)
-		if !each(key, value) {
+		if each != nil && !each(key, value) {
 			return false
 		}
 		*vals = append(*vals, value)

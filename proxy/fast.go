@@ -130,22 +130,12 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 	// through the request's context; this package's server has no such
 	// context, and finds out when it writes). The connection the
 	// cancellation may have touched is never reused.
-	var cur atomic.Pointer[h1.UpConn]
-	cancelled := func() bool { return false }
+	var watch *cancelWatch
 	if r.Context().Done() != nil {
-		stop := context.AfterFunc(r.Context(), func() {
-			if c := cur.Load(); c != nil {
-				_ = c.SetDeadline(aLongTimeAgo)
-			}
-		})
-		cancelled = func() bool { return !stop() }
-		defer stop()
+		watch = watchCancel(r.Context())
+		defer watch.stop()
 	}
-	clientGone := func() bool { return r.Context().Err() != nil }
-	// clientLeft also asks h1's server, which has no context to cancel:
-	// only where an exchange failed, so what the client did is never
-	// counted against the upstream (outcome.go).
-	clientLeft := func() bool { return clientGone() || clientHasGone(w) }
+	ctx := r.Context()
 
 	var uc *h1.UpConn
 	var a h1.Answer
@@ -155,8 +145,8 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 		if err != nil {
 			break
 		}
-		cur.Store(uc)
-		if clientGone() {
+		watch.track(uc)
+		if ctx.Err() != nil {
 			err = context.Canceled
 			h.pool.Discard(uc)
 			break
@@ -181,7 +171,7 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 		}
 	}
 	if err != nil {
-		if clientLeft() {
+		if ctx.Err() != nil || clientHasGone(w) {
 			ex.err = err
 			ex.clientErr = true
 			w.WriteHeader(StatusClientClosed)
@@ -191,7 +181,7 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 		return
 	}
 	ex.upstream = a.Status
-	if a.Status >= 500 && clientLeft() {
+	if a.Status >= 500 && (ctx.Err() != nil || clientHasGone(w)) {
 		// The upstream's failure may be its answer to the client leaving.
 		ex.clientErr = true
 	}
@@ -238,7 +228,7 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 			break
 		}
 		if rerr != nil {
-			if clientGone() {
+			if ctx.Err() != nil {
 				ex.clientErr = true
 				copyErr = rerr
 				break
@@ -264,7 +254,7 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 		}
 		return
 	}
-	if cancelled() {
+	if watch.fired() {
 		h.pool.Discard(uc)
 		return
 	}
@@ -559,3 +549,34 @@ func clientHasGone(w http.ResponseWriter) bool {
 		w = u.Unwrap()
 	}
 }
+
+// cancelWatch ends the exchange on the upstream connection it tracks when
+// the request's context is cancelled (net/http's server does that when the
+// client goes away). h1's server has no context to cancel: a handler asks
+// it (clientHasGone) where an exchange failed, so that what a client did
+// is never counted against the upstream (outcome.go).
+type cancelWatch struct {
+	cur  atomic.Pointer[h1.UpConn]
+	stop func() bool
+}
+
+func watchCancel(ctx context.Context) *cancelWatch {
+	w := &cancelWatch{}
+	w.stop = context.AfterFunc(ctx, func() {
+		if c := w.cur.Load(); c != nil {
+			_ = c.SetDeadline(aLongTimeAgo)
+		}
+	})
+	return w
+}
+
+// track makes c the connection a cancellation ends; nil-safe.
+func (w *cancelWatch) track(c *h1.UpConn) {
+	if w != nil {
+		w.cur.Store(c)
+	}
+}
+
+// fired reports whether the cancellation ran or is running, in which case
+// the connection it may have touched must not be reused; nil-safe.
+func (w *cancelWatch) fired() bool { return w != nil && !w.stop() }

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,6 +70,7 @@ type Handler struct {
 	bodies  bodies
 	log     io.Writer  // the access log; nil: none
 	logBuf  *LogWriter // log, when it buffers lines
+	lines   sync.Pool  // *[]byte: access lines being built
 	metrics *metrics.Set
 	now     func() time.Time
 	trust   trust
@@ -133,6 +135,7 @@ func (d dialer) dial(ctx context.Context, network, addr string) (net.Conn, error
 func New(opts Options) *Handler {
 	h := &Handler{log: opts.AccessLog, metrics: opts.Metrics, now: opts.Now, trust: newTrust(opts.TrustedProxies)}
 	h.logBuf, _ = opts.AccessLog.(*LogWriter)
+	h.lines.New = func() any { b := make([]byte, 0, 1024); return &b }
 	h.unmatched = h.metrics.Route("")
 	if h.now == nil {
 		h.now = time.Now
@@ -492,9 +495,16 @@ func (h *Handler) logRequest(r *http.Request, ex *exchange, sw *statusWriter, st
 		path = raw
 	}
 	now := time.Now()
-	// Built on the stack; the line is copied once, into the log's buffer.
-	var stack [1024]byte
-	a := accessLine{b: stack[:0]}
+	// Built in a pooled buffer (one on the stack escapes through the
+	// writer), copied once into the log's.
+	bp := h.lines.Get().(*[]byte)
+	a := accessLine{b: (*bp)[:0]}
+	defer func() {
+		if cap(a.b) <= 4096 {
+			*bp = a.b[:0]
+			h.lines.Put(bp)
+		}
+	}()
 	a.begin(now)
 	a.str("request_id", ex.requestID)
 	a.str("client", r.RemoteAddr)
