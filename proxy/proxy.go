@@ -71,9 +71,11 @@ type Handler struct {
 	log     io.Writer  // the access log; nil: none
 	logBuf  *LogWriter // log, when it buffers lines
 	lines   sync.Pool  // *[]byte: access lines being built
-	metrics *metrics.Set
-	now     func() time.Time
-	trust   trust
+	// exchanges are reused: one is the largest allocation of a request.
+	exchanges sync.Pool
+	metrics   *metrics.Set
+	now       func() time.Time
+	trust     trust
 	// unmatched counts the requests no route matched.
 	unmatched *metrics.RouteRequests
 }
@@ -136,6 +138,7 @@ func New(opts Options) *Handler {
 	h := &Handler{log: opts.AccessLog, metrics: opts.Metrics, now: opts.Now, trust: newTrust(opts.TrustedProxies)}
 	h.logBuf, _ = opts.AccessLog.(*LogWriter)
 	h.lines.New = func() any { b := make([]byte, 0, 1024); return &b }
+	h.exchanges.New = func() any { return new(exchange) }
 	h.unmatched = h.metrics.Route("")
 	if h.now == nil {
 		h.now = time.Now
@@ -251,6 +254,7 @@ type exchange struct {
 	resp    responseBody
 	partial bool
 	cut     bool
+	fast    bool // served by the fast path (fast.go)
 }
 
 type exchangeKey struct{}
@@ -260,7 +264,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.log != nil {
 		start = time.Now()
 	}
-	ex := &exchange{requestID: requestID(r.Header.Get("X-Request-Id"))}
+	ex := h.exchanges.Get().(*exchange)
+	*ex = exchange{requestID: requestID(r.Header.Get("X-Request-Id"))}
+	// Registered first, so it runs after every other deferred use of ex.
+	// Only an exchange the fast path served is reused: on the
+	// ReverseProxy path, callbacks tied to the request's context may
+	// still look at it after this handler returns.
+	defer func() {
+		if ex.fast {
+			h.exchanges.Put(ex)
+		}
+	}()
 	// The writer lives in the exchange: one allocation per request, not two.
 	sw := &ex.sw
 	sw.ResponseWriter = w
@@ -363,6 +377,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ex.endpoint = endpoint
 	if h.fastPath(r, ex, up) {
+		ex.fast = true
 		h.forwardFast(sw, r, ex)
 		return
 	}
