@@ -41,7 +41,13 @@ type Server struct {
 
 	ReadHeaderTimeout time.Duration // <= 0: none
 	IdleTimeout       time.Duration // <= 0: none
-	MaxHeaderBytes    int           // <= 0: 1 MiB, as net/http
+	// SendTimeout bounds each wait to hand the client bytes of an answer:
+	// a client that stops reading (its window full) is closed after it,
+	// rather than holding the connection and the upstream exchange behind
+	// it for ever. Not a bound on the whole answer: a slow download that
+	// keeps reading is never cut. <= 0: none.
+	SendTimeout    time.Duration
+	MaxHeaderBytes int // <= 0: 1 MiB, as net/http
 
 	// Logger receives handler panics; nil discards them.
 	Logger *slog.Logger
@@ -71,7 +77,7 @@ const (
 func (s *Server) startSweeper() {
 	s.start.Do(func() {
 		tick := sweepMax
-		for _, d := range []time.Duration{s.IdleTimeout, s.ReadHeaderTimeout} {
+		for _, d := range []time.Duration{s.IdleTimeout, s.ReadHeaderTimeout, s.SendTimeout} {
 			if d > 0 {
 				tick = min(tick, max(d/4, sweepMin))
 			}
@@ -95,6 +101,12 @@ func (s *Server) sweep(tick time.Duration) {
 		now := s.clock.Nanos()
 		s.mu.Lock()
 		for c := range s.conns {
+			if w := c.out.since.Load(); w != 0 && s.SendTimeout > 0 && now-w > int64(s.SendTimeout) {
+				// Blocked sending for too long: the close ends the write.
+				c.state.Store(stateClosed)
+				c.nc.Close()
+				continue
+			}
 			st, since := c.state.Load(), c.since.Load()
 			var limit time.Duration
 			switch st {
@@ -235,7 +247,9 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	}
 	c.srv, c.nc = s, nc
 	c.remote = nc.RemoteAddr().String()
-	c.bw.Reset(nc)
+	c.out.nc, c.out.clock = nc, s.clock
+	c.out.since.Store(0)
+	c.bw.Reset(&c.out)
 	// The first request's head is due from the accept on, as net/http
 	// counts ReadHeaderTimeout: a connection that sends nothing is a
 	// slow head, not an idle keep-alive.
@@ -255,6 +269,7 @@ func (s *Server) release(c *conn, reuse bool) {
 		return
 	}
 	c.nc, c.srv, c.remote = nil, nil, ""
+	c.out.nc = nil
 	c.r, c.w, c.broken = 0, 0, false
 	c.bw.Reset(nil)
 	clear(c.hdr)
@@ -282,7 +297,8 @@ type conn struct {
 	r, w int
 
 	bw     *bufio.Writer
-	broken bool // a read or write failed: the connection cannot be reused
+	out    sendWatch // what bw writes to
+	broken bool      // a read or write failed: the connection cannot be reused
 
 	req  http.Request
 	url  url.URL
@@ -647,6 +663,22 @@ func (b *body) Read(p []byte) (int, error) {
 // Close leaves the rest unread; finish closes the connection if any is
 // left.
 func (b *body) Close() error { return nil }
+
+// sendWatch writes to the connection and says, while a write waits, since
+// when: the sweeper closes a connection whose client stopped reading for
+// longer than SendTimeout. Two atomic stores per write, no deadline.
+type sendWatch struct {
+	nc    net.Conn
+	clock *Clock
+	since atomic.Int64
+}
+
+func (s *sendWatch) Write(p []byte) (int, error) {
+	s.since.Store(max(s.clock.Nanos(), 1))
+	n, err := s.nc.Write(p)
+	s.since.Store(0)
+	return n, err
+}
 
 // replayConn is a connection whose first reads return bytes read before it
 // was handed over.

@@ -227,6 +227,59 @@ func TestSweeper(t *testing.T) {
 	}
 }
 
+// TestSendTimeout: a client that stops reading its answer is closed after
+// SendTimeout, and the handler's writes fail; one that reads slowly but
+// keeps reading gets all of it.
+func TestSendTimeout(t *testing.T) {
+	failed := make(chan error, 2)
+	big := strings.Repeat("x", 64<<10)
+	_, addr := serve(t, func(s *Server) {
+		s.SendTimeout = 200 * time.Millisecond
+		s.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n := 256 // 16 MiB: more than the socket buffers hold
+			if r.URL.Path == "/small" {
+				n = 64 // 4 MiB, read slowly
+			}
+			w.Header().Set("Content-Length", fmt.Sprint(n*len(big)))
+			for range n {
+				if _, err := io.WriteString(w, big); err != nil {
+					failed <- err
+					return
+				}
+			}
+			failed <- nil
+		})
+	})
+	stuck, _ := net.Dial("tcp", addr)
+	defer stuck.Close()
+	io.WriteString(stuck, "GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
+	select {
+	case err := <-failed:
+		if err == nil {
+			t.Fatalf("16 MiB were sent to a client that reads nothing")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("a client that reads nothing held its connection")
+	}
+	slow, _ := net.Dial("tcp", addr)
+	defer slow.Close()
+	io.WriteString(slow, "GET /small HTTP/1.1\r\nHost: h\r\n\r\n")
+	slow.SetReadDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, 256<<10)
+	total := 0
+	for total < 4<<20 {
+		n, err := slow.Read(buf)
+		total += n
+		if err != nil {
+			t.Fatalf("a client reading slowly was cut after %d bytes: %v", total, err)
+		}
+		time.Sleep(5 * time.Millisecond) // reading slowly is the point
+	}
+	if err := <-failed; err != nil {
+		t.Errorf("the slow reader's answer: %v", err)
+	}
+}
+
 // TestShutdown closes idle connections at once and lets a request in
 // flight finish, its answer saying Connection: close.
 func TestShutdown(t *testing.T) {

@@ -54,6 +54,7 @@ func (s *Server) proxyServer() proxyEngine {
 			Fallback:          handoff.give,
 			ReadHeaderTimeout: lim.ReadHeaderTimeout,
 			IdleTimeout:       lim.IdleTimeout,
+			SendTimeout:       lim.SendTimeout,
 			MaxHeaderBytes:    lim.MaxHeaderBytes,
 			Logger:            s.log,
 		},

@@ -41,6 +41,11 @@ type Limits struct {
 	// reset (see connLimiter for why).
 	MaxConnections int
 
+	// SendTimeout bounds each wait to hand a client bytes of its answer
+	// (fast engine): a client that stops reading is closed after it. A
+	// download that keeps reading, however slowly, is never cut.
+	SendTimeout time.Duration
+
 	// MaxHeaderBytes caps the request line plus headers; a larger head is
 	// answered 431. net/http reads up to 4 KiB beyond it before refusing.
 	MaxHeaderBytes int
@@ -73,6 +78,10 @@ const (
 	// MaxConnections. nginx's own default is 75 s.
 	DefaultIdleTimeout = 75 * time.Second
 
+	// DefaultSendTimeout is nginx's send_timeout: a client that has read
+	// nothing of its answer for a minute is gone or hostile.
+	DefaultSendTimeout = 60 * time.Second
+
 	// DefaultMaxConnections bounds the worst case: a connection holding a
 	// stalled request, with its upstream connection, costs about 85 KiB
 	// (docs/benchmarks.md, "Idle and slow connections"), so 2,048 of them
@@ -91,6 +100,9 @@ const (
 
 // withDefaults fills zero fields; negative ones stay, meaning no limit.
 func (l Limits) withDefaults() Limits {
+	if l.SendTimeout == 0 {
+		l.SendTimeout = DefaultSendTimeout
+	}
 	if l.ReadHeaderTimeout == 0 {
 		l.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}

@@ -504,6 +504,7 @@ func TestLimitsDefaults(t *testing.T) {
 		BodyMinRate:       DefaultBodyMinRate,
 		IdleTimeout:       DefaultIdleTimeout,
 		MaxConnections:    DefaultMaxConnections,
+		SendTimeout:       DefaultSendTimeout,
 		MaxHeaderBytes:    DefaultMaxHeaderBytes,
 	}
 	if got != want {

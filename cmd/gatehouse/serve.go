@@ -35,9 +35,9 @@ type serveFlags struct {
 	engine         string
 
 	// Limits on slow and greedy clients (server.Limits).
-	readHeaderTimeout, bodyIdleTimeout, idleTimeout time.Duration
-	bodyMinRate                                     int64
-	maxConnections, maxHeaderBytes                  int
+	readHeaderTimeout, bodyIdleTimeout, idleTimeout, sendTimeout time.Duration
+	bodyMinRate                                                  int64
+	maxConnections, maxHeaderBytes                               int
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -59,6 +59,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.bodyIdleTimeout, "body-idle-timeout", server.DefaultBodyIdleTimeout, "how long a request body may send nothing before the request is abandoned and its connection closed (0: no limit)")
 	fs.Int64Var(&f.bodyMinRate, "body-min-rate", server.DefaultBodyMinRate, "bytes per second a request body must average, after an allowance of --body-idle-timeout; only time spent waiting for the client counts (0: no minimum)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "how long a keep-alive connection may wait for its next request (0: no limit)")
+	fs.DurationVar(&f.sendTimeout, "send-timeout", server.DefaultSendTimeout, "how long a client may read nothing of its answer before its connection is closed (engine fast; 0: no limit)")
 	fs.IntVar(&f.maxConnections, "max-connections", server.DefaultMaxConnections, "connections open at once on --listen; more are reset on arrival (0: no cap)")
 	fs.IntVar(&f.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "largest request line plus headers, in bytes, beyond which a request gets 431 (0: the default)")
 	f.dialect.register(fs)
@@ -99,6 +100,7 @@ func (f *serveFlags) serverConfig(opts snapshot.Options, logger *slog.Logger) se
 			BodyIdleTimeout:   duration(f.bodyIdleTimeout),
 			BodyMinRate:       noLimit(f.bodyMinRate),
 			IdleTimeout:       duration(f.idleTimeout),
+			SendTimeout:       duration(f.sendTimeout),
 			MaxConnections:    int(noLimit(int64(f.maxConnections))),
 			MaxHeaderBytes:    f.maxHeaderBytes,
 		},
