@@ -176,46 +176,52 @@ func treeCPU(root int) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
-// treeRSS is the resident memory of root and its descendants (VmRSS).
-// Pages shared between them (nginx's master and worker share code) count
-// once per process, as in ps and top.
-func treeRSS(root int) (int64, error) {
+// treeRSS is the resident memory of root and its descendants (VmRSS), and
+// the anonymous part of it (RssAnon: the heap and stacks, what the process
+// itself allocated, as opposed to the pages of its executable and libraries
+// it has touched). Pages shared between them (nginx's master and worker
+// share code) count once per process, as in ps and top.
+func treeRSS(root int) (rss, anon int64, err error) {
 	t, err := tree(root)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var total int64
 	for pid := range t {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		kb, err := parseVmRSS(string(b))
+		kb, err := parseStatusKB(string(b), "VmRSS")
 		if err != nil {
-			return 0, fmt.Errorf("reading /proc/%d/status: %w", pid, err)
+			return 0, 0, fmt.Errorf("reading /proc/%d/status: %w", pid, err)
 		}
-		total += kb * 1024
+		anonKB, err := parseStatusKB(string(b), "RssAnon")
+		if err != nil {
+			return 0, 0, fmt.Errorf("reading /proc/%d/status: %w", pid, err)
+		}
+		rss += kb * 1024
+		anon += anonKB * 1024
 	}
-	return total, nil
+	return rss, anon, nil
 }
 
-// parseVmRSS returns the VmRSS line of /proc/PID/status in kB.
-func parseVmRSS(s string) (int64, error) {
+// parseStatusKB returns the line of /proc/PID/status named key, in kB.
+func parseStatusKB(s, key string) (int64, error) {
 	for _, line := range strings.Split(s, "\n") {
-		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		rest, ok := strings.CutPrefix(line, key+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(rest)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("unexpected VmRSS line %q", line)
+			return 0, fmt.Errorf("unexpected %s line %q", key, line)
 		}
 		return strconv.ParseInt(f[0], 10, 64)
 	}
-	return 0, errors.New("no VmRSS line")
+	return 0, fmt.Errorf("no %s line", key)
 }
 
 // cpuTimes is one CPU's line of /proc/stat, in clock ticks.

@@ -27,9 +27,9 @@ func TestTreeCPUOfThisProcess(t *testing.T) {
 	if _, err := treeCPU(os.Getpid()); err != nil {
 		t.Fatal(err)
 	}
-	rss, err := treeRSS(os.Getpid())
-	if err != nil || rss <= 0 {
-		t.Fatalf("treeRSS = %d, %v", rss, err)
+	rss, anon, err := treeRSS(os.Getpid())
+	if err != nil || rss <= 0 || anon <= 0 || anon > rss {
+		t.Fatalf("treeRSS = %d (anon %d), %v", rss, anon, err)
 	}
 }
 

@@ -25,7 +25,7 @@ func printReport(w io.Writer, o options, f facts, rows []row) {
 		"Each row: %v warm-up, then %v measured with keep-alive connections; the backend answers every GET with %d bytes.\n\n",
 		proxyCPU, proxyCPU, o.threads, loadCPU, o.warmup, o.duration, bodySize)
 
-	fmt.Fprintln(w, "| proxy | conns | req/s | p50 | p99 | CPU µs/req | RSS MiB | req/s vs nginx | CPU/req vs nginx | p99 vs nginx | proxy CPU | CPU 0 / 1 busy | errors |")
+	fmt.Fprintln(w, "| proxy | conns | req/s | p50 | p99 | CPU µs/req | RSS MiB (anon) | req/s vs nginx | CPU/req vs nginx | p99 vs nginx | proxy CPU | CPU 0 / 1 busy | errors |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	nginx := map[int]row{}
 	for _, r := range rows {
@@ -37,7 +37,7 @@ func printReport(w io.Writer, o options, f facts, rows []row) {
 		cpu, rss, proxyCPU := "—", "—", "—"
 		if r.proxy {
 			cpu = fmt.Sprintf("%.1f", float64(r.cpuPerRequest())/float64(time.Microsecond))
-			rss = fmt.Sprintf("%.1f", float64(r.rss)/(1<<20))
+			rss = fmt.Sprintf("%.1f (%.1f)", float64(r.rss)/(1<<20), float64(r.anon)/(1<<20))
 			if r.wall > 0 {
 				proxyCPU = fmt.Sprintf("%.0f%%", 100*r.cpu.Seconds()/r.wall.Seconds())
 			}
@@ -60,7 +60,7 @@ func printReport(w io.Writer, o options, f facts, rows []row) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "CPU µs/req: the proxy's process tree (utime+stime from /proc/PID/stat) over the measured run, per completed request. "+
-		"RSS: VmRSS after the run (nginx: master + worker). proxy CPU: that CPU time over the run's wall time (100% = one core). "+
+		"RSS: VmRSS after the run (nginx: master + worker), and in brackets its anonymous part (RssAnon: heap and stacks; the rest is pages of the executable and libraries). proxy CPU: that CPU time over the run's wall time (100% = one core). "+
 		"CPU 0 / 1 busy: each core over the run from /proc/stat, whatever ran there. errors: socket errors plus responses not 2xx/3xx.")
 }
 

@@ -30,19 +30,19 @@ func TestReport(t *testing.T) {
 	gh, _ := configByName("gatehouse")
 	rows := []row{
 		{config: nginx, conns: 64, proxy: true, wrk: wrkResult{Requests: 100000, RPS: 10000, P50: time.Millisecond, P99: 2 * time.Millisecond},
-			cpu: 2 * time.Second, wall: 10 * time.Second, busy: [2]float64{0.21, 0.97}, rss: 16 << 20},
+			cpu: 2 * time.Second, wall: 10 * time.Second, busy: [2]float64{0.21, 0.97}, rss: 16 << 20, anon: 2 << 20},
 		{config: gh, conns: 64, proxy: true, wrk: wrkResult{Requests: 50000, RPS: 5000, P50: 3 * time.Millisecond, P99: 5 * time.Millisecond, Non2xx: 1},
-			cpu: 10 * time.Second, wall: 10 * time.Second, busy: [2]float64{1, 0.4}, rss: 40 << 20},
+			cpu: 10 * time.Second, wall: 10 * time.Second, busy: [2]float64{1, 0.4}, rss: 40 << 20, anon: 10 << 20},
 		{config: gh, conns: 256, proxy: true, wrk: wrkResult{Requests: 40000, RPS: 4000, P50: 3 * time.Millisecond, P99: 9 * time.Millisecond},
-			cpu: 5 * time.Second, wall: 10 * time.Second, busy: [2]float64{0.9, 0.4}, rss: 40 << 20},
+			cpu: 5 * time.Second, wall: 10 * time.Second, busy: [2]float64{0.9, 0.4}, rss: 40 << 20, anon: 10 << 20},
 	}
 	var b bytes.Buffer
 	printReport(&b, options{threads: 2, warmup: 2 * time.Second, duration: 10 * time.Second}, facts{}, rows)
 	out := b.String()
 	for _, want := range []string{
-		"| nginx | 64 | 10,000 | 1.00 ms | 2.00 ms | 20.0 | 16.0 | 1.00× | 1.00× | 1.00× | 20% | 21% / 97% | 0 |",
-		"| Gatehouse | 64 | 5,000 | 3.00 ms | 5.00 ms | 200.0 | 40.0 | 0.50× | 10.00× | 2.50× | 100% | 100% / 40% | 1 |",
-		"| Gatehouse | 256 | 4,000 | 3.00 ms | 9.00 ms | 125.0 | 40.0 | — | — | — | 50% | 90% / 40% | 0 |",
+		"| nginx | 64 | 10,000 | 1.00 ms | 2.00 ms | 20.0 | 16.0 (2.0) | 1.00× | 1.00× | 1.00× | 20% | 21% / 97% | 0 |",
+		"| Gatehouse | 64 | 5,000 | 3.00 ms | 5.00 ms | 200.0 | 40.0 (10.0) | 0.50× | 10.00× | 2.50× | 100% | 100% / 40% | 1 |",
+		"| Gatehouse | 256 | 4,000 | 3.00 ms | 9.00 ms | 125.0 | 40.0 (10.0) | — | — | — | 50% | 90% / 40% | 0 |",
 		"- nginx at 64 connections: CPU 1 (wrk and the backend) was 97% busy",
 		"- Gatehouse at 256 connections: other processes used about 40% of CPU 0",
 	} {

@@ -24,6 +24,7 @@ type row struct {
 	wall   time.Duration // of the measured run, as this program saw it
 	busy   [2]float64    // fraction of CPU 0 and CPU 1 busy meanwhile, any process
 	rss    int64         // the proxy's, bytes, right after the run
+	anon   int64         // the anonymous part of rss
 }
 
 // cpuPerRequest is the proxy's CPU time per completed request.
@@ -213,7 +214,7 @@ func measure(ctx context.Context, e *env, cfg config, t *target, conns int) (row
 			return r, fmt.Errorf("reading the proxy's CPU time: %w", err)
 		}
 		r.cpu = proc1 - proc0
-		if r.rss, err = treeRSS(t.proc.pid()); err != nil {
+		if r.rss, r.anon, err = treeRSS(t.proc.pid()); err != nil {
 			return r, fmt.Errorf("reading the proxy's memory: %w", err)
 		}
 	}
