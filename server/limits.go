@@ -83,14 +83,14 @@ const (
 	DefaultSendTimeout = 60 * time.Second
 
 	// DefaultMaxConnections bounds the worst case: a connection holding a
-	// stalled request, with its upstream connection, costs about 85 KiB
-	// (docs/benchmarks.md, "Idle and slow connections"), so 2,048 of them
-	// take about 170 MiB, which fits the 256 MiB memory limit of
-	// manifests/gatehouse.yaml next to the configuration of a cluster of
-	// 1,000 Services (63 MB); an idle keep-alive connection costs a fifth
-	// of that. HAProxy's frontends long defaulted to 2,000. Raise it with
-	// the memory limit.
-	DefaultMaxConnections = 2048
+	// stalled request, the most a client can hold (a big body streaming
+	// to its upstream connection), costs about 108 KiB (docs/benchmarks.md,
+	// "Idle and slow connections"), so 1,536 of them take about 162 MiB,
+	// which fits the 256 MiB memory limit of manifests/gatehouse.yaml next
+	// to the configuration of a cluster of 1,000 Services (63 MB); an idle
+	// keep-alive connection costs a seventh of that. HAProxy's frontends
+	// long defaulted to 2,000. Raise it with the memory limit.
+	DefaultMaxConnections = 1536
 
 	// DefaultMaxHeaderBytes is enough for large cookies and tokens (nginx
 	// allows 4 × 8 KiB, Envoy 60 KiB) and small enough that a connection's
