@@ -26,6 +26,13 @@ type Pool struct {
 	// idle connections too (Node's default after 5 s), and a request sent
 	// just as they do fails; the caller retries those it may (Retryable).
 	IdleTimeout time.Duration
+	// CheckAfter is how long a connection must have been idle before Get
+	// looks whether the upstream closed it meanwhile (one non-blocking
+	// peek): without the look, a request that may not be retried (a POST)
+	// would fail on every connection an upstream closed at its own idle
+	// timeout. net/http's transport notices with a read kept pending on
+	// every idle connection; the look costs less, and only after a pause.
+	CheckAfter time.Duration
 
 	mu   sync.Mutex
 	idle map[string][]*UpConn
@@ -59,13 +66,14 @@ func (p *Pool) Get(addr string, connectTimeout time.Duration, now time.Time) (*U
 		c := list[len(list)-1]
 		list[len(list)-1] = nil
 		p.idle[addr] = list[:len(list)-1]
-		if p.IdleTimeout > 0 && now.Sub(c.idleSince) > p.IdleTimeout {
-			p.mu.Unlock()
+		p.mu.Unlock()
+		idle := now.Sub(c.idleSince)
+		if p.IdleTimeout > 0 && idle > p.IdleTimeout || idle >= p.CheckAfter && peerGone(c.nc) {
 			c.close()
+			p.recycle(c)
 			p.mu.Lock()
 			continue
 		}
-		p.mu.Unlock()
 		c.reused, c.got, c.done = true, false, false
 		return c, nil
 	}

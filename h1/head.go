@@ -15,9 +15,11 @@ package h1
 
 import (
 	"bytes"
+	"net"
 	"net/http"
 	"net/textproto"
 	"strings"
+	"syscall"
 )
 
 // token reports whether c may appear in a token (RFC 9110 §5.6.2): a
@@ -206,4 +208,38 @@ func plainPath(p string) bool {
 		}
 	}
 	return true
+}
+
+// peerGone reports, with one non-blocking peek that consumes nothing,
+// whether the other end of c has closed or reset it, or (for a connection
+// at rest) sent something nobody asked for. A connection it cannot look
+// into is taken to be there.
+func peerGone(c net.Conn) bool {
+	for {
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = u.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	gone := false
+	var b [1]byte
+	err = raw.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EAGAIN || err == syscall.EINTR:
+		case err != nil, n == 0:
+			gone = true // a reset, or the end of the stream
+		}
+		return true
+	})
+	return gone || err != nil
 }

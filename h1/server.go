@@ -881,29 +881,7 @@ func (w *response) Flush() { _ = w.FlushError() }
 // handler through the request's context, which this server does not keep
 // (watching every connection for that costs a read in the background); a
 // handler that needs to know asks. One non-blocking peek.
-func (w *response) ClientGone() bool {
-	rc, ok := w.c.nc.(syscall.Conn)
-	if !ok {
-		if u, isUnwrapper := w.c.nc.(interface{ NetConn() net.Conn }); isUnwrapper {
-			rc, ok = u.NetConn().(syscall.Conn)
-		}
-	}
-	if !ok {
-		return false
-	}
-	raw, err := rc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	gone := false
-	var b [1]byte
-	_ = raw.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		gone = n == 0 && err == nil || err != nil && err != syscall.EAGAIN && err != syscall.EINTR
-		return true
-	})
-	return gone
-}
+func (w *response) ClientGone() bool { return peerGone(w.c.nc) }
 
 // AbortConnection closes the connection once the handler returns, without
 // completing the answer: for a handler whose body broke off after the head

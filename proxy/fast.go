@@ -59,6 +59,7 @@ func NewPool(guard func() *upstream.DialGuard) *h1.Pool {
 		},
 		MaxIdlePerAddr: 128,
 		IdleTimeout:    90 * time.Second,
+		CheckAfter:     time.Second,
 	}
 }
 
