@@ -46,6 +46,7 @@ var requestSeeds = []string{
 	"GET /x HTTP/1.1\r\nHost: a\r\nX-A : 1\r\n\r\n",
 	"GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\nx",
 	"GET /x HTTP/1.1\r\nHost: [::1]:80\r\nX-Empty:\r\n\r\n",
+	"GET /x? HTTP/1.1\r\nHost: a\r\n\r\n",
 }
 
 // FuzzRequestHead is differential: whatever request head the fast path
@@ -66,7 +67,7 @@ func FuzzRequestHead(f *testing.F) {
 			t.Fatalf("the fast path accepted what net/http refuses (%v):\n%q", err, in)
 		}
 		if std.Method != fast.Method || std.Host != fast.Host || std.RequestURI != fast.RequestURI ||
-			std.URL.Path != fast.URL.Path || std.URL.RawQuery != fast.URL.RawQuery || std.URL.EscapedPath() != fast.URL.EscapedPath() ||
+			std.URL.Path != fast.URL.Path || std.URL.RawQuery != fast.URL.RawQuery || std.URL.ForceQuery != fast.URL.ForceQuery || std.URL.EscapedPath() != fast.URL.EscapedPath() ||
 			std.ContentLength != fast.ContentLength || std.Close != fast.Close || std.ProtoMinor != fast.ProtoMinor || len(std.TransferEncoding) != 0 {
 			t.Fatalf("read differently:\nfast %s %q %q %q host %q length %d close %v\nstd  %s %q %q %q host %q length %d close %v\n%q",
 				fast.Method, fast.URL.Path, fast.URL.EscapedPath(), fast.URL.RawQuery, fast.Host, fast.ContentLength, fast.Close,

@@ -489,8 +489,8 @@ func (c *conn) parse(end int) bool {
 		return false
 	}
 
-	path, query, _ := strings.Cut(target, "?")
-	c.url = url.URL{Path: path, RawQuery: query}
+	path, query, hasQuery := strings.Cut(target, "?")
+	c.url = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
 	if !plainPath(path) {
 		// As net/url keeps it: RawPath is the client's spelling whenever
 		// escaping Path again would not give it back.
