@@ -161,13 +161,15 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 		if err == nil {
 			break
 		}
+		// A kept connection the upstream closed just before this request
+		// arrived: nothing was answered, so the request may go again on a
+		// new one, as net/http's transport does. Not once any of an answer
+		// came: the upstream had the request.
+		stale := uc.Reused() && !uc.GotAnswer() && staleConn(err)
 		h.pool.Discard(uc)
 		uc = nil
 		own.restore(hdr)
-		// A kept connection the upstream closed just before this request
-		// arrived: nothing was answered, so the request may go again on a
-		// new one, as net/http's transport does.
-		if attempt > 0 || !staleConn(err) || !h1.Retryable(r) {
+		if attempt > 0 || !stale || !h1.Retryable(r) {
 			break
 		}
 	}
