@@ -181,6 +181,9 @@ type Answer struct {
 	Close bool
 }
 
+// maxInterim bounds the 1xx answers read before the final one.
+const maxInterim = 8
+
 // ErrBadAnswer wraps every way an upstream's head can be malformed.
 var ErrBadAnswer = errors.New("malformed answer from the upstream")
 
@@ -189,13 +192,15 @@ var ErrBadAnswer = errors.New("malformed answer from the upstream")
 // the caller removes hop-by-hop fields after). Interim (1xx) answers are
 // skipped. max bounds the head's size.
 func (c *UpConn) ReadAnswer(method string, h http.Header, max int) (Answer, error) {
-	for {
+	// 100 Continue, 103 Early Hints: skipped, and so are their fields; a
+	// few, as real upstreams send, not an endless stream of them.
+	for range maxInterim {
 		a, err := c.readHead(method, h, max)
 		if err != nil || a.Status >= 200 {
 			return a, err
 		}
-		// 100 Continue, 103 Early Hints: skipped, and so are their fields.
 	}
+	return Answer{}, fmt.Errorf("%w: more than %d interim answers", ErrBadAnswer, maxInterim)
 }
 
 func (c *UpConn) readHead(method string, h http.Header, max int) (Answer, error) {
