@@ -37,6 +37,14 @@ import (
 // client is uploading goes uncounted for that request; its next bodyless
 // or fully sent request counts.
 //
+// On the fast path (fast.go) the question of a partial body does not
+// arise: a body it takes is read whole before any upstream connection is
+// taken, so a client that stalls or breaks its body fails before the
+// upstream is involved (408 or 400, excluded), and the upstream only ever
+// gets complete requests. A client that goes away is found from the
+// request's context (net/http's server) or by asking h1's server where an
+// exchange failed (clientHasGone), and excluded the same way.
+//
 // Once the upstream has answered, a response cut short by the route's
 // timeouts or the client says nothing certain either (a client reading
 // slowly stalls the copy just as a stalled upstream does), so it is
