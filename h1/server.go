@@ -346,6 +346,35 @@ func (c *conn) serve() {
 			// next request's.
 			_ = c.nc.SetReadDeadline(time.Time{})
 		}
+		c.shrink()
+	}
+}
+
+// What a connection keeps between requests is bounded: a map cleared for
+// reuse keeps the room it grew to, and so do slices, so one request with
+// thousands of fields (or an upstream answering with them) would leave its
+// connection holding that memory while it idles. Past these sizes they are
+// dropped instead, for the collector.
+const (
+	keepFields = 64
+	keepBuffer = 4096
+)
+
+func (c *conn) shrink() {
+	if len(c.hdr) > keepFields {
+		c.hdr = http.Header{}
+	}
+	if len(c.rw.header) > keepFields {
+		c.rw.header = http.Header{}
+	}
+	if cap(c.vals) > 4*keepFields {
+		c.vals = nil
+	}
+	if len(c.buf) > keepBuffer && c.w-c.r <= keepBuffer {
+		buf := make([]byte, keepBuffer)
+		c.w = copy(buf, c.buf[c.r:c.w])
+		c.r = 0
+		c.buf = buf
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -353,4 +354,62 @@ func BenchmarkServe(b *testing.B) {
 	b.ResetTimer()
 	c := s.newConn(&loopConn{req: req, n: b.N})
 	c.serve()
+}
+
+// TestConnectionSheds: a request with thousands of fields and a big head,
+// answered with thousands of fields, leaves its connection holding no more
+// than an ordinary one for the next request: fresh maps, a small buffer.
+func TestConnectionSheds(t *testing.T) {
+	var c *conn
+	var firstReq, firstAnswer uintptr
+	var checked bool
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			for i := range 2000 {
+				w.Header()[fmt.Sprintf("X-Answer-%d", i)] = []string{"v"}
+			}
+			firstReq, firstAnswer = reflect.ValueOf(r.Header).Pointer(), reflect.ValueOf(w.Header()).Pointer()
+		} else {
+			checked = true
+			if reflect.ValueOf(r.Header).Pointer() == firstReq || reflect.ValueOf(w.Header()).Pointer() == firstAnswer {
+				t.Errorf("the maps that grew to 2,000 fields are kept for the next request")
+			}
+			if len(c.buf) > keepBuffer || cap(c.vals) > 4*keepFields {
+				t.Errorf("the connection keeps a %d-byte buffer and room for %d values", len(c.buf), cap(c.vals))
+			}
+		}
+		w.Header()["Content-Length"] = []string{"0"}
+	}), MaxHeaderBytes: 1 << 20}
+	s.conns = map[*conn]struct{}{}
+	s.clock = NewClock(time.Second)
+	defer s.clock.Stop()
+	var big strings.Builder
+	big.WriteString("GET /big HTTP/1.1\r\nHost: h\r\n")
+	for i := range 2000 {
+		fmt.Fprintf(&big, "X-F-%d: v\r\n", i)
+	}
+	big.WriteString("\r\n")
+	c = s.newConn(&seqConn{reqs: []string{big.String(), "GET /small HTTP/1.1\r\nHost: h\r\n\r\n"}})
+	c.serve()
+	if !checked {
+		t.Fatal("the second request was not served")
+	}
+}
+
+// seqConn reads its requests one after the other, in pieces of at most
+// 4 KiB, as a socket would deliver them.
+type seqConn struct {
+	loopConn
+	reqs []string
+}
+
+func (c *seqConn) Read(p []byte) (int, error) {
+	if len(c.reqs) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 4096)], c.reqs[0])
+	if c.reqs[0] = c.reqs[0][n:]; c.reqs[0] == "" {
+		c.reqs = c.reqs[1:]
+	}
+	return n, nil
 }
