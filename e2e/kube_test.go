@@ -241,9 +241,16 @@ func TestKube(t *testing.T) {
 		t.Logf("API server down for %v; %d requests served meanwhile", time.Since(outage).Round(time.Millisecond), ok.Load()-okBefore)
 
 		env.setService(t, "steady", "kind: Mapping\nname: steady\nprefix: /steady/\nservice: steady\n---\nkind: Mapping\nname: after\nprefix: /after/\nservice: steady\n")
-		waitFor(t, "a change made after the restart is served", 60*time.Second, func() bool {
+		// client-go's informers retry a failed watch with a backoff that
+		// grows to between 30 and 60 s (tools/cache/reflector.go) and that
+		// they do not let a caller change: the first retry after the
+		// restart can be a minute away. 28 s here at best, over 60 s in one
+		// CI run.
+		start := time.Now()
+		waitFor(t, "a change made after the restart is served", 150*time.Second, func() bool {
 			return served(g.base, "/after/x", podA, "/x")
 		})
+		t.Logf("a change after the restart was served %v after it was applied", time.Since(start).Round(time.Millisecond))
 		if n := failed.Load(); n != 0 {
 			t.Errorf("%d of %d requests failed across the outage; first: %v", n, n+ok.Load(), firstFailure.Load())
 		}
