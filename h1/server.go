@@ -56,6 +56,7 @@ type Server struct {
 	mu       sync.Mutex
 	ln       []net.Listener
 	conns    map[*conn]struct{}
+	handed   map[*replayConn]struct{} // given to Fallback, until closed
 	date     atomic.Pointer[dateLine]
 	pool     sync.Pool
 	start    sync.Once
@@ -119,6 +120,11 @@ func (s *Server) sweep(tick time.Duration) {
 			}
 			if limit > 0 && now-since > int64(limit) && c.state.CompareAndSwap(st, stateClosed) {
 				c.nc.Close()
+			}
+		}
+		for rc := range s.handed {
+			if w := rc.out.since.Load(); w != 0 && s.SendTimeout > 0 && now-w > int64(s.SendTimeout) {
+				rc.Conn.Close() // Close would take the lock held here
 			}
 		}
 		s.mu.Unlock()
@@ -471,7 +477,17 @@ func (c *conn) handOff() {
 	pending := make([]byte, c.w-c.r)
 	copy(pending, c.buf[c.r:c.w])
 	_ = c.nc.SetReadDeadline(time.Time{})
-	c.srv.Fallback(&replayConn{Conn: c.nc, pending: pending})
+	rc := &replayConn{Conn: c.nc, pending: pending, srv: c.srv}
+	// net/http bounds no single wait to send: the sweeper keeps doing it
+	// (SendTimeout) for the connections handed over, upgraded ones too.
+	rc.out.nc, rc.out.clock = c.nc, c.srv.clock
+	c.srv.mu.Lock()
+	if c.srv.handed == nil {
+		c.srv.handed = map[*replayConn]struct{}{}
+	}
+	c.srv.handed[rc] = struct{}{}
+	c.srv.mu.Unlock()
+	c.srv.Fallback(rc)
 }
 
 // parse reads the head in buf[r:end] into the connection's Request. It
@@ -714,6 +730,21 @@ func (s *sendWatch) Write(p []byte) (int, error) {
 type replayConn struct {
 	net.Conn
 	pending []byte
+	out     sendWatch
+	srv     *Server
+	once    sync.Once
+}
+
+func (r *replayConn) Write(p []byte) (int, error) { return r.out.Write(p) }
+
+// Close forgets the connection in the server's list of handed-over ones.
+func (r *replayConn) Close() error {
+	r.once.Do(func() {
+		r.srv.mu.Lock()
+		delete(r.srv.handed, r)
+		r.srv.mu.Unlock()
+	})
+	return r.Conn.Close()
 }
 
 func (r *replayConn) Read(p []byte) (int, error) {

@@ -281,6 +281,48 @@ func TestSendTimeout(t *testing.T) {
 	}
 }
 
+// TestSendTimeoutHandedOver: a connection net/http serves after the fast
+// path handed it over is bounded the same way.
+func TestSendTimeoutHandedOver(t *testing.T) {
+	failed := make(chan error, 1)
+	big := strings.Repeat("x", 64<<10)
+	// An HTTP/1.0 request, which the fast path hands over, to a handler
+	// that writes 16 MiB.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := &fallback{conns: make(chan net.Conn, 1), done: make(chan struct{})}
+	fb.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for range 256 {
+			if _, err := io.WriteString(w, big); err != nil {
+				failed <- err
+				return
+			}
+		}
+		failed <- nil
+	})}
+	go fb.srv.Serve(fb)
+	defer fb.srv.Close()
+	s := &Server{Handler: echo, Fallback: func(c net.Conn) { fb.conns <- c }, SendTimeout: 200 * time.Millisecond}
+	go s.Serve(ln)
+	defer s.Shutdown(context.Background())
+	stuck, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	io.WriteString(stuck, "GET /big HTTP/1.0\r\nHost: h\r\n\r\n")
+	select {
+	case err := <-failed:
+		if err == nil {
+			t.Fatalf("16 MiB were sent to a client that reads nothing")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("a handed-over client that reads nothing held its connection")
+	}
+}
+
 // TestShutdown closes idle connections at once and lets a request in
 // flight finish, its answer saying Connection: close.
 func TestShutdown(t *testing.T) {
