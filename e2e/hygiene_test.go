@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Request hygiene at the edge, against a live gateway: framing (what one
@@ -551,5 +552,68 @@ func TestBreakerClient(t *testing.T) {
 	}
 	if r := g.do("GET", "", "/slow/x"); r.status != 200 {
 		t.Errorf("another upstream's breaker: %d, want 200", r.status)
+	}
+}
+
+// TestUpgradeTunnel: an upgrade a Mapping allows is tunnelled both ways on
+// each engine (the fast one hands such a connection to net/http, whose
+// ReverseProxy hijacks it); one it does not allow is refused with 403.
+func TestUpgradeTunnel(t *testing.T) {
+	up := startUpstream(t, func(u *upstreamServer) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.EqualFold(r.Header.Get("Upgrade"), "echo") {
+				http.Error(w, "no upgrade", http.StatusBadRequest)
+				return
+			}
+			conn, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+			brw.Flush()
+			io.Copy(conn, brw) // echo until the client closes
+		})
+	})
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "tunnel.yaml"), serviceYAML("tunnel",
+		"kind: Mapping\nname: tunnel\nprefix: /tunnel/\nservice: tunnel\nallow_upgrade: [echo]\n---\n"+
+			"kind: Mapping\nname: plain\nprefix: /plain/\nservice: tunnel\n", up))
+	for _, engine := range []string{"fast", "net/http"} {
+		t.Run(engine, func(t *testing.T) {
+			g := startGateway(t, dir, "--engine", engine)
+			addr := strings.TrimPrefix(g.base, "http://")
+			open := func(path string) (net.Conn, *bufio.Reader, *http.Response) {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: h.example\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+				br := bufio.NewReader(c)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c, br, resp
+			}
+			c, br, resp := open("/tunnel/x")
+			defer c.Close()
+			if resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("upgrade: %d", resp.StatusCode)
+			}
+			for _, msg := range []string{"ping\n", "pong pong\n"} {
+				io.WriteString(c, msg)
+				got, err := br.ReadString('\n')
+				if err != nil || got != msg {
+					t.Fatalf("through the tunnel: %q, %v; want %q", got, err, msg)
+				}
+			}
+			c2, _, resp := open("/plain/x")
+			defer c2.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("upgrade on a Mapping without allow_upgrade: %d, want 403", resp.StatusCode)
+			}
+		})
 	}
 }
