@@ -259,9 +259,9 @@ func (c *UpConn) readHead(method string, h http.Header, max int) (Answer, error)
 	}
 	a.Close = minor == 0
 	for _, v := range conn {
-		if hasToken(v, "close") {
+		if HasToken(v, "close") {
 			a.Close = true
-		} else if minor == 0 && hasToken(v, "keep-alive") {
+		} else if minor == 0 && HasToken(v, "keep-alive") {
 			a.Close = false
 		}
 	}

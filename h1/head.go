@@ -14,6 +14,7 @@
 package h1
 
 import (
+	"bufio"
 	"bytes"
 	"net"
 	"net/http"
@@ -49,14 +50,42 @@ func fieldValueByte(c byte) bool { return c == '\t' || (c >= ' ' && c != 0x7f) }
 // on the fast path: visible ASCII except '#', which no client sends.
 func targetByte(c byte) bool { return c > ' ' && c < 0x7f && c != '#' }
 
-// hostByte reports whether c may appear in a Host header (a reg-name, an
-// IP literal and a port), the set net/http's own check accepts.
-func hostByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
+// ValidHost accepts what may stand in a Host header (an RFC 3986 reg-name
+// or IP literal, with a port): the characters net/http's own check
+// allows, at most 255 of them. The fast path hands anything else to
+// net/http; the proxy ignores anything else a trusted proxy claims.
+func ValidHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
 	}
-	return strings.IndexByte("-._~!$&'()*+;=:[]%", c) >= 0
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+;=:[]%", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// WriteField writes one field line; a CR or LF in a value (a handler's, a
+// route's configuration) would start a line of its own, so it becomes a
+// space, as net/http does.
+func WriteField(bw *bufio.Writer, k, v string) {
+	if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 {
+		v = strings.Map(func(r rune) rune {
+			if r == '\r' || r == '\n' {
+				return ' '
+			}
+			return r
+		}, v)
+	}
+	bw.WriteString(k)
+	bw.WriteString(": ")
+	bw.WriteString(v)
+	bw.WriteString("\r\n")
 }
 
 // endOfHead returns the index just past the blank line that ends a head in
@@ -164,9 +193,9 @@ func fields(s string, h http.Header, vals *[]string, each func(key, value string
 	return true
 }
 
-// hasToken reports whether a comma-separated field value lists tok, in any
+// HasToken reports whether a comma-separated field value lists tok, in any
 // case.
-func hasToken(v, tok string) bool {
+func HasToken(v, tok string) bool {
 	for len(v) > 0 {
 		var t string
 		if i := strings.IndexByte(v, ','); i >= 0 {

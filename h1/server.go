@@ -586,13 +586,8 @@ func (f *framing) see(key, value string) bool {
 	case "Host":
 		f.hosts++
 		f.host = value
-		if value == "" {
+		if !ValidHost(value) {
 			return false
-		}
-		for i := 0; i < len(value); i++ {
-			if !hostByte(value[i]) {
-				return false
-			}
 		}
 	case "Content-Length":
 		f.lengths++
@@ -606,10 +601,10 @@ func (f *framing) see(key, value string) bool {
 		// are net/http's.
 		return false
 	case "Connection":
-		if hasToken(value, "upgrade") {
+		if HasToken(value, "upgrade") {
 			return false
 		}
-		if hasToken(value, "close") {
+		if HasToken(value, "close") {
 			f.close = true
 		}
 	}
@@ -822,7 +817,7 @@ func (w *response) WriteHeader(code int) {
 	if !w.noBody && w.length < 0 {
 		w.chunked = true
 	}
-	w.closeAfter = c.req.Close || c.srv.shutdown.Load() || c.body.remaining > 0 || hasToken(firstOf(h["Connection"]), "close")
+	w.closeAfter = c.req.Close || c.srv.shutdown.Load() || c.body.remaining > 0 || HasToken(firstOf(h["Connection"]), "close")
 
 	bw := c.bw
 	bw.WriteString("HTTP/1.1 ")
@@ -840,7 +835,7 @@ func (w *response) WriteHeader(code int) {
 			continue
 		}
 		for _, v := range vs {
-			writeField(bw, k, v)
+			WriteField(bw, k, v)
 		}
 	}
 	if _, ok := h["Date"]; !ok {
@@ -852,23 +847,6 @@ func (w *response) WriteHeader(code int) {
 	if w.closeAfter {
 		bw.WriteString("Connection: close\r\n")
 	}
-	bw.WriteString("\r\n")
-}
-
-// writeField writes one field line; a CR or LF in a handler's value would
-// start a line of its own, so it becomes a space, as net/http does.
-func writeField(bw *bufio.Writer, k, v string) {
-	if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 {
-		v = strings.Map(func(r rune) rune {
-			if r == '\r' || r == '\n' {
-				return ' '
-			}
-			return r
-		}, v)
-	}
-	bw.WriteString(k)
-	bw.WriteString(": ")
-	bw.WriteString(v)
 	bw.WriteString("\r\n")
 }
 
@@ -916,7 +894,7 @@ func (w *response) writeTrailers() {
 	for k, vs := range w.header {
 		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && name != "" {
 			for _, v := range vs {
-				writeField(w.c.bw, name, v)
+				WriteField(w.c.bw, name, v)
 			}
 		}
 	}

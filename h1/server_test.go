@@ -28,22 +28,15 @@ var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 
 // fallback is net/http serving the connections a Server hands over.
 type fallback struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-	srv   *http.Server
+	*Handoff
+	srv *http.Server
 }
 
-func (f *fallback) Accept() (net.Conn, error) {
-	select {
-	case c := <-f.conns:
-		return c, nil
-	case <-f.done:
-		return nil, net.ErrClosed
-	}
+func newFallback(h http.Handler) *fallback {
+	f := &fallback{Handoff: NewHandoff(), srv: &http.Server{MaxHeaderBytes: 4096, Handler: h}}
+	go f.srv.Serve(f.Handoff)
+	return f
 }
-func (f *fallback) Close() error   { f.once.Do(func() { close(f.done) }); return nil }
-func (f *fallback) Addr() net.Addr { return &net.TCPAddr{} }
 
 // serve starts a Server with echo behind it and net/http as its fallback,
 // which marks its answers.
@@ -53,13 +46,11 @@ func serve(t *testing.T, tune func(*Server)) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fb := &fallback{conns: make(chan net.Conn, 16), done: make(chan struct{})}
-	fb.srv = &http.Server{MaxHeaderBytes: 4096, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	fb := newFallback(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Served-By", "net/http")
 		echo(w, r)
-	})}
-	go fb.srv.Serve(fb)
-	s := &Server{Handler: echo, Fallback: func(c net.Conn) { fb.conns <- c }, MaxHeaderBytes: 4096}
+	}))
+	s := &Server{Handler: echo, Fallback: fb.Give, MaxHeaderBytes: 4096}
 	if tune != nil {
 		tune(s)
 	}
@@ -292,8 +283,7 @@ func TestSendTimeoutHandedOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fb := &fallback{conns: make(chan net.Conn, 1), done: make(chan struct{})}
-	fb.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	fb := newFallback(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for range 256 {
 			if _, err := io.WriteString(w, big); err != nil {
 				failed <- err
@@ -301,10 +291,9 @@ func TestSendTimeoutHandedOver(t *testing.T) {
 			}
 		}
 		failed <- nil
-	})}
-	go fb.srv.Serve(fb)
+	}))
 	defer fb.srv.Close()
-	s := &Server{Handler: echo, Fallback: func(c net.Conn) { fb.conns <- c }, SendTimeout: 200 * time.Millisecond}
+	s := &Server{Handler: echo, Fallback: fb.Give, SendTimeout: 200 * time.Millisecond}
 	go s.Serve(ln)
 	defer s.Shutdown(context.Background())
 	stuck, err := net.Dial("tcp", ln.Addr().String())

@@ -383,29 +383,29 @@ func (h *Handler) writeRequest(bw *bufio.Writer, r *http.Request, ex *exchange, 
 	bw.WriteString("\r\n")
 	conn := r.Header["Connection"]
 	for k, vs := range r.Header {
-		if forwardSkips(k) || ex.origin.dropped(k) || listedIn(conn, k) || routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, k) {
+		if forwardSkips(k) || ex.origin.dropped(k) || anyHasToken(conn, k) || routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, k) {
 			continue
 		}
-		if k == "Te" && hasTrailers(vs) {
+		if k == "Te" && anyHasToken(vs, "trailers") {
 			bw.WriteString("Te: trailers\r\n") // the one TE a proxy passes on
 			continue
 		}
 		for _, v := range vs {
-			writeField(bw, k, v)
+			h1.WriteField(bw, k, v)
 		}
 	}
 	f := ex.origin.forwarding(r)
 	for i, name := range forwardingNames {
 		if f[i] != "" && !routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, name) {
-			writeField(bw, name, f[i])
+			h1.WriteField(bw, name, f[i])
 		}
 	}
 	if !routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, "X-Request-Id") {
-		writeField(bw, "X-Request-Id", ex.requestID)
+		h1.WriteField(bw, "X-Request-Id", ex.requestID)
 	}
 	for _, op := range rt.RequestHeadersAdd {
 		if !reservedField(op.Name) {
-			writeField(bw, http.CanonicalHeaderKey(op.Name), op.Value)
+			h1.WriteField(bw, http.CanonicalHeaderKey(op.Name), op.Value)
 		}
 	}
 	if len(body) > 0 || bodyExpected(r.Method) {
@@ -454,23 +454,11 @@ func routeReplaces(remove []string, add []snapshot.HeaderOp, k string) bool {
 	return false
 }
 
-func listedIn(conn []string, k string) bool {
-	for _, v := range conn {
-		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), k) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func hasTrailers(vs []string) bool {
+// anyHasToken reports whether any of a field's values lists tok.
+func anyHasToken(vs []string, tok string) bool {
 	for _, v := range vs {
-		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "trailers") {
-				return true
-			}
+		if h1.HasToken(v, tok) {
+			return true
 		}
 	}
 	return false
@@ -482,36 +470,33 @@ func bodyExpected(method string) bool {
 	return method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
 }
 
-// writeField writes one field line; a CR or LF in a value (from a route's
-// configuration, say) would start a line of its own, so it becomes a space.
-func writeField(bw *bufio.Writer, k, v string) {
-	if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 {
-		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-	}
-	bw.WriteString(k)
-	bw.WriteString(": ")
-	bw.WriteString(v)
-	bw.WriteString("\r\n")
-}
-
 // abortConnection breaks the client's connection after a handler whose
 // answer broke off: h1's server closes it when asked; net/http's does for
 // a panic with http.ErrAbortHandler, which ReverseProxy raises too (and,
 // like it, not outside a server, where nobody would recover it).
 func abortConnection(w http.ResponseWriter, r *http.Request) {
-	for {
-		if a, ok := w.(interface{ AbortConnection() }); ok {
-			a.AbortConnection()
-			return
-		}
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			break
-		}
-		w = u.Unwrap()
+	if a, ok := beneath[interface{ AbortConnection() }](w); ok {
+		a.AbortConnection()
+		return
 	}
 	if r.Context().Value(http.ServerContextKey) != nil {
 		panic(http.ErrAbortHandler)
+	}
+}
+
+// beneath finds the first writer of type T in w's chain of wrappers
+// (Unwrap, as http.ResponseController follows it).
+func beneath[T any](w http.ResponseWriter) (T, bool) {
+	for {
+		if t, ok := w.(T); ok {
+			return t, true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			var zero T
+			return zero, false
+		}
+		w = u.Unwrap()
 	}
 }
 
@@ -541,16 +526,8 @@ func readBody(r io.Reader, buf []byte, n int64) ([]byte, error) {
 // clientHasGone asks the server's ResponseWriter, when it can tell,
 // whether the client closed its connection.
 func clientHasGone(w http.ResponseWriter) bool {
-	for {
-		if g, ok := w.(interface{ ClientGone() bool }); ok {
-			return g.ClientGone()
-		}
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return false
-		}
-		w = u.Unwrap()
-	}
+	g, ok := beneath[interface{ ClientGone() bool }](w)
+	return ok && g.ClientGone()
 }
 
 // cancelWatch ends the exchange on the upstream connection it tracks when

@@ -54,6 +54,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/h1"
 )
 
 // maxForwardHops bounds how far back the gateway follows a trusted chain:
@@ -257,7 +259,7 @@ func (o *origin) forwarding(in *http.Request) forwarding {
 		if p := firstElement(in.Header["X-Forwarded-Proto"]); strings.EqualFold(p, "http") || strings.EqualFold(p, "https") {
 			proto = strings.ToLower(p)
 		}
-		if h := firstElement(in.Header["X-Forwarded-Host"]); validHost(h) {
+		if h := firstElement(in.Header["X-Forwarded-Host"]); h1.ValidHost(h) {
 			host = h
 		}
 	}
@@ -273,7 +275,7 @@ func (o *origin) forwarding(in *http.Request) forwarding {
 		f[1] = o.client.String()
 	}
 	f[2] = proto
-	if validHost(host) {
+	if h1.ValidHost(host) {
 		f[3] = host
 	}
 	f[4] = o.forwarded(host, proto)
@@ -347,9 +349,9 @@ func (o *origin) forwarded(host, proto string) string {
 }
 
 func appendHostProto(b []byte, host, proto string) []byte {
-	if validHost(host) {
+	if h1.ValidHost(host) {
 		// Always quoted: a host may hold ':' (a port) or '[', which a token
-		// may not; validHost leaves out '"' and '\', so no escaping is needed.
+		// may not; h1.ValidHost leaves out '"' and '\', so no escaping is needed.
 		b = append(b, `;host="`...)
 		b = append(b, host...)
 		b = append(b, '"')
@@ -431,24 +433,4 @@ func firstElement(values []string) string {
 		v = v[:i]
 	}
 	return strings.TrimSpace(v)
-}
-
-// validHost accepts what may stand in a Host header (RFC 3986 reg-name or IP
-// literal, with a port): the characters net/http's own check allows, bounded
-// in length. Anything else from a trusted proxy is ignored rather than
-// passed on.
-func validHost(h string) bool {
-	if h == "" || len(h) > 255 {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("-._~!$&'()*+;=:[]%", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

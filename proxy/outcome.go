@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -243,21 +242,8 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, ex *exchange, e
 	ex.err = err
 	if berr := ex.body.failure(); berr != nil {
 		// The client's body broke: whatever the transport says happened next
-		// followed from that. What is left on the connection is not a
-		// request, so it is not read as one.
-		ex.clientErr = true
-		ex.err = fmt.Errorf("reading the request body: %w", berr)
-		closeConnection(w.Header())
-		var tooBig *http.MaxBytesError
-		var ne net.Error
-		switch {
-		case errors.As(berr, &tooBig):
-			h.fail(w, http.StatusRequestEntityTooLarge, "request body too large")
-		case errors.As(berr, &ne) && ne.Timeout():
-			h.fail(w, http.StatusRequestTimeout, "request body not received in time")
-		default:
-			h.fail(w, http.StatusBadRequest, "request body could not be read")
-		}
+		// followed from that.
+		h.bodyFailed(w, ex, berr)
 		return
 	}
 	ex.partial = ex.body.partial()

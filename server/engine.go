@@ -47,11 +47,11 @@ func (s *Server) proxyServer() proxyEngine {
 	if s.cfg.Engine == EngineNetHTTP {
 		return std
 	}
-	handoff := &handoffListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	handoff := h1.NewHandoff()
 	return &fastEngine{
 		fast: &h1.Server{
 			Handler:           handler,
-			Fallback:          handoff.give,
+			Fallback:          handoff.Give,
 			ReadHeaderTimeout: lim.ReadHeaderTimeout,
 			IdleTimeout:       lim.IdleTimeout,
 			SendTimeout:       lim.SendTimeout,
@@ -68,11 +68,11 @@ func (s *Server) proxyServer() proxyEngine {
 type fastEngine struct {
 	fast    *h1.Server
 	std     *http.Server
-	handoff *handoffListener
+	handoff *h1.Handoff
 }
 
 func (e *fastEngine) Serve(l net.Listener) error {
-	e.handoff.addr = l.Addr()
+	e.handoff.SetAddr(l.Addr())
 	errs := make(chan error, 1)
 	go func() { errs <- e.std.Serve(e.handoff) }()
 	err := e.fast.Serve(l)
@@ -93,41 +93,6 @@ func (e *fastEngine) Shutdown(ctx context.Context) error {
 	wg.Wait()
 	return errors.Join(fastErr, stdErr)
 }
-
-// handoffListener is the listener net/http serves in the fast engine: its
-// connections are the ones h1 gave up, with what h1 read of them replayed.
-type handoffListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-	addr  net.Addr
-}
-
-// give passes c to net/http; it waits until net/http's accept loop takes
-// it, which it does at once, or closes c when the listener is closed.
-func (l *handoffListener) give(c net.Conn) {
-	select {
-	case l.conns <- c:
-	case <-l.done:
-		c.Close()
-	}
-}
-
-func (l *handoffListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *handoffListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *handoffListener) Addr() net.Addr { return l.addr }
 
 // counted keeps the count of requests in flight.
 type counted struct {

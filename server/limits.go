@@ -100,9 +100,6 @@ const (
 
 // withDefaults fills zero fields; negative ones stay, meaning no limit.
 func (l Limits) withDefaults() Limits {
-	if l.SendTimeout == 0 {
-		l.SendTimeout = DefaultSendTimeout
-	}
 	if l.ReadHeaderTimeout == 0 {
 		l.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
@@ -114,6 +111,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.IdleTimeout == 0 {
 		l.IdleTimeout = DefaultIdleTimeout
+	}
+	if l.SendTimeout == 0 {
+		l.SendTimeout = DefaultSendTimeout
 	}
 	if l.MaxConnections == 0 {
 		l.MaxConnections = DefaultMaxConnections
