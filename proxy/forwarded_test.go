@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/tls"
+	"encoding/json"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -397,6 +399,39 @@ func TestAddrText(t *testing.T) {
 		}
 		if got := addrText(c.remote, peerAddr(c.remote)); got != "" && got != peerAddr(c.remote).String() {
 			t.Errorf("addrText(%q) = %q, not the address's text", c.remote, got)
+		}
+	}
+}
+
+// TestAccessLogClientIP: the access log names the client a trusted proxy
+// vouched for (client_ip) next to the connection's peer, and only then.
+func TestAccessLogClientIP(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer up.Close()
+	var log bytes.Buffer
+	h := New(Options{Guard: loopbackGuard(t), TrustedProxies: testTrusted, AccessLog: &log})
+	h.Publish(compile(t, "kind: Mapping\nname: app\nprefix: /\nservice: app\n", up.Listener.Addr().String()))
+	for _, tc := range []struct{ remote, xff, want string }{
+		{"10.1.2.3:5000", "203.0.113.7", "203.0.113.7"}, // a trusted proxy's word
+		{"198.51.100.9:5000", "203.0.113.7", ""},        // anyone else's is dropped
+		{"10.1.2.3:5000", "", ""},                       // nobody vouched for
+	} {
+		log.Reset()
+		req := httptest.NewRequest("GET", "/x", nil)
+		req.RemoteAddr = tc.remote
+		if tc.xff != "" {
+			req.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		var line struct {
+			Client   string `json:"client"`
+			ClientIP string `json:"client_ip"`
+		}
+		if err := json.Unmarshal(log.Bytes(), &line); err != nil {
+			t.Fatalf("access line %q: %v", log.String(), err)
+		}
+		if line.Client != tc.remote || line.ClientIP != tc.want {
+			t.Errorf("from %s with X-Forwarded-For %q: client %q, client_ip %q; want %q", tc.remote, tc.xff, line.Client, line.ClientIP, tc.want)
 		}
 	}
 }
