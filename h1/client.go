@@ -20,8 +20,12 @@ import (
 type Pool struct {
 	// Dial opens a connection to addr within timeout.
 	Dial func(addr string, timeout time.Duration) (net.Conn, error)
-	// MaxIdlePerAddr caps the idle connections kept per address.
+	// MaxIdlePerAddr caps the idle connections kept per address, and
+	// MaxIdle those kept in all: an upstream with many endpoints (a
+	// tenant's EndpointSlices) must not make the gateway hold descriptors
+	// and buffers without bound. MaxIdle 0 means no overall cap.
 	MaxIdlePerAddr int
+	MaxIdle        int
 	// IdleTimeout is how long an idle connection is kept. Upstreams close
 	// idle connections too (Node's default after 5 s), and a request sent
 	// just as they do fails; the caller retries those it may (Retryable).
@@ -34,9 +38,11 @@ type Pool struct {
 	// every idle connection; the look costs less, and only after a pause.
 	CheckAfter time.Duration
 
-	mu   sync.Mutex
-	idle map[string][]*UpConn
-	free sync.Pool // *UpConn with buffers, for new connections
+	mu       sync.Mutex
+	idle     map[string][]*UpConn // oldest first
+	idleN    int                  // connections in idle
+	lastReap time.Time
+	free     sync.Pool // *UpConn with buffers, for new connections
 }
 
 // UpConn is one connection to an upstream, with its buffers.
@@ -66,6 +72,10 @@ func (p *Pool) Get(addr string, connectTimeout time.Duration, now time.Time) (*U
 		c := list[len(list)-1]
 		list[len(list)-1] = nil
 		p.idle[addr] = list[:len(list)-1]
+		if len(list) == 1 {
+			delete(p.idle, addr)
+		}
+		p.idleN--
 		p.mu.Unlock()
 		idle := now.Sub(c.idleSince)
 		if p.IdleTimeout > 0 && idle > p.IdleTimeout || idle >= p.CheckAfter && peerGone(c.nc) {
@@ -110,14 +120,50 @@ func (p *Pool) Put(c *UpConn, now time.Time) {
 	if p.idle == nil {
 		p.idle = map[string][]*UpConn{}
 	}
-	if list := p.idle[c.addr]; len(list) < p.MaxIdlePerAddr {
+	expired := p.reap(now)
+	kept := false
+	if list := p.idle[c.addr]; len(list) < p.MaxIdlePerAddr && (p.MaxIdle <= 0 || p.idleN < p.MaxIdle) {
 		p.idle[c.addr] = append(list, c)
-		p.mu.Unlock()
-		return
+		p.idleN++
+		kept = true
 	}
 	p.mu.Unlock()
-	c.close()
-	p.recycle(c)
+	if !kept {
+		expired = append(expired, c)
+	}
+	for _, x := range expired {
+		x.close()
+		p.recycle(x)
+	}
+}
+
+// reap takes out the connections idle for longer than IdleTimeout, at
+// most twice per IdleTimeout; Get would drop them too, but only for an
+// address still asked for, and an endpoint that went away is never asked
+// for again. Called with mu held; the caller closes what it returns.
+func (p *Pool) reap(now time.Time) []*UpConn {
+	if p.IdleTimeout <= 0 || now.Sub(p.lastReap) < p.IdleTimeout/2 {
+		return nil
+	}
+	p.lastReap = now
+	var out []*UpConn
+	for addr, list := range p.idle {
+		n := 0
+		for n < len(list) && now.Sub(list[n].idleSince) > p.IdleTimeout {
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		out = append(out, list[:n]...)
+		p.idleN -= n
+		if n == len(list) {
+			delete(p.idle, addr)
+		} else {
+			p.idle[addr] = append(list[:0:0], list[n:]...)
+		}
+	}
+	return out
 }
 
 // Discard closes c, whatever its state.
@@ -132,24 +178,6 @@ func (p *Pool) recycle(c *UpConn) {
 	c.bw.Reset(nil)
 	c.chunked = nil
 	p.free.Put(c)
-}
-
-// CloseIdle closes every idle connection, and those to addresses keep
-// does not want (nil keeps none).
-func (p *Pool) CloseIdle(keep func(addr string) bool) {
-	p.mu.Lock()
-	var closing []*UpConn
-	for addr, list := range p.idle {
-		if keep != nil && keep(addr) {
-			continue
-		}
-		closing = append(closing, list...)
-		delete(p.idle, addr)
-	}
-	p.mu.Unlock()
-	for _, c := range closing {
-		c.close()
-	}
 }
 
 func (c *UpConn) close() { _ = c.nc.Close() }

@@ -148,20 +148,3 @@ func FuzzAnswer(f *testing.F) {
 		}
 	})
 }
-
-// TestInterimAnswersBounded: a few 1xx heads before the answer are skipped;
-// an upstream that sends nothing but them is refused, not read for ever.
-func TestInterimAnswersBounded(t *testing.T) {
-	read := func(interim int) (Answer, error) {
-		in := strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", interim) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
-		c := &UpConn{br: bufio.NewReader(strings.NewReader(in))}
-		c.body.c = c
-		return c.ReadAnswer(http.MethodGet, http.Header{}, 4096)
-	}
-	if a, err := read(maxInterim - 1); err != nil || a.Status != 200 {
-		t.Errorf("%d interim answers: %+v, %v", maxInterim-1, a, err)
-	}
-	if _, err := read(maxInterim); err == nil {
-		t.Errorf("%d interim answers, then the answer: accepted", maxInterim)
-	}
-}

@@ -58,6 +58,7 @@ func NewPool(guard func() *upstream.DialGuard) *h1.Pool {
 			return d.guard().Dialer(base).Dial("tcp", upstream.RootedAddr(addr))
 		},
 		MaxIdlePerAddr: 128,
+		MaxIdle:        1024, // as NewTransport's MaxIdleConns
 		IdleTimeout:    90 * time.Second,
 		CheckAfter:     time.Second,
 	}
