@@ -387,8 +387,11 @@ func (h *Handler) writeRequest(bw *bufio.Writer, r *http.Request, ex *exchange, 
 		if forwardSkips(k) || ex.origin.dropped(k) || anyHasToken(conn, k) || routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, k) {
 			continue
 		}
-		if k == "Te" && anyHasToken(vs, "trailers") {
-			bw.WriteString("Te: trailers\r\n") // the one TE a proxy passes on
+		if k == "Te" {
+			// Hop-by-hop; "trailers" is the one value a proxy passes on.
+			if anyHasToken(vs, "trailers") {
+				bw.WriteString("Te: trailers\r\n")
+			}
 			continue
 		}
 		for _, v := range vs {
@@ -424,12 +427,13 @@ func (h *Handler) writeRequest(bw *bufio.Writer, r *http.Request, ex *exchange, 
 // and those the gateway writes itself.
 func forwardSkips(k string) bool {
 	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Trailer", "Transfer-Encoding", "Upgrade",
-		"Host", "Content-Length", "X-Request-Id",
+	case "Te":
+		return false // writeRequest passes "trailers" on
+	case "Host", "Content-Length", "X-Request-Id",
 		"X-Forwarded-For", "X-Real-Ip", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded":
 		return true
 	}
-	return false
+	return slices.Contains(hopByHop[:], k)
 }
 
 // reservedField reports whether a route may not set the field on the

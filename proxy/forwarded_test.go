@@ -435,3 +435,20 @@ func TestAccessLogClientIP(t *testing.T) {
 		}
 	}
 }
+
+// TestTEIsHopByHop: TE describes the client's connection; the upstream gets
+// only "trailers" from it, which a proxy may pass on, and nothing else.
+func TestTEIsHopByHop(t *testing.T) {
+	h, got := forwardedGateway(t, "kind: Mapping\nname: app\nprefix: /\nservice: app\n")
+	for _, tc := range []struct{ te, want string }{
+		{"gzip", ""},
+		{"trailers, deflate;q=0.5", "trailers"},
+	} {
+		req := httptest.NewRequest("GET", "/x", nil)
+		req.Header.Set("Te", tc.te)
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		if v := (<-got).Get("Te"); v != tc.want {
+			t.Errorf("TE %q reached the upstream as %q, want %q", tc.te, v, tc.want)
+		}
+	}
+}
