@@ -42,11 +42,14 @@ type Pool struct {
 	idle     map[string][]*UpConn // oldest first
 	idleN    int                  // connections in idle
 	lastReap time.Time
-	free     sync.Pool // *UpConn with buffers, for new connections
+	free     sync.Pool // *UpConn, for new connections
+	readers  sync.Pool // *bufio.Reader, lent to connections in use
+	writers  sync.Pool // *bufio.Writer, lent while a request is written
 }
 
 // UpConn is one connection to an upstream, with its buffers.
 type UpConn struct {
+	pool      *Pool
 	nc        net.Conn
 	br        *bufio.Reader
 	bw        *bufio.Writer
@@ -71,10 +74,10 @@ func (p *Pool) Get(addr string, connectTimeout time.Duration, now time.Time) (*U
 		}
 		c := list[len(list)-1]
 		list[len(list)-1] = nil
+		// An emptied list stays, with its room, for the Put to come:
+		// deleting it would cost an allocation per request whenever an
+		// address's connections are all busy. reap drops empty lists.
 		p.idle[addr] = list[:len(list)-1]
-		if len(list) == 1 {
-			delete(p.idle, addr)
-		}
 		p.idleN--
 		p.mu.Unlock()
 		idle := now.Sub(c.idleSince)
@@ -94,12 +97,10 @@ func (p *Pool) Get(addr string, connectTimeout time.Duration, now time.Time) (*U
 	}
 	c, _ := p.free.Get().(*UpConn)
 	if c == nil {
-		c = &UpConn{br: bufio.NewReaderSize(nil, 4096), bw: bufio.NewWriterSize(nil, 4096)}
+		c = &UpConn{pool: p}
 		c.body.c = c
 	}
 	c.nc, c.addr = nc, addr
-	c.br.Reset(nc)
-	c.bw.Reset(nc)
 	c.reused, c.got, c.done = false, false, false
 	return c, nil
 }
@@ -107,7 +108,7 @@ func (p *Pool) Get(addr string, connectTimeout time.Duration, now time.Time) (*U
 // Put returns c after an exchange at about now: kept when its answer was
 // read to the end and the upstream did not ask to close, closed otherwise.
 func (p *Pool) Put(c *UpConn, now time.Time) {
-	if !c.done || c.br.Buffered() > 0 {
+	if !c.done || c.br != nil && c.br.Buffered() > 0 {
 		// Bytes after the answer: the upstream sent something it should
 		// not have, and nothing more on this connection can be trusted.
 		c.close()
@@ -115,6 +116,7 @@ func (p *Pool) Put(c *UpConn, now time.Time) {
 		return
 	}
 	_ = c.nc.SetDeadline(time.Time{})
+	c.releaseBuffers()
 	c.idleSince = now
 	p.mu.Lock()
 	if p.idle == nil {
@@ -148,6 +150,10 @@ func (p *Pool) reap(now time.Time) []*UpConn {
 	p.lastReap = now
 	var out []*UpConn
 	for addr, list := range p.idle {
+		if len(list) == 0 {
+			delete(p.idle, addr)
+			continue
+		}
 		n := 0
 		for n < len(list) && now.Sub(list[n].idleSince) > p.IdleTimeout {
 			n++
@@ -174,8 +180,7 @@ func (p *Pool) Discard(c *UpConn) {
 
 func (p *Pool) recycle(c *UpConn) {
 	c.nc = nil
-	c.br.Reset(nil)
-	c.bw.Reset(nil)
+	c.releaseBuffers()
 	c.chunked = nil
 	p.free.Put(c)
 }
@@ -183,13 +188,63 @@ func (p *Pool) recycle(c *UpConn) {
 func (c *UpConn) close() { _ = c.nc.Close() }
 
 // Writer is where the request is written; Flush sends it.
-func (c *UpConn) Writer() *bufio.Writer { return c.bw }
+func (c *UpConn) Writer() *bufio.Writer {
+	if c.bw == nil {
+		c.bw, _ = c.pool.writers.Get().(*bufio.Writer)
+		if c.bw == nil {
+			c.bw = bufio.NewWriterSize(nil, 4096)
+		}
+		c.bw.Reset(c.nc)
+	}
+	return c.bw
+}
+
+// Flush sends what was written to Writer.
+func (c *UpConn) Flush() error {
+	if c.bw == nil {
+		return nil
+	}
+	err := c.bw.Flush()
+	c.bw.Reset(nil)
+	c.pool.writers.Put(c.bw)
+	c.bw = nil
+	return err
+}
+
+// reader returns the buffer answers are read through.
+func (c *UpConn) reader() *bufio.Reader {
+	if c.br == nil {
+		c.br, _ = c.pool.readers.Get().(*bufio.Reader)
+		if c.br == nil {
+			c.br = bufio.NewReaderSize(nil, 4096)
+		}
+		c.br.Reset(c.nc)
+	}
+	return c.br
+}
+
+// releaseBuffers gives c's buffers back to the pool. An idle connection
+// holds none: a buffer's 4 KiB per idle connection, doubled by the
+// collector's headroom, was a good part of the gateway's memory under
+// load; the buffers are taken again when the connection is.
+func (c *UpConn) releaseBuffers() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		c.pool.readers.Put(c.br)
+		c.br = nil
+	}
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		c.pool.writers.Put(c.bw)
+		c.bw = nil
+	}
+}
 
 // Reused reports whether the connection carried an earlier exchange.
 func (c *UpConn) Reused() bool { return c.reused }
 
 // GotAnswer reports whether any byte of an answer arrived.
-func (c *UpConn) GotAnswer() bool { return c.got || c.br.Buffered() > 0 }
+func (c *UpConn) GotAnswer() bool { return c.got || c.br != nil && c.br.Buffered() > 0 }
 
 // SetDeadline bounds everything that follows on the connection.
 func (c *UpConn) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
@@ -218,12 +273,13 @@ var ErrBadAnswer = errors.New("malformed answer from the upstream")
 // ReadAnswer reads the head of the answer to a request with method into h
 // (its fields are added to what h holds; h is the client's header map, so
 // the caller removes hop-by-hop fields after). Interim (1xx) answers are
-// skipped. max bounds the head's size.
-func (c *UpConn) ReadAnswer(method string, h http.Header, max int) (Answer, error) {
+// skipped. max bounds the head's size. The fields' strings live in arena
+// (nil: allocated), as long as h is used for this request.
+func (c *UpConn) ReadAnswer(method string, h http.Header, max int, arena *Arena) (Answer, error) {
 	// 100 Continue, 103 Early Hints: skipped, and so are their fields; a
 	// few, as real upstreams send, not an endless stream of them.
 	for range maxInterim {
-		a, err := c.readHead(method, h, max)
+		a, err := c.readHead(method, h, max, arena)
 		if err != nil || a.Status >= 200 {
 			return a, err
 		}
@@ -231,10 +287,11 @@ func (c *UpConn) ReadAnswer(method string, h http.Header, max int) (Answer, erro
 	return Answer{}, fmt.Errorf("%w: more than %d interim answers", ErrBadAnswer, maxInterim)
 }
 
-func (c *UpConn) readHead(method string, h http.Header, max int) (Answer, error) {
+func (c *UpConn) readHead(method string, h http.Header, max int, arena *Arena) (Answer, error) {
 	buf := c.scratch[:0]
+	br := c.reader()
 	for {
-		line, err := c.br.ReadSlice('\n')
+		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			c.got = true
 		}
@@ -262,7 +319,7 @@ func (c *UpConn) readHead(method string, h http.Header, max int) (Answer, error)
 	if bareLF(buf, 0) {
 		return Answer{}, fmt.Errorf("%w: lines not ended by CRLF", ErrBadAnswer)
 	}
-	head := string(buf)
+	head := arena.String(buf)
 	i := strings.Index(head, "\r\n")
 	if i < 0 || !strings.HasSuffix(head, "\r\n\r\n") {
 		return Answer{}, fmt.Errorf("%w: lines not ended by CRLF", ErrBadAnswer)
@@ -277,8 +334,18 @@ func (c *UpConn) readHead(method string, h http.Header, max int) (Answer, error)
 	}
 	// The caller's map holds no framing fields of its own: what is there
 	// after parsing is the upstream's.
-	vals := make([]string, 0, strings.Count(head, "\n")-2)
-	if !fields(head[i+2:len(head)-2], h, &vals, nil) {
+	var vals []string
+	if arena != nil {
+		vals = arena.vals
+	} else {
+		vals = make([]string, 0, strings.Count(head, "\n")-2)
+	}
+	ok = fields(head[i+2:len(head)-2], h, &vals, nil)
+	if arena != nil {
+		// Kept, with the values it holds, until the arena's reset.
+		arena.vals = vals
+	}
+	if !ok {
 		return Answer{}, fmt.Errorf("%w: a malformed field", ErrBadAnswer)
 	}
 	te, cl, conn := h["Transfer-Encoding"], h["Content-Length"], h["Connection"]

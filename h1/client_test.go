@@ -16,7 +16,7 @@ func TestInterimAnswersBounded(t *testing.T) {
 		in := strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", interim) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 		c := &UpConn{br: bufio.NewReader(strings.NewReader(in))}
 		c.body.c = c
-		return c.ReadAnswer(http.MethodGet, http.Header{}, 4096)
+		return c.ReadAnswer(http.MethodGet, http.Header{}, 4096, nil)
 	}
 	if a, err := read(maxInterim - 1); err != nil || a.Status != 200 {
 		t.Errorf("%d interim answers: %+v, %v", maxInterim-1, a, err)

@@ -106,6 +106,8 @@ func FuzzAnswer(f *testing.F) {
 	for _, s := range answerSeeds {
 		f.Add([]byte(s), false)
 	}
+	// One arena across inputs, as a connection keeps one across requests.
+	var arena Arena
 	f.Fuzz(func(t *testing.T, in []byte, head bool) {
 		method := http.MethodGet
 		if head {
@@ -114,7 +116,8 @@ func FuzzAnswer(f *testing.F) {
 		c := &UpConn{br: bufio.NewReaderSize(bytes.NewReader(in), 64)}
 		c.body.c = c
 		h := http.Header{}
-		a, err := c.ReadAnswer(method, h, 4096)
+		arena.reset()
+		a, err := c.ReadAnswer(method, h, 4096, &arena)
 		if err != nil {
 			return
 		}

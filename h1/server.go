@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // Server serves HTTP/1.1 requests on accepted connections with Handler,
@@ -58,7 +59,8 @@ type Server struct {
 	conns    map[*conn]struct{}
 	handed   map[*replayConn]struct{} // given to Fallback, until closed
 	date     atomic.Pointer[dateLine]
-	pool     sync.Pool
+	pool     sync.Pool // *conn, with its buffers, for the next connection
+	writers  sync.Pool // *bufio.Writer, lent to connections while they answer
 	start    sync.Once
 	clock    *Clock
 	sweeping chan struct{} // closed by Shutdown: the sweeper stops
@@ -246,7 +248,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	}
 	c, _ := s.pool.Get().(*conn)
 	if c == nil {
-		c = &conn{buf: make([]byte, 4096), hdr: http.Header{}, bw: bufio.NewWriterSize(nil, 4096)}
+		c = &conn{buf: make([]byte, 4096), hdr: http.Header{}}
 		c.rw.header = http.Header{}
 		c.rw.c = c
 		c.body.c = c
@@ -255,7 +257,6 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c.remote = nc.RemoteAddr().String()
 	c.out.nc, c.out.clock = nc, s.clock
 	c.out.since.Store(0)
-	c.bw.Reset(&c.out)
 	// The first request's head is due from the accept on, as net/http
 	// counts ReadHeaderTimeout: a connection that sends nothing is a
 	// slow head, not an idle keep-alive.
@@ -274,15 +275,16 @@ func (s *Server) release(c *conn, reuse bool) {
 	if !reuse {
 		return
 	}
+	c.releaseWriter()
 	c.nc, c.srv, c.remote = nil, nil, ""
 	c.out.nc = nil
 	c.r, c.w, c.broken = 0, 0, false
-	c.bw.Reset(nil)
 	clear(c.hdr)
 	clear(c.rw.header)
 	clear(c.vals)
 	c.vals = c.vals[:0]
 	c.req = http.Request{}
+	c.arena.reset()
 	if cap(c.buf) > 4096 {
 		c.buf = make([]byte, 4096)
 	}
@@ -306,12 +308,13 @@ type conn struct {
 	out    sendWatch // what bw writes to
 	broken bool      // a read or write failed: the connection cannot be reused
 
-	req  http.Request
-	url  url.URL
-	hdr  http.Header
-	vals []string
-	body body
-	rw   response
+	req   http.Request
+	url   url.URL
+	hdr   http.Header
+	vals  []string
+	body  body
+	rw    response
+	arena Arena
 }
 
 func (c *conn) serve() {
@@ -343,6 +346,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.rw.reset(c.req.Method == http.MethodHead)
+		c.arena.reset()
 		c.srv.Handler.ServeHTTP(&c.rw, &c.req)
 		if !c.finish() {
 			return
@@ -389,6 +393,10 @@ func (c *conn) shrink() {
 // one the fast path reads (too big); false when the connection is done.
 func (c *conn) readHead() (int, bool) {
 	s := c.srv
+	if poison {
+		// The last request's strings end here (Arena).
+		clear(c.buf[:c.r])
+	}
 	if c.r == c.w {
 		c.r, c.w = 0, 0
 	} else if c.r > 0 {
@@ -495,8 +503,10 @@ func (c *conn) handOff() {
 // is then net/http's to answer.
 func (c *conn) parse(end int) bool {
 	b := c.buf[c.r:end]
-	// One string for the whole head: every field below is a substring.
-	head := string(b)
+	// The head as a string without copying it: every field below is a
+	// substring of the connection's buffer, valid until the next request
+	// is read into it (the rule and its check in race builds: Arena).
+	head := unsafe.String(&b[0], len(b))
 	i := strings.Index(head, "\r\n")
 	line := head[:i]
 	fieldsText := head[i+2 : len(head)-2]
@@ -637,6 +647,7 @@ func (c *conn) finish() bool {
 	if c.bw.Flush() != nil {
 		c.broken = true
 	}
+	c.releaseWriter()
 	if c.broken {
 		return false
 	}
@@ -797,6 +808,10 @@ func (w *response) reset(head bool) {
 func (w *response) Header() http.Header { return w.header }
 
 func (w *response) WriteHeader(code int) {
+	if code < 100 || code > 999 {
+		// As net/http's ResponseWriter does.
+		panic("invalid WriteHeader code " + strconv.Itoa(code))
+	}
 	if w.wroteHeader || code < 200 {
 		// Interim answers are not relayed on the fast path.
 		return
@@ -819,10 +834,12 @@ func (w *response) WriteHeader(code int) {
 	}
 	w.closeAfter = c.req.Close || c.srv.shutdown.Load() || c.body.remaining > 0 || HasToken(firstOf(h["Connection"]), "close")
 
-	bw := c.bw
+	bw := c.writer()
 	bw.WriteString("HTTP/1.1 ")
-	var num [3]byte
-	bw.Write(strconv.AppendInt(num[:0], int64(code), 10))
+	// Digit by digit: a buffer passed to bw.Write would escape.
+	bw.WriteByte(byte('0' + code/100%10))
+	bw.WriteByte(byte('0' + code/10%10))
+	bw.WriteByte(byte('0' + code%10))
 	bw.WriteByte(' ')
 	bw.WriteString(http.StatusText(code))
 	bw.WriteString("\r\n")
@@ -875,8 +892,7 @@ func (w *response) Write(p []byte) (int, error) {
 	}
 	bw := w.c.bw
 	if w.chunked {
-		var size [16]byte
-		bw.Write(strconv.AppendInt(size[:0], int64(len(p)), 16))
+		writeHex(bw, len(p))
 		bw.WriteString("\r\n")
 	}
 	n, err := bw.Write(p)
@@ -888,6 +904,43 @@ func (w *response) Write(p []byte) (int, error) {
 		w.c.broken = true
 	}
 	return n, err
+}
+
+// writeHex writes n in hexadecimal, a chunk's size, digit by digit: a
+// buffer passed to bw.Write would escape.
+func writeHex(bw *bufio.Writer, n int) {
+	shift := 0
+	for n>>shift >= 16 {
+		shift += 4
+	}
+	for ; shift >= 0; shift -= 4 {
+		bw.WriteByte("0123456789abcdef"[n>>shift&15])
+	}
+}
+
+// writer returns the buffer the answer is written through, taking one
+// from the server's pool when the answer starts: a connection waiting for
+// its next request holds none. A gateway's connections spend most of their
+// time waiting, and 4 KiB each, doubled by the collector's headroom, was a
+// good part of its memory under load (docs/benchmarks.md).
+func (c *conn) writer() *bufio.Writer {
+	if c.bw == nil {
+		c.bw, _ = c.srv.writers.Get().(*bufio.Writer)
+		if c.bw == nil {
+			c.bw = bufio.NewWriterSize(nil, 4096)
+		}
+		c.bw.Reset(&c.out)
+	}
+	return c.bw
+}
+
+// releaseWriter gives the answer's buffer back once it is flushed.
+func (c *conn) releaseWriter() {
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		c.srv.writers.Put(c.bw)
+		c.bw = nil
+	}
 }
 
 func (w *response) writeTrailers() {

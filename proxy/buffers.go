@@ -23,6 +23,11 @@ func newBufferPool() *bufferPool {
 // Get returns a buffer of copyBufferSize bytes.
 func (p *bufferPool) Get() []byte { return *p.pool.Get().(*[]byte) }
 
+// get and put are Get and Put for the fast path, which keeps the pointer
+// the pool holds and so does not allocate one for each Put.
+func (p *bufferPool) get() *[]byte  { return p.pool.Get().(*[]byte) }
+func (p *bufferPool) put(b *[]byte) { p.pool.Put(b) }
+
 // Put takes back a buffer from Get; anything else is dropped, so a
 // caller's mistake cannot put a small buffer into circulation.
 func (p *bufferPool) Put(b []byte) {

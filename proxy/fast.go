@@ -155,9 +155,9 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 		}
 		_ = uc.SetDeadline(deadline)
 		h.writeRequest(uc.Writer(), r, ex, body)
-		if err = uc.Writer().Flush(); err == nil {
+		if err = uc.Flush(); err == nil {
 			h.readDeadline(uc, ex, deadline)
-			a, err = uc.ReadAnswer(r.Method, hdr, maxAnswerHead)
+			a, err = uc.ReadAnswer(r.Method, hdr, maxAnswerHead, ex.arena)
 		}
 		if err == nil {
 			break
@@ -209,8 +209,9 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 	// polls): each piece goes to the client as it comes, as ReverseProxy
 	// does for them.
 	stream := a.Length < 0
-	bp := h.bufs.Get()
-	defer h.bufs.Put(bp)
+	bpp := h.bufs.get()
+	defer h.bufs.put(bpp)
+	bp := *bpp
 	src := uc.Body()
 	var copyErr error
 	for {
@@ -398,7 +399,7 @@ func (h *Handler) writeRequest(bw *bufio.Writer, r *http.Request, ex *exchange, 
 			h1.WriteField(bw, k, v)
 		}
 	}
-	f := ex.origin.forwarding(r)
+	f := ex.origin.forwarding(r, ex.arena)
 	for i, name := range forwardingNames {
 		if f[i] != "" && !routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, name) {
 			h1.WriteField(bw, name, f[i])

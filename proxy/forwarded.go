@@ -228,7 +228,9 @@ func (o *origin) setHeaders(pr *httputil.ProxyRequest) {
 			delete(out, name)
 		}
 	}
-	f := o.forwarding(pr.In)
+	// Not the fast path's arena: the transport writes these strings from
+	// its own goroutine.
+	f := o.forwarding(pr.In, nil)
 	// One backing array for the values: this runs on every request.
 	vals := f[:]
 	for i, name := range forwardingNames {
@@ -249,7 +251,8 @@ type forwarding [5]string
 var forwardingNames = [5]string{"X-Forwarded-For", "X-Real-Ip", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"}
 
 // forwarding works out the forwarding headers of in.
-func (o *origin) forwarding(in *http.Request) forwarding {
+// Strings it builds live in arena (nil: allocated).
+func (o *origin) forwarding(in *http.Request, arena *h1.Arena) forwarding {
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
@@ -278,7 +281,7 @@ func (o *origin) forwarding(in *http.Request) forwarding {
 	if h1.ValidHost(host) {
 		f[3] = host
 	}
-	f[4] = o.forwarded(host, proto)
+	f[4] = o.forwarded(host, proto, arena)
 	return f
 }
 
@@ -311,7 +314,7 @@ func (o *origin) forwardedFor() string {
 // (the client's) with the host and proto it used, which is where RFC 7239
 // readers (Spring, Tomcat, …) look for them. An address-less origin is
 // "for=unknown" (RFC 7239 §6.2).
-func (o *origin) forwarded(host, proto string) string {
+func (o *origin) forwarded(host, proto string, arena *h1.Arena) string {
 	// Built in a stack buffer and copied out once: this runs on every
 	// request, and a Builder plus Addr.String cost two allocations.
 	var stack [128]byte
@@ -345,7 +348,7 @@ func (o *origin) forwarded(host, proto string) string {
 		b = append(b, "for=unknown"...)
 		b = appendHostProto(b, host, proto)
 	}
-	return string(b)
+	return arena.String(b)
 }
 
 func appendHostProto(b []byte, host, proto string) []byte {

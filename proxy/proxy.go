@@ -234,6 +234,11 @@ type exchange struct {
 	routed    string // the canonical request path, "" until it is known
 	path      string // what the upstream gets: routed, rewritten
 	requestID string
+	arena     *h1.Arena // the fast path's strings (h1.Arena), nil on the other
+	req       *http.Request
+	upgrade   string // the protocol the request upgrades to, "" for none
+	attempt   upstream.Attempt
+	panicked  any // what forward recovered
 	// The X-Request-Id header values, to the client and to the upstream,
 	// in one array the exchange already holds: Header.Set would allocate a
 	// one-element slice for each.
@@ -265,7 +270,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		start = time.Now()
 	}
 	ex := h.exchanges.Get().(*exchange)
-	*ex = exchange{requestID: requestID(r.Header.Get("X-Request-Id"))}
+	// Non-nil for a request h1's server reads: its strings, and the ones
+	// this handler builds for the fast path, live in the connection's
+	// reused memory (detach.go says what the other path does about it).
+	arena := h1.ArenaOf(w)
+	*ex = exchange{requestID: requestID(r.Header.Get("X-Request-Id"), arena), attempt: ex.attempt}
+	if ex.attempt == nil {
+		ex.attempt = h.attempt(ex)
+	}
 	// Registered first, so it runs after every other deferred use of ex.
 	// Only an exchange the fast path served is reused: on the
 	// ReverseProxy path, callbacks tied to the request's context may
@@ -338,17 +350,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ex.path, err = rt.ForwardPath(req.Path)
-	if err != nil {
-		h.fail(sw, http.StatusBadRequest, "bad request path: "+err.Error())
-		return
-	}
-
 	// Go's ReverseProxy would tunnel any upgrade; Emissary (like Envoy)
 	// only allows the protocols a Mapping lists.
 	up := upgradeProtocol(r.Header)
 	if up != "" && !rt.AllowsUpgrade(up) {
 		h.fail(sw, http.StatusForbidden, "upgrade to "+up+" is not allowed on this route")
+		return
+	}
+	fast := h.fastPath(r, ex, up)
+	if fast {
+		ex.arena = arena
+	}
+	ex.path, err = rt.ForwardPathWith(req.Path, ex.arena.Concat)
+	if err != nil {
+		h.fail(sw, http.StatusBadRequest, "bad request path: "+err.Error())
 		return
 	}
 
@@ -366,20 +381,48 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(sw, http.StatusServiceUnavailable, "no ready endpoints")
 		return
 	}
-	done, err := rt.Upstream.Allow()
-	if err != nil {
+	ex.endpoint, ex.req, ex.upgrade, ex.fast = endpoint, r, up, fast
+	if err := rt.Upstream.Do(ex.attempt); errors.Is(err, upstream.ErrBreakerOpen) {
 		h.fail(sw, http.StatusServiceUnavailable, "upstream circuit breaker open")
 		return
 	}
-	// done runs even if the ReverseProxy aborts the response with a panic
-	// (http.ErrAbortHandler), so a half-open breaker always gets its answer.
-	defer func() { done(ex.outcome()) }()
+	if ex.panicked != nil {
+		// The breaker has the exchange's outcome; the server gets the panic.
+		panic(ex.panicked)
+	}
+}
 
-	ex.endpoint = endpoint
-	if h.fastPath(r, ex, up) {
-		ex.fast = true
+// attempt runs the exchange ex for the upstream's circuit breaker
+// (upstream.Do) and judges it (outcome.go). Each exchange makes its own once:
+// a closure per request would be an allocation per request.
+func (h *Handler) attempt(ex *exchange) upstream.Attempt {
+	return func() (struct{}, error) {
+		h.forward(ex)
+		return struct{}{}, ex.outcome()
+	}
+}
+
+// forward sends the request to the endpoint chosen, on the fast path or
+// through the ReverseProxy. A panic (the ReverseProxy aborts a response with
+// http.ErrAbortHandler) is kept for ServeHTTP to raise again once the
+// breaker has the outcome, which outcome.go judges as for any other failure.
+func (h *Handler) forward(ex *exchange) {
+	defer func() {
+		if v := recover(); v != nil {
+			ex.panicked = v
+		}
+	}()
+	sw, r, w, rt, up := &ex.sw, ex.req, ex.sw.ResponseWriter, ex.route, ex.upgrade
+	if ex.fast {
 		h.forwardFast(sw, r, ex)
 		return
+	}
+	if h1.ArenaOf(w) != nil {
+		var body *detachedBody
+		r, body = detach(r)
+		defer body.end(func() { _ = http.NewResponseController(w).SetReadDeadline(aLongTimeAgo) })
+		ex.requestID = strings.Clone(ex.requestID)
+		ex.requestIDs = [2]string{ex.requestID, ex.requestID}
 	}
 	ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
 	// An upgraded connection (a WebSocket, say) lives as long as its peers
@@ -561,7 +604,7 @@ func (h *Handler) logRequest(r *http.Request, ex *exchange, sw *statusWriter, st
 
 // requestID keeps a caller's id when it is sane and otherwise makes one, so
 // every log line and upstream request can be correlated.
-func requestID(given string) string {
+func requestID(given string, arena *h1.Arena) string {
 	if n := len(given); n > 0 && n <= 128 {
 		ok := true
 		for i := 0; i < n; i++ {
@@ -579,7 +622,7 @@ func requestID(given string) string {
 	// Encoded on the stack: the string is the only allocation.
 	var x [32]byte
 	hex.Encode(x[:], b[:])
-	return string(x[:])
+	return arena.String(x[:])
 }
 
 // statusWriter records the status and size of the response for logs and

@@ -158,11 +158,11 @@ func TestBreakerOpensOnUpstream5xx(t *testing.T) {
 }
 
 func TestRequestID(t *testing.T) {
-	if got := requestID("abc"); got != "abc" {
+	if got := requestID("abc", nil); got != "abc" {
 		t.Errorf("kept id: %q", got)
 	}
 	for _, bad := range []string{"", "has space", strings.Repeat("x", 129), "nul\x00"} {
-		if got := requestID(bad); len(got) != 32 || got == bad {
+		if got := requestID(bad, nil); len(got) != 32 || got == bad {
 			t.Errorf("requestID(%q) = %q, want a fresh 32-hex id", bad, got)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/router"
 )
 
 // PathOptions say how CanonicalPath treats the forms RFC 3986 leaves to the
@@ -239,7 +241,30 @@ func normalize(p string, opts PathOptions) (string, error) {
 // ErrRewriteDotSegment when the rewrite joins text into a dot segment,
 // hidden or not.
 func (r *Route) ForwardPath(p string) (string, error) {
-	up := r.UpstreamPath(p)
+	return r.ForwardPathWith(p, nil)
+}
+
+// ForwardPathWith is ForwardPath with concat joining a prefix rewrite to
+// the rest of the path: the proxy's fast path joins them in memory reused
+// from request to request. nil concat is +.
+func (r *Route) ForwardPathWith(p string, concat func(x, y string) string) (string, error) {
+	var up string
+	if r.RegexRewrite == nil && r.RewriteEnabled && r.Kind == router.Prefix {
+		rest := p[min(len(r.Prefix), len(p)):]
+		switch {
+		case r.Rewrite == r.Prefix && strings.HasPrefix(p, r.Prefix):
+			// Emissary's default rewrite on a Mapping whose prefix is "/"
+			// (and any rewrite to the prefix itself) leaves the path as it
+			// is; a case-insensitive match still gets the rewrite's case.
+			up = p
+		case concat != nil:
+			up = concat(r.Rewrite, rest)
+		default:
+			up = r.Rewrite + rest
+		}
+	} else {
+		up = r.UpstreamPath(p)
+	}
 	if up != p && hasDotSegment(up) {
 		return "", ErrRewriteDotSegment
 	}

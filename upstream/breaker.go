@@ -117,17 +117,17 @@ func stateOf(s gobreaker.State) State {
 }
 
 var (
-	// ErrBreakerOpen is returned by Upstream.Allow when the breaker refuses a
+	// ErrBreakerOpen is returned by Upstream.Do when the breaker refuses a
 	// request: it is open, or half-open with all its probes in flight.
 	ErrBreakerOpen = errors.New("circuit breaker open")
 	// ErrExcluded marks an outcome that must count neither as a success nor as a
 	// failure, such as a client cancelling its request or never finishing its
 	// request body: health is learned from the upstream only. Pass it, or an
-	// error wrapping it, to the done function returned by Upstream.Allow.
+	// error wrapping it, as the outcome of Upstream.Do's attempt.
 	ErrExcluded = errors.New("outcome excluded from circuit breaker counts")
 )
 
-func newBreaker(id string, s BreakerSettings, onChange func(id string, from, to State)) *gobreaker.TwoStepCircuitBreaker[struct{}] {
+func newBreaker(id string, s BreakerSettings, onChange func(id string, from, to State)) *gobreaker.CircuitBreaker[struct{}] {
 	s = s.withDefaults()
 	st := gobreaker.Settings{
 		Name:        id,
@@ -147,5 +147,5 @@ func newBreaker(id string, s BreakerSettings, onChange func(id string, from, to 
 			onChange(name, stateOf(from), stateOf(to))
 		}
 	}
-	return gobreaker.NewTwoStepCircuitBreaker[struct{}](st)
+	return gobreaker.NewCircuitBreaker[struct{}](st)
 }

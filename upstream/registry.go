@@ -9,7 +9,7 @@ type RegistryOptions struct {
 	// OnStateChange, when not nil, is told of every breaker transition, for metrics
 	// and logs. It runs on the goroutine of the request that caused the change while
 	// the breaker's lock is held: it must be quick and must not call back into the
-	// same Upstream's Allow or State, which would deadlock.
+	// same Upstream's Do or State, which would deadlock.
 	OnStateChange func(upstreamID string, from, to State)
 	// Guard is the DialGuard the gateway dials upstreams through; nil means
 	// its defaults. The snapshot builder drops endpoint addresses it refuses

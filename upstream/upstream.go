@@ -11,6 +11,7 @@
 package upstream
 
 import (
+	"errors"
 	"slices"
 	"sync/atomic"
 
@@ -18,7 +19,7 @@ import (
 )
 
 // Upstream is one target Service port. It is safe for concurrent use: Pick and
-// Allow run on every request, SetEndpoints whenever EndpointSlices change. Obtain
+// Do run on every request, SetEndpoints whenever EndpointSlices change. Obtain
 // one from a Registry.
 type Upstream struct {
 	id string
@@ -26,7 +27,7 @@ type Upstream struct {
 	// SetEndpoints sees either the old list or the new one, never a mixture.
 	endpoints atomic.Pointer[[]string]
 	next      atomic.Uint64
-	breaker   *gobreaker.TwoStepCircuitBreaker[struct{}]
+	breaker   *gobreaker.CircuitBreaker[struct{}]
 }
 
 // ID returns the identifier the Registry knows this upstream by.
@@ -71,20 +72,28 @@ func (u *Upstream) SetEndpoints(addrs []string) {
 	u.endpoints.Store(&eps)
 }
 
-// Allow asks the circuit breaker whether a request may go to this upstream. When
-// the breaker refuses, err is ErrBreakerOpen and done is nil. Otherwise done must be
-// called exactly once with the request's outcome: nil counts as a success, an error
-// as a failure unless errors.Is(err, ErrExcluded), which counts as neither (use it
-// when the client cancelled, so a client's impatience never opens the breaker). An
-// outcome reported after the breaker changed state is ignored.
-func (u *Upstream) Allow() (done func(error), err error) {
-	done, err = u.breaker.Allow()
-	if err != nil {
+// Attempt is one request to an upstream, run by Do; its error is the outcome.
+// It is gobreaker's own function type, named: a caller that keeps one (in an
+// object it reuses) passes it without the allocation a wrapping closure costs
+// on every request.
+type Attempt func() (struct{}, error)
+
+// Do runs attempt if the circuit breaker lets a request through to this
+// upstream, and returns ErrBreakerOpen without running it otherwise. What
+// attempt returns is the request's outcome, and Do returns it: nil counts as a
+// success, an error as a failure unless errors.Is(err, ErrExcluded), which
+// counts as neither (use it when the client cancelled, so a client's impatience
+// never opens the breaker). An outcome that arrives after the breaker changed
+// state is ignored. A panic in attempt counts as a failure and is raised again;
+// a caller that would judge it otherwise recovers it inside attempt.
+func (u *Upstream) Do(attempt Attempt) error {
+	_, err := u.breaker.Execute(attempt)
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		// gobreaker refuses with ErrOpenState or, when half-open probes are all in
 		// flight, ErrTooManyRequests; to the proxy both mean "do not send".
-		return nil, ErrBreakerOpen
+		return ErrBreakerOpen
 	}
-	return done, nil
+	return err
 }
 
 // State reports the breaker's state. An open breaker whose timeout has passed

@@ -112,7 +112,7 @@ func TestRegistry(t *testing.T) {
 	if b == a {
 		t.Fatal("different IDs share an upstream")
 	}
-	done, _ := a.Allow()
+	done, _ := allow(a)
 	done(errBoom)
 	if got := r.Get("ns/a:80").State(); got != StateOpen {
 		t.Fatalf("breaker state after rebuild = %v, want open (kept)", got)
