@@ -53,7 +53,7 @@ func TestCerts(t *testing.T) {
 	createCertWebhooks(t, env, reps)
 
 	base := certs.Options{
-		Client:        env.gatehouse,
+		Client:        env.gatehouseAPI,
 		Namespace:     certsNamespace,
 		SecretName:    certsSecret,
 		WebhookConfig: certsWebhooks,
@@ -181,7 +181,7 @@ func TestCerts(t *testing.T) {
 			env.admin.CoreV1().Secrets(certsNamespace).Delete(context.Background(), name, metav1.DeleteOptions{})
 		})
 		o := base
-		o.Client, o.SecretName, o.WebhookConfig = env.admin, name, ""
+		o.Client, o.SecretName, o.WebhookConfig = env.adminAPI, name, ""
 		m, err := certs.NewManager(o)
 		if err != nil {
 			t.Fatal(err)

@@ -20,9 +20,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/gatehouse-dev/gatehouse/kube/api"
 )
 
 // kubeEnv is a real Kubernetes API server (etcd + kube-apiserver from
@@ -37,7 +40,11 @@ type kubeEnv struct {
 	// gatehouseKubeconfig, which the gateway process is given too.
 	gatehouse           kubernetes.Interface
 	gatehouseKubeconfig string
-	pods                []pod
+	// adminAPI and gatehouseAPI are the same identities through kube/api,
+	// the client the gateway itself uses, for tests that drive its
+	// packages directly.
+	adminAPI, gatehouseAPI *api.Client
+	pods                   []pod
 }
 
 // pod is an echo server inside its own network namespace, reachable from
@@ -76,6 +83,7 @@ func startKubeEnv(t *testing.T) *kubeEnv {
 	t.Logf("API server up in %v", time.Since(start).Round(time.Millisecond))
 
 	env.admin = clientFor(t, filepath.Join(env.dir, "kubeconfig"))
+	env.adminAPI = apiFor(t, filepath.Join(env.dir, "kubeconfig"))
 	// The identity, RBAC and certificate Secret of the install manifest,
 	// so the tests run the gateway with exactly the rights we ship.
 	env.applyManifest(t, "../manifests/gatehouse.yaml")
@@ -92,6 +100,7 @@ func startKubeEnv(t *testing.T) *kubeEnv {
 	env.gatehouseKubeconfig = filepath.Join(env.dir, "gatehouse-sa.kubeconfig")
 	writeKubeconfig(t, filepath.Join(env.dir, "kubeconfig"), env.gatehouseKubeconfig, "system:serviceaccount:gatehouse-system:gatehouse", tr.Status.Token)
 	env.gatehouse = clientFor(t, env.gatehouseKubeconfig)
+	env.gatehouseAPI = apiFor(t, env.gatehouseKubeconfig)
 
 	echoBin := filepath.Join(env.dir, "echo")
 	run(t, "go", "build", "-o", echoBin, "./testdata/echo")
@@ -110,6 +119,24 @@ func run(t *testing.T, name string, args ...string) {
 
 func clientFor(t *testing.T, kubeconfig string) kubernetes.Interface {
 	t.Helper()
+	c, err := kubernetes.NewForConfig(restConfig(t, kubeconfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func apiFor(t *testing.T, kubeconfig string) *api.Client {
+	t.Helper()
+	c, err := api.New(restConfig(t, kubeconfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func restConfig(t *testing.T, kubeconfig string) *rest.Config {
+	t.Helper()
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -117,11 +144,7 @@ func clientFor(t *testing.T, kubeconfig string) kubernetes.Interface {
 	// client-go throttles to 5 requests a second by default; a test that
 	// makes 1,000 changes would measure that limiter, not the gateway.
 	cfg.QPS, cfg.Burst = 500, 1000
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return cfg
 }
 
 // writeKubeconfig copies the kubeconfig at from to to, with user and token

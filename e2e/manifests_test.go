@@ -357,12 +357,11 @@ func checkRBAC(t *testing.T, docs []manifestDoc) {
 	}
 	cr := objectNamed[*rbacv1.ClusterRole](t, docs, "gatehouse")
 	wantCluster := []string{
-		"/events [create patch] []",
+		"/events [create] []",
 		"/namespaces [get list watch] []",
 		"/services [get list watch] []",
 		"admissionregistration.k8s.io/validatingwebhookconfigurations [get patch update] [" + webhookConfigName + "]",
 		"discovery.k8s.io/endpointslices [get list watch] []",
-		"events.k8s.io/events [create patch] []",
 	}
 	if got := grants(cr.Rules); !slices.Equal(got, wantCluster) {
 		t.Errorf("ClusterRole grants\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(wantCluster, "\n  "))

@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -12,10 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/record"
 
 	"github.com/gatehouse-dev/gatehouse/snapshot"
 )
@@ -38,27 +33,17 @@ const Component = "gatehouse"
 // kubectl describe beyond the first few.
 const maxMessage = 1024
 
-// Recorder is where Events go. client-go's record.EventRecorder satisfies
-// it; tests use record.FakeRecorder.
+// Recorder is where Events go: an EventRecorder, or in tests client-go's
+// record.FakeRecorder, whose method this is.
 type Recorder interface {
 	Event(object runtime.Object, eventtype, reason, message string)
 }
 
-var _ Recorder = (record.EventRecorder)(nil)
+var _ Recorder = (*EventRecorder)(nil)
 
 type discard struct{}
 
 func (discard) Event(runtime.Object, string, string, string) {}
-
-// NewRecorder returns a Recorder that writes core/v1 Events through client,
-// as component "gatehouse", until ctx ends. client-go's broadcaster
-// aggregates repeats and rate-limits per object, on top of the Source's own
-// rule of one Event per distinct problem text.
-func NewRecorder(ctx context.Context, client kubernetes.Interface) Recorder {
-	b := record.NewBroadcaster(record.WithContext(ctx))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
-	return b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Component})
-}
 
 // recordEvents tells Service owners what became of their annotations after
 // an Apply: a Warning when the annotations were rejected (once per distinct

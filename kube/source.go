@@ -15,11 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	corelisters "k8s.io/client-go/listers/core/v1"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 
@@ -34,9 +30,18 @@ const (
 	DefaultMaxDelay = 50 * time.Millisecond
 )
 
+// Client lists and watches what a Source reads: Services and EndpointSlices
+// of one namespace (of all when it is corev1.NamespaceAll), and Namespaces.
+// kube/api's Client is the real one; tests list and watch a fake.
+type Client interface {
+	Services(namespace string) cache.ListerWatcher
+	EndpointSlices(namespace string) cache.ListerWatcher
+	Namespaces() cache.ListerWatcher
+}
+
 // Config is what a Source needs. Client, Keys and Apply are required.
 type Config struct {
-	Client kubernetes.Interface
+	Client Client
 	// Namespaces to watch; empty means all. A gateway limited to some
 	// namespaces needs RBAC in those only, so each gets its own informers
 	// rather than one cluster-wide watch filtered afterwards.
@@ -77,7 +82,7 @@ type Config struct {
 //
 // A Source runs once.
 type Source struct {
-	client     kubernetes.Interface
+	client     Client
 	namespaces []string
 	keys       []string
 	apply      func(snapshot.Input) []snapshot.Report
@@ -93,7 +98,7 @@ type Source struct {
 	observed map[string]time.Time // Service key → when a change to it was first seen; guarded by mu
 	services bool                 // a Service changed since the last sync; guarded by mu
 
-	namespaceLister corelisters.NamespaceLister // set by Run before the loop starts
+	namespaceStore cache.Store // set by Run before the loop starts
 
 	// Owned by the loop goroutine.
 	applied map[string][32]byte // Service key → fingerprint of its annotations at the last Apply; nil before it
@@ -137,12 +142,9 @@ func New(cfg Config) *Source {
 	return s
 }
 
-// watched is one namespace's (or the whole cluster's) informers; for the
-// Namespace informer, only factory is set.
+// watched is one namespace's (or the whole cluster's) caches.
 type watched struct {
-	factory  informers.SharedInformerFactory
-	services corelisters.ServiceLister
-	slices   discoverylisters.EndpointSliceLister
+	services, slices cache.Store
 }
 
 // Run watches the cluster and applies its state until ctx ends. It returns
@@ -154,23 +156,30 @@ func (s *Source) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var all []watched
+	var informers []cache.SharedIndexInformer
+	var running sync.WaitGroup
 	defer func() {
 		cancel()
-		for _, w := range all {
-			w.factory.Shutdown() // waits for the informers' goroutines
-		}
+		running.Wait() // the informers' goroutines
 	}()
+	start := func(inf cache.SharedIndexInformer) {
+		informers = append(informers, inf)
+		running.Go(func() { inf.RunWithContext(ctx) })
+	}
+
+	var all []watched
 	for _, ns := range s.namespaces {
-		// No resync: the event loop reads whole state from the listers on
-		// every rebuild, so a periodic replay would only cost CPU.
-		f := informers.NewSharedInformerFactoryWithOptions(s.client, 0,
-			informers.WithNamespace(ns), informers.WithTransform(s.trim))
-		svcs := f.Core().V1().Services()
-		slices := f.Discovery().V1().EndpointSlices()
+		svcs, err := newInformer(s.client.Services(ns), &corev1.Service{}, s.trim)
+		if err != nil {
+			return fmt.Errorf("watching Services in %q: %w", nsName(ns), err)
+		}
+		slices, err := newInformer(s.client.EndpointSlices(ns), &discoveryv1.EndpointSlice{}, s.trim)
+		if err != nil {
+			return fmt.Errorf("watching EndpointSlices in %q: %w", nsName(ns), err)
+		}
 		// Objects of the initial list are in the cache once it has synced,
 		// and the first build reads them all: their adds are not changes.
-		if _, err := svcs.Informer().AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+		if _, err := svcs.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 			AddFunc: func(obj any, initial bool) {
 				if !initial {
 					s.serviceEvent(obj)
@@ -181,7 +190,7 @@ func (s *Source) Run(ctx context.Context) error {
 		}); err != nil {
 			return fmt.Errorf("watching Services in %q: %w", nsName(ns), err)
 		}
-		if _, err := slices.Informer().AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+		if _, err := slices.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 			AddFunc: func(_ any, initial bool) {
 				if !initial {
 					s.signal()
@@ -192,16 +201,19 @@ func (s *Source) Run(ctx context.Context) error {
 		}); err != nil {
 			return fmt.Errorf("watching EndpointSlices in %q: %w", nsName(ns), err)
 		}
-		all = append(all, watched{factory: f, services: svcs.Lister(), slices: slices.Lister()})
-		f.Start(ctx.Done())
+		all = append(all, watched{services: svcs.GetStore(), slices: slices.GetStore()})
+		start(svcs)
+		start(slices)
 	}
 
 	// Namespaces are cluster-scoped: one informer, whatever --namespace
 	// says, for the grants (annotations.GrantKey) that let Mappings route
 	// across namespaces. The cache keeps names and that one annotation.
-	nsFactory := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithTransform(trimNamespace))
-	nsInformer := nsFactory.Core().V1().Namespaces()
-	if _, err := nsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+	nsInformer, err := newInformer(s.client.Namespaces(), &corev1.Namespace{}, trimNamespace)
+	if err != nil {
+		return fmt.Errorf("watching Namespaces: %w", err)
+	}
+	if _, err := nsInformer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, initial bool) {
 			if ns, ok := obj.(*corev1.Namespace); ok && !initial && grantOf(ns) != "" {
 				s.configEvent()
@@ -218,25 +230,38 @@ func (s *Source) Run(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("watching Namespaces: %w", err)
 	}
-	s.namespaceLister = nsInformer.Lister()
-	all = append(all, watched{factory: nsFactory})
-	nsFactory.Start(ctx.Done())
+	s.namespaceStore = nsInformer.GetStore()
+	start(nsInformer)
 
 	s.log.Info("waiting for the informer caches to sync", "namespaces", s.namespaces)
-	for _, w := range all {
-		// It returns early only when ctx ends; until then the informers
-		// retry, so an API server that is down at start delays the first
-		// snapshot rather than failing the gateway.
-		for _, ok := range w.factory.WaitForCacheSync(ctx.Done()) {
-			if !ok {
-				return nil
-			}
-		}
+	synced := make([]cache.DoneChecker, len(informers))
+	for i, inf := range informers {
+		synced[i] = inf.HasSyncedChecker()
+	}
+	// It returns early only when ctx ends; until then the informers retry,
+	// so an API server that is down at start delays the first snapshot
+	// rather than failing the gateway.
+	if !cache.WaitFor(ctx, "", synced...) {
+		return nil
 	}
 	s.log.Info("informer caches synced")
 	s.sync(all)
 	s.loop(ctx, all)
 	return nil
+}
+
+// newInformer returns an informer over lw whose cache holds what transform
+// makes of each object. No resync: the event loop reads whole state from
+// the caches on every rebuild, so a periodic replay would only cost CPU.
+// No indexers: the loop only ever lists a cache whole, so an index (the
+// informer factory's by namespace) would cost an entry per object and be
+// read by nobody.
+func newInformer(lw cache.ListerWatcher, example runtime.Object, transform cache.TransformFunc) (cache.SharedIndexInformer, error) {
+	inf := cache.NewSharedIndexInformerWithOptions(lw, example, cache.SharedIndexInformerOptions{})
+	if err := inf.SetTransform(transform); err != nil {
+		return nil, err
+	}
+	return inf, nil
 }
 
 func nsName(ns string) string {
@@ -349,41 +374,31 @@ func (s *Source) loop(ctx context.Context, all []watched) {
 	}
 }
 
-// sync builds a snapshot from the listers' current state and records the
+// sync builds a snapshot from the caches' current state and records the
 // Events it calls for.
 func (s *Source) sync(all []watched) {
 	// Changes noted from here on may or may not make it into this build;
 	// they are noted again for the next.
 	observed, servicesChanged := s.takeObserved()
 	var in snapshot.Input
-	namespaces, err := s.namespaceLister.List(labels.Everything())
-	if err != nil {
-		s.log.Error("listing Namespaces from the cache", "error", err)
-		return
-	}
-	for _, ns := range namespaces {
-		if grantOf(ns) != "" {
+	for _, obj := range s.namespaceStore.List() {
+		if ns, ok := obj.(*corev1.Namespace); ok && grantOf(ns) != "" {
 			in.Namespaces = append(in.Namespaces, ns)
 		}
 	}
 	for _, w := range all {
-		if w.services == nil {
-			continue // the Namespace informer
+		for _, obj := range w.services.List() {
+			if svc, ok := obj.(*corev1.Service); ok {
+				in.Services = append(in.Services, svc)
+			}
 		}
-		svcs, err := w.services.List(labels.Everything())
-		if err != nil {
-			s.log.Error("listing Services from the cache", "error", err)
-			return
+		for _, obj := range w.slices.List() {
+			if es, ok := obj.(*discoveryv1.EndpointSlice); ok {
+				in.Slices = append(in.Slices, es)
+			}
 		}
-		slices, err := w.slices.List(labels.Everything())
-		if err != nil {
-			s.log.Error("listing EndpointSlices from the cache", "error", err)
-			return
-		}
-		in.Services = append(in.Services, svcs...)
-		in.Slices = append(in.Slices, slices...)
 	}
-	// Listers return map order; sorting keeps builds reproducible.
+	// Caches list in map order; sorting keeps builds reproducible.
 	sort.Slice(in.Services, func(i, j int) bool {
 		a, b := in.Services[i], in.Services[j]
 		return a.Namespace < b.Namespace || a.Namespace == b.Namespace && a.Name < b.Name

@@ -9,14 +9,57 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/gatehouse-dev/gatehouse/snapshot"
 )
+
+// fakeClient lists and watches the fake clientset as client-go's informer
+// factory does, telling the reflectors that the fake cannot stream the
+// initial list in a watch.
+type fakeClient struct{ c *fake.Clientset }
+
+var _ Client = fakeClient{}
+
+func (f fakeClient) Services(ns string) cache.ListerWatcher {
+	return f.listWatch(
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return f.c.CoreV1().Services(ns).List(ctx, o)
+		},
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return f.c.CoreV1().Services(ns).Watch(ctx, o)
+		})
+}
+
+func (f fakeClient) EndpointSlices(ns string) cache.ListerWatcher {
+	return f.listWatch(
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return f.c.DiscoveryV1().EndpointSlices(ns).List(ctx, o)
+		},
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return f.c.DiscoveryV1().EndpointSlices(ns).Watch(ctx, o)
+		})
+}
+
+func (f fakeClient) Namespaces() cache.ListerWatcher {
+	return f.listWatch(
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return f.c.CoreV1().Namespaces().List(ctx, o)
+		},
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return f.c.CoreV1().Namespaces().Watch(ctx, o)
+		})
+}
+
+func (f fakeClient) listWatch(list cache.ListWithContextFunc, watch cache.WatchFuncWithContext) cache.ListerWatcher {
+	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{ListWithContextFunc: list, WatchFuncWithContext: watch}, f.c)
+}
 
 // TestSourceLoop drives the wiring with the fake clientset and a fake
 // clock: only pure logic is checked here (what reaches Apply, when, and
@@ -46,7 +89,7 @@ func TestSourceLoop(t *testing.T) {
 	updated := make(chan snapshot.Input, 10)
 	rec := record.NewFakeRecorder(10)
 	s := New(Config{
-		Client: client, Keys: []string{ourKey}, Recorder: rec, Clock: clk,
+		Client: fakeClient{client}, Keys: []string{ourKey}, Recorder: rec, Clock: clk,
 		UpdateEndpoints: func(in snapshot.Input) { updated <- in },
 		Apply: func(in snapshot.Input) []snapshot.Report {
 			var reports []snapshot.Report
@@ -249,7 +292,7 @@ func TestSourceNamespaces(t *testing.T) {
 	client := fake.NewClientset(in("shop", "a"), in("blog", "b"), in("kube-system", "c"))
 	applied := make(chan snapshot.Input, 1)
 	s := New(Config{
-		Client: client, Keys: []string{ourKey}, Namespaces: []string{"shop", "blog"},
+		Client: fakeClient{client}, Keys: []string{ourKey}, Namespaces: []string{"shop", "blog"},
 		Apply: func(in snapshot.Input) []snapshot.Report {
 			applied <- in
 			return nil

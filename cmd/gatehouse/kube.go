@@ -5,13 +5,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
+	"sync"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/gatehouse-dev/gatehouse/kube"
+	"github.com/gatehouse-dev/gatehouse/kube/api"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/server"
 )
@@ -51,7 +53,7 @@ func serveKube(ctx context.Context, f serveFlags, wh webhookFlags, kubeconfig st
 		return 2
 	}
 	cfg.UserAgent = "gatehouse/" + version()
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := api.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse: creating the Kubernetes client:", err)
 		return 2
@@ -74,13 +76,22 @@ func serveKube(ctx context.Context, f serveFlags, wh webhookFlags, kubeconfig st
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The pod's name, in-cluster: which replica wrote an Event.
+	instance, _ := os.Hostname()
+	recorder := kube.NewRecorder(client, kube.RecorderOptions{Instance: instance, Logger: logger})
+	var recording sync.WaitGroup
+	recording.Go(func() { recorder.Run(ctx) })
+	defer func() {
+		cancel()
+		recording.Wait()
+	}()
 	src := kube.New(kube.Config{
 		Client:          client,
 		Namespaces:      namespaces,
 		Keys:            opts.Keys(),
 		Apply:           srv.Apply,
 		UpdateEndpoints: srv.UpdateEndpoints,
-		Recorder:        kube.NewRecorder(ctx, client),
+		Recorder:        recorder,
 		Logger:          logger,
 	})
 	srcDone := make(chan error, 1)

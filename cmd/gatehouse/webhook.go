@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/gatehouse-dev/gatehouse/snapshot"
 	"github.com/gatehouse-dev/gatehouse/webhook"
 	"github.com/gatehouse-dev/gatehouse/webhook/certs"
@@ -93,7 +91,7 @@ func ready(src certificateSource) func() error {
 	}
 }
 
-func (w *webhookFlags) source(client kubernetes.Interface, logger *slog.Logger) (certificateSource, error) {
+func (w *webhookFlags) source(client certs.Client, logger *slog.Logger) (certificateSource, error) {
 	if w.certFile != "" || w.keyFile != "" {
 		if w.certFile == "" || w.keyFile == "" {
 			return nil, errors.New("--webhook-cert-file and --webhook-key-file go together")

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 )
 
@@ -19,7 +17,7 @@ import (
 // the configuration by name on every call, so a re-applied manifest that
 // wiped the bundle is repaired on the next resync.
 type bundlePatcher struct {
-	client kubernetes.Interface
+	client Client
 	name   string
 	log    *slog.Logger
 }
@@ -32,10 +30,9 @@ type bundlePatcher struct {
 // resync. It reports whether it wrote; a missing configuration is logged and
 // is not an error, as nothing can then call the webhook with a stale bundle.
 func (p *bundlePatcher) ensure(ctx context.Context, want []*x509.Certificate, now time.Time) (bool, error) {
-	vwcs := p.client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
 	wrote := false
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		vwc, err := vwcs.Get(ctx, p.name, metav1.GetOptions{})
+		vwc, err := p.client.GetValidatingWebhookConfiguration(ctx, p.name)
 		if apierrors.IsNotFound(err) {
 			p.log.Warn("ValidatingWebhookConfiguration not found; its caBundle cannot be set", "name", p.name)
 			return nil
@@ -54,7 +51,7 @@ func (p *bundlePatcher) ensure(ctx context.Context, want []*x509.Certificate, no
 		if !changed {
 			return nil
 		}
-		if _, err := vwcs.Update(ctx, vwc, metav1.UpdateOptions{}); err != nil {
+		if _, err := p.client.UpdateValidatingWebhookConfiguration(ctx, vwc); err != nil {
 			return err
 		}
 		wrote = true

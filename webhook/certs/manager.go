@@ -28,16 +28,28 @@ import (
 	"sync/atomic"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 )
+
+// Client is the Kubernetes API as a Manager uses it: get, create and
+// update of one Secret, get and update of one ValidatingWebhookConfiguration.
+// Errors are the API server's, as client-go returns them, since the
+// Manager tells not-found, conflict and forbidden apart with apierrors.
+// kube/api's Client is the real one.
+type Client interface {
+	GetSecret(ctx context.Context, namespace, name string) (*corev1.Secret, error)
+	CreateSecret(ctx context.Context, namespace string, secret *corev1.Secret) (*corev1.Secret, error)
+	UpdateSecret(ctx context.Context, namespace string, secret *corev1.Secret) (*corev1.Secret, error)
+	GetValidatingWebhookConfiguration(ctx context.Context, name string) (*admissionregistrationv1.ValidatingWebhookConfiguration, error)
+	UpdateValidatingWebhookConfiguration(ctx context.Context, vwc *admissionregistrationv1.ValidatingWebhookConfiguration) (*admissionregistrationv1.ValidatingWebhookConfiguration, error)
+}
 
 // Options configure a Manager. Zero values mean the defaults given.
 type Options struct {
-	Client kubernetes.Interface
+	Client Client
 	// Namespace and SecretName name the Secret holding the CA and the
 	// serving certificate: the gateway's own namespace, and a name RBAC
 	// grants get and update on (the install manifest creates it empty).
@@ -80,7 +92,7 @@ type Options struct {
 type Manager struct {
 	opts    Options
 	policy  policy
-	secrets corev1client.SecretInterface
+	client  Client
 	patcher *bundlePatcher // nil without a WebhookConfig
 	log     *slog.Logger
 
@@ -152,9 +164,9 @@ func NewManager(opts Options) (*Manager, error) {
 			caRenewBefore:   opts.CARenewBefore,
 			certRenewBefore: opts.CertRenewBefore,
 		},
-		secrets: opts.Client.CoreV1().Secrets(opts.Namespace),
-		log:     opts.Logger.With("secret", opts.Namespace+"/"+opts.SecretName),
-		ready:   make(chan struct{}),
+		client: opts.Client,
+		log:    opts.Logger.With("secret", opts.Namespace+"/"+opts.SecretName),
+		ready:  make(chan struct{}),
 	}
 	if opts.WebhookConfig != "" {
 		m.patcher = &bundlePatcher{client: opts.Client, name: opts.WebhookConfig, log: opts.Logger}
@@ -265,7 +277,7 @@ func (m *Manager) serve(s *state) {
 // so replicas starting together end up with the same certificate.
 func (m *Manager) ensureSecret(ctx context.Context) (*state, error) {
 	for attempt := 1; ; attempt++ {
-		sec, err := m.secrets.Get(ctx, m.opts.SecretName, metav1.GetOptions{})
+		sec, err := m.client.GetSecret(ctx, m.opts.Namespace, m.opts.SecretName)
 		missing := apierrors.IsNotFound(err)
 		if err != nil && !missing {
 			return nil, fmt.Errorf("reading Secret %s/%s: %w", m.opts.Namespace, m.opts.SecretName, err)
@@ -282,7 +294,7 @@ func (m *Manager) ensureSecret(ctx context.Context) (*state, error) {
 			return s, nil
 		}
 		if missing {
-			_, err = m.secrets.Create(ctx, &corev1.Secret{
+			_, err = m.client.CreateSecret(ctx, m.opts.Namespace, &corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{
 					Name:      m.opts.SecretName,
 					Namespace: m.opts.Namespace,
@@ -290,11 +302,11 @@ func (m *Manager) ensureSecret(ctx context.Context) (*state, error) {
 				},
 				Type: corev1.SecretTypeOpaque,
 				Data: s.data,
-			}, metav1.CreateOptions{})
+			})
 		} else {
 			sec = sec.DeepCopy()
 			sec.Data = s.data
-			_, err = m.secrets.Update(ctx, sec, metav1.UpdateOptions{})
+			_, err = m.client.UpdateSecret(ctx, m.opts.Namespace, sec)
 		}
 		switch {
 		case err == nil:

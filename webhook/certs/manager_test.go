@@ -89,6 +89,32 @@ func newFakeClient(objs ...runtime.Object) *fake.Clientset {
 	return c
 }
 
+// fakeAPI is a Client over the fake clientset, so the tests keep its
+// reactors and its record of actions.
+type fakeAPI struct{ c *fake.Clientset }
+
+var _ Client = fakeAPI{}
+
+func (f fakeAPI) GetSecret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	return f.c.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+}
+
+func (f fakeAPI) CreateSecret(ctx context.Context, ns string, s *corev1.Secret) (*corev1.Secret, error) {
+	return f.c.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{})
+}
+
+func (f fakeAPI) UpdateSecret(ctx context.Context, ns string, s *corev1.Secret) (*corev1.Secret, error) {
+	return f.c.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{})
+}
+
+func (f fakeAPI) GetValidatingWebhookConfiguration(ctx context.Context, name string) (*admissionregistrationv1.ValidatingWebhookConfiguration, error) {
+	return f.c.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+}
+
+func (f fakeAPI) UpdateValidatingWebhookConfiguration(ctx context.Context, vwc *admissionregistrationv1.ValidatingWebhookConfiguration) (*admissionregistrationv1.ValidatingWebhookConfiguration, error) {
+	return f.c.AdmissionregistrationV1().ValidatingWebhookConfigurations().Update(ctx, vwc, metav1.UpdateOptions{})
+}
+
 func emptySecret() *corev1.Secret {
 	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: testSecret, Namespace: testNS, ResourceVersion: "1"}}
 }
@@ -106,7 +132,7 @@ func webhookConfig() *admissionregistrationv1.ValidatingWebhookConfiguration {
 func newTestManager(t testing.TB, c *fake.Clientset, clk *clock) *Manager {
 	t.Helper()
 	m, err := NewManager(Options{
-		Client:          c,
+		Client:          fakeAPI{c},
 		Namespace:       testNS,
 		SecretName:      testSecret,
 		WebhookConfig:   testVWC,
@@ -451,7 +477,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 }
 
 func TestNewManagerChecksOptions(t *testing.T) {
-	ok := Options{Client: fake.NewClientset(), Namespace: "ns", SecretName: "s", DNSNames: []string{"x"}}
+	ok := Options{Client: fakeAPI{fake.NewClientset()}, Namespace: "ns", SecretName: "s", DNSNames: []string{"x"}}
 	for _, tc := range []struct {
 		name string
 		mod  func(*Options)
