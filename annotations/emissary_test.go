@@ -109,11 +109,11 @@ func TestParseEmissary(t *testing.T) {
 		{"unknown field", emMapping + "prefx: /x\n", 1, []wantProblem{
 			{6, 1, users + ".prefx", `unknown field "prefx" (did you mean "prefix"?); Emissary drops unknown fields, and so does Gatehouse`, true}}},
 		{"unknown nested field", emMapping + "retry_policy: {num_retrys: 1}\n", 1, []wantProblem{
-			{6, 1, users + ".retry_policy", "retry_policy is accepted but not enforced yet", true},
+			{6, 1, users + ".retry_policy", "retry_policy without retry_on retries nothing", true},
 			{6, 16, users + ".retry_policy.num_retrys", `(did you mean "num_retries"?); Emissary drops`, true}}},
 		{"ignored field", emMapping + "bypass_auth: true\n", 1, []wantProblem{{6, 1, users + ".bypass_auth", "ignored: Gatehouse does not implement bypass_auth", true}}},
 		{"ignored nested field", emMapping + "retry_policy: {retry_back_off: {base_interval: 1s}}\n", 1, []wantProblem{
-			{6, 1, users + ".retry_policy", "retry_policy is accepted but not enforced yet", true},
+			{6, 1, users + ".retry_policy", "retry_policy without retry_on retries nothing", true},
 			{6, 16, users + ".retry_policy.retry_back_off", "ignored: Gatehouse does not implement retry_back_off", true}}},
 		{"rate_limits", withVersion("ambassador/v0") + "rate_limits:\n  - descriptor: A test case\n    headers: [x-ambassador-test-allow]\n", 1, []wantProblem{
 			{1, 13, users + ".apiVersion", "v0 is deprecated", true},

@@ -108,39 +108,42 @@ func TestParseMappingFields(t *testing.T) {
 		{"weight negative", mapping + "weight: -1\n", []wantProblem{{5, 9, users + ".weight", "must not be negative", false}}},
 
 		// Retry policy.
-		{"retry_policy", mapping + "retry_policy:\n  retry_on: 5xx\n  num_retries: 3\n  per_try_timeout: 500ms\n", []wantProblem{
-			notYet(5, 1, "retry_policy", "retry_policy")}},
+		{"retry_policy", mapping + "retry_policy:\n  retry_on: 5xx\n  num_retries: 3\n  per_try_timeout: 500ms\n", nil},
 		{"retry_policy message", mapping + "retry_policy: {}\n", []wantProblem{
-			{5, 1, users + ".retry_policy", "retry_policy is accepted but not enforced yet; requests are not retried", true}}},
+			{5, 1, users + ".retry_policy", "retry_policy without retry_on retries nothing (as in Emissary)", true}}},
 		{"retry typo", mapping + "retry_policy:\n  num_retrys: 3\n", []wantProblem{
-			notYet(5, 1, "retry_policy", "retry_policy"),
+			{5, 1, users + ".retry_policy", "retry_policy without retry_on retries nothing", true},
 			{6, 3, users + ".retry_policy.num_retrys", `unknown field "num_retrys" (did you mean "num_retries"?)`, false}}},
 		{"retry_on", mapping + "retry_policy: {retry_on: 5xxx}\n", []wantProblem{
-			notYet(5, 1, "retry_policy", "retry_policy"),
-			{5, 26, users + ".retry_policy.retry_on", `must be one of 5xx, gateway-error, connect-failure, retriable-4xx, refused-stream, retriable-status-codes; got "5xxx" (did you mean "5xx"?)`, false}}},
+			{5, 26, users + ".retry_policy.retry_on", `must be one of 5xx, gateway-error, connect-failure, retriable-4xx, refused-stream, retriable-status-codes, reset; got "5xxx" (did you mean "5xx"?)`, false}}},
+		{"retry_on reset", mapping + "retry_policy: {retry_on: reset}\n", nil},
+		{"retry_on refused-stream", mapping + "retry_policy: {retry_on: refused-stream}\n", []wantProblem{
+			{5, 26, users + ".retry_policy.retry_on", "refused-stream is an HTTP/2 condition", true}}},
+		{"retry_on retriable-status-codes", mapping + "retry_policy: {retry_on: retriable-status-codes}\n", []wantProblem{
+			{5, 26, users + ".retry_policy.retry_on", "nothing is retried", true}}},
 		{"num_retries negative", mapping + "retry_policy: {num_retries: -1}\n", []wantProblem{
-			notYet(5, 1, "retry_policy", "retry_policy"),
+			{5, 1, users + ".retry_policy", "retry_policy without retry_on retries nothing", true},
 			{5, 29, users + ".retry_policy.num_retries", "must not be negative", false}}},
 		{"per_try_timeout unitless", mapping + "retry_policy: {per_try_timeout: '5'}\n", []wantProblem{
-			notYet(5, 1, "retry_policy", "retry_policy"),
+			{5, 1, users + ".retry_policy", "retry_policy without retry_on retries nothing", true},
 			{5, 33, users + ".retry_policy.per_try_timeout", `invalid duration "5": write a number with a unit`, false}}},
 		{"per_try_timeout number", mapping + "retry_policy: {per_try_timeout: 5}\n", []wantProblem{
-			notYet(5, 1, "retry_policy", "retry_policy"),
+			{5, 1, users + ".retry_policy", "retry_policy without retry_on retries nothing", true},
 			{5, 33, users + ".retry_policy.per_try_timeout", `expected a duration, got integer 5; write a duration such as "5s"`, false}}},
 		{"per_try_timeout fraction", mapping + "retry_policy: {per_try_timeout: 0.25}\n", []wantProblem{
-			notYet(5, 1, "retry_policy", "retry_policy"),
+			{5, 1, users + ".retry_policy", "retry_policy without retry_on retries nothing", true},
 			{5, 33, users + ".retry_policy.per_try_timeout", `expected a duration, got number 0.25; write a duration such as "0.25s"`, false}}},
 		{"per_try_timeout exponent", mapping + "retry_policy: {per_try_timeout: 1e3}\n", []wantProblem{
-			notYet(5, 1, "retry_policy", "retry_policy"),
+			{5, 1, users + ".retry_policy", "retry_policy without retry_on retries nothing", true},
 			{5, 33, users + ".retry_policy.per_try_timeout", `expected a duration, got number 1e3; write a duration such as "5s"`, false}}},
 		{"per_try_timeout zero", mapping + "retry_policy: {per_try_timeout: 0s}\n", []wantProblem{
-			notYet(5, 1, "retry_policy", "retry_policy"),
+			{5, 1, users + ".retry_policy", "retry_policy without retry_on retries nothing", true},
 			{5, 33, users + ".retry_policy.per_try_timeout", `must be more than zero; got "0s"`, false}}},
 		{"retry_back_off is Emissary's", mapping + "retry_policy: {retry_back_off: {}}\n", []wantProblem{
-			notYet(5, 1, "retry_policy", "retry_policy"),
+			{5, 1, users + ".retry_policy", "retry_policy without retry_on retries nothing", true},
 			{5, 16, users + ".retry_policy.retry_back_off", "an Emissary field that Gatehouse does not implement", false}}},
 		{"retry duplicate field", mapping + "retry_policy: {num_retries: 1, num_retries: 2}\n", []wantProblem{
-			notYet(5, 1, "retry_policy", "retry_policy"),
+			{5, 1, users + ".retry_policy", "retry_policy without retry_on retries nothing", true},
 			{5, 32, users + ".retry_policy.num_retries", `duplicate field "num_retries"`, false}}},
 
 		// Circuit breakers.
@@ -164,10 +167,11 @@ func TestParseMappingFields(t *testing.T) {
 		// Load balancer.
 		{"round_robin", mapping + "load_balancer: {policy: round_robin}\n", nil},
 		{"round_robin source_ip false", mapping + "load_balancer: {policy: round_robin, source_ip: false}\n", nil},
-		{"least_request", mapping + "load_balancer: {policy: least_request}\n", []wantProblem{
-			{5, 1, users + ".load_balancer", "load_balancer is accepted but not enforced yet; endpoints are picked round-robin", true}}},
-		{"ring_hash header", mapping + "load_balancer:\n  policy: ring_hash\n  header: x-user\n", []wantProblem{notYet(5, 1, "load_balancer", "load_balancer")}},
-		{"maglev cookie", mapping + "load_balancer:\n  policy: maglev\n  cookie: {name: sticky, path: /, ttl: 1h}\n", []wantProblem{notYet(5, 1, "load_balancer", "load_balancer")}},
+		{"least_request", mapping + "load_balancer: {policy: least_request}\n", nil},
+		{"ring_hash header", mapping + "load_balancer:\n  policy: ring_hash\n  header: x-user\n", nil},
+		{"maglev cookie", mapping + "load_balancer:\n  policy: maglev\n  cookie: {name: sticky, path: /, ttl: 1h}\n", nil},
+		{"cookie without ttl", mapping + "load_balancer:\n  policy: ring_hash\n  cookie: {name: sticky}\n", []wantProblem{
+			{7, 18, users + ".load_balancer.cookie", "without ttl the gateway never sets the cookie", true}}},
 		{"ring_hash without key", mapping + "load_balancer: {policy: ring_hash}\n", []wantProblem{
 			{5, 25, users + ".load_balancer.policy", "ring_hash needs exactly one of cookie, header or source_ip: true", false}}},
 		{"ring_hash two keys", mapping + "load_balancer:\n  policy: ring_hash\n  header: x-user\n  source_ip: true\n", []wantProblem{
@@ -179,37 +183,35 @@ func TestParseMappingFields(t *testing.T) {
 		{"policy missing", mapping + "load_balancer: {header: x}\n", []wantProblem{
 			{5, 16, users + ".load_balancer", `missing required field "policy"`, false}}},
 		{"cookie without name", mapping + "load_balancer: {policy: maglev, cookie: {path: /}}\n", []wantProblem{
-			notYet(5, 1, "load_balancer", "load_balancer"),
 			{5, 41, users + ".load_balancer.cookie", `missing required field "name"`, false}}},
 		{"cookie ttl", mapping + "load_balancer: {policy: maglev, cookie: {name: c, ttl: forever}}\n", []wantProblem{
-			notYet(5, 1, "load_balancer", "load_balancer"),
 			{5, 56, users + ".load_balancer.cookie.ttl", `invalid duration "forever"`, false}}},
 		{"cookie ttl number", mapping + "load_balancer: {policy: maglev, cookie: {name: c, ttl: 60}}\n", []wantProblem{
-			notYet(5, 1, "load_balancer", "load_balancer"),
 			{5, 56, users + ".load_balancer.cookie.ttl", `expected a duration, got integer 60; write a duration such as "60s"`, false}}},
 		{"hash header name", mapping + "load_balancer: {policy: maglev, header: 'x y'}\n", []wantProblem{
-			notYet(5, 1, "load_balancer", "load_balancer"),
 			{5, 41, users + ".load_balancer.header", `invalid header name "x y"`, false}}},
 
 		// CORS.
 		{"cors", mapping + "cors:\n  origins: [https://a.example.com, '*']\n  methods: [GET, POST]\n  headers: [x-a]\n  credentials: true\n  max_age: '86400'\n", []wantProblem{
-			{5, 1, users + ".cors", "cors is accepted but not enforced yet; no CORS headers are added", true}}},
-		{"cors comma origins", mapping + "cors:\n  origins: https://a.com, https://b.com:8443\n  exposed_headers: x-a,x-b\n", []wantProblem{notYet(5, 1, "cors", "cors")}},
-		{"cors empty item", mapping + "cors:\n  methods: GET,,POST\n", []wantProblem{
-			notYet(5, 1, "cors", "cors"),
-			{6, 12, users + ".cors.methods", `item 2 of the comma-separated list "GET,,POST" is empty`, false}}},
+			{9, 16, users + ".cors.credentials", `credentials with origin "*"`, true}}},
+		{"cors comma origins", mapping + "cors:\n  origins: https://a.com, https://b.com:8443\n  exposed_headers: x-a,x-b\n", nil},
+		{"cors regex and null origins", mapping + "cors:\n  origins: ['~https://[a-z]+\\.example\\.com', 'null']\n", nil},
+		{"cors bad regex origin", mapping + "cors:\n  origins: ['~https://(?=x)']\n", []wantProblem{
+			{6, 13, users + ".cors.origins[0]", "look-ahead", false}}},
+		{"cors regex origin in string", mapping + "cors:\n  origins: 'https://a.com, ~https://b.*'\n", []wantProblem{
+			{6, 12, users + ".cors.origins[1]", "write regular-expression origins as a YAML list", false}}},
+		{"cors without origins", mapping + "cors: {methods: [GET]}\n", []wantProblem{
+			{5, 7, users + ".cors.origins", "cors needs origins", false}}},
+		{"cors empty item", mapping + "cors:\n  origins: ['*']\n  methods: GET,,POST\n", []wantProblem{
+			{7, 12, users + ".cors.methods", `item 2 of the comma-separated list "GET,,POST" is empty`, false}}},
 		{"cors bad origin", mapping + "cors:\n  origins: [a.com]\n", []wantProblem{
-			notYet(5, 1, "cors", "cors"),
 			{6, 13, users + ".cors.origins[0]", `invalid origin "a.com"`, false}}},
 		{"cors bad origin in string", mapping + "cors:\n  origins: 'https://a.com, https://b c'\n", []wantProblem{
-			notYet(5, 1, "cors", "cors"),
 			{6, 12, users + ".cors.origins[1]", `invalid origin "https://b c"`, false}}},
-		{"cors max_age", mapping + "cors: {max_age: 1d}\n", []wantProblem{
-			notYet(5, 1, "cors", "cors"),
-			{5, 17, users + ".cors.max_age", "must be a number of seconds", false}}},
-		{"cors header", mapping + "cors: {headers: ['x y']}\n", []wantProblem{
-			notYet(5, 1, "cors", "cors"),
-			{5, 18, users + ".cors.headers[0]", `invalid header name "x y"`, false}}},
+		{"cors max_age", mapping + "cors: {origins: '*', max_age: 1d}\n", []wantProblem{
+			{5, 31, users + ".cors.max_age", "must be a number of seconds", false}}},
+		{"cors header", mapping + "cors: {origins: '*', headers: ['x y']}\n", []wantProblem{
+			{5, 32, users + ".cors.headers[0]", `invalid header name "x y"`, false}}},
 
 		// Upgrades, gRPC, shadow.
 		{"allow_upgrade", mapping + "allow_upgrade: [WebSocket, spdy/3.1]\n", nil},

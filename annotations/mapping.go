@@ -248,8 +248,17 @@ func (p *parser) checkRetryPolicy(d *document, m *Mapping) {
 	if m.RetryPolicy == nil {
 		return
 	}
-	p.warnAt(d.top.fields["retry_policy"].key, p.path("retry_policy"), notEnforced("retry_policy", "requests are not retried"))
 	rp := d.structs["retry_policy"]
+	if n, ok := rp.usable("retry_on"); ok {
+		switch m.RetryPolicy.RetryOn {
+		case "retriable-status-codes":
+			p.warnAt(n, p.path("retry_policy.retry_on"), "retriable-status-codes retries the status codes listed in retriable_status_codes, which Emissary's retry_policy has no field for: nothing is retried")
+		case "refused-stream":
+			p.warnAt(n, p.path("retry_policy.retry_on"), "refused-stream is an HTTP/2 condition: requests to an HTTP/1.1 upstream are never retried by it")
+		}
+	} else if _, written := rp.written("retry_on"); !written {
+		p.warnAt(d.top.fields["retry_policy"].key, p.path("retry_policy"), "retry_policy without retry_on retries nothing (as in Emissary)")
+	}
 	if n, ok := rp.usable("per_try_timeout"); ok {
 		p.checkDuration(n, "retry_policy.per_try_timeout", m.RetryPolicy.PerTryTimeout, false)
 	}
@@ -353,9 +362,13 @@ func (p *parser) checkLoadBalancer(d *document, m *Mapping) {
 	default:
 		return // reported by the oneof check
 	}
-	// round_robin is what Gatehouse does anyway.
-	if lb.Policy != "round_robin" {
-		p.warnAt(d.top.fields["load_balancer"].key, p.path("load_balancer"), notEnforced("load_balancer", "endpoints are picked round-robin"))
+	if cs := d.structs["load_balancer.cookie"]; lb.Cookie != nil && cs != nil {
+		if _, ttl := cs.written("ttl"); ttl {
+			return
+		}
+		if n, ok := cs.usable("name"); ok {
+			p.warnAt(n, p.path("load_balancer.cookie"), "without ttl the gateway never sets the cookie (as in Emissary): requests that do not carry it go to a random endpoint; write ttl (0s for a session cookie) to have it set")
+		}
 	}
 }
 
@@ -381,7 +394,15 @@ func (p *parser) checkCORS(d *document, m *Mapping) {
 	if c == nil || sl == nil {
 		return
 	}
-	p.warnAt(d.top.fields["cors"].key, p.path("cors"), notEnforced("cors", "no CORS headers are added, and preflight requests reach the upstream"))
+	if _, ok := sl.written("origins"); !ok {
+		if p.opts.Dialect == Emissary {
+			// Emissary did nothing with it; neither does Gatehouse.
+			p.warnAt(d.top.fields["cors"].key, p.path("cors"), "cors without origins allows no origin; ignored")
+			m.CORS = nil
+			return
+		}
+		p.errorAt(sl.node, p.path("cors.origins"), `cors needs origins: the origins allowed ("https://app.example.com", "~" and a regular expression, or "*")`)
+	}
 	for _, f := range []struct {
 		name    string
 		list    []string
@@ -408,8 +429,13 @@ func (p *parser) checkCORS(d *document, m *Mapping) {
 			}
 			if msg := f.problem(item); msg != "" {
 				p.errorAt(at, p.path(indexed(join("cors", f.name), i)), msg)
+			} else if f.name == "origins" && loc.value.Kind != yaml.SequenceNode && strings.HasPrefix(item, "~") {
+				p.errorAt(at, p.path(indexed(join("cors", f.name), i)), "write regular-expression origins as a YAML list; the comma-separated form splits at commas")
 			}
 		}
+	}
+	if n, ok := sl.usable("credentials"); ok && isTrue(c.Credentials) && slices.Contains(c.Origins, "*") {
+		p.warnAt(n, p.path("cors.credentials"), `credentials with origin "*" lets every site read answers made with the user's cookies; list the origins instead`)
 	}
 	if n, ok := sl.usable("max_age"); ok && !isDecimal(c.MaxAge) {
 		p.errorAt(n, p.path("cors.max_age"), fmt.Sprintf("must be a number of seconds, such as \"86400\"; got %q", c.MaxAge))
@@ -423,7 +449,14 @@ func notSchemeChar(r rune) bool {
 
 // originProblem checks a CORS origin: "*" or scheme://host[:port].
 func originProblem(s string) string {
-	if s == "*" {
+	if s == "*" || strings.EqualFold(s, "null") {
+		return ""
+	}
+	if pattern, ok := strings.CutPrefix(s, "~"); ok {
+		// A regular expression over the whole origin (package cors).
+		if _, msg := compileRegexp(pattern); msg != "" {
+			return msg
+		}
 		return ""
 	}
 	scheme, hostPort, ok := strings.Cut(s, "://")

@@ -113,6 +113,11 @@ type Mapping struct {
 	// IdleTimeoutMS ends an exchange when no bytes move for this long; nil
 	// means no idle limit beyond TimeoutMS.
 	IdleTimeoutMS *int `json:"idle_timeout_ms,omitempty" validate:"omitempty,min=1"`
+	// MaxRequestBodyBytes bounds a request body: a bigger one is answered
+	// 413 (before the upstream is contacted when Content-Length says so).
+	// Nil means the gateway's default (--max-request-body-bytes); 0 means
+	// no limit for this Mapping. Gatehouse's own: Emissary has no such field.
+	MaxRequestBodyBytes *int64 `json:"max_request_body_bytes,omitempty" validate:"omitempty,min=0"`
 
 	RetryPolicy     *RetryPolicy     `json:"retry_policy,omitempty"`
 	CircuitBreakers []CircuitBreaker `json:"circuit_breakers,omitempty"`
@@ -214,9 +219,10 @@ type AddedHeader struct {
 	Append *bool `json:"append,omitempty"`
 }
 
-// RetryPolicy is Emissary's retry_policy. Not enforced yet.
+// RetryPolicy is Emissary's retry_policy: which failures are retried, how
+// many times, and how long each try may take.
 type RetryPolicy struct {
-	RetryOn       string `json:"retry_on,omitempty" validate:"omitempty,oneof=5xx gateway-error connect-failure retriable-4xx refused-stream retriable-status-codes"`
+	RetryOn       string `json:"retry_on,omitempty" validate:"omitempty,oneof=5xx gateway-error connect-failure retriable-4xx refused-stream retriable-status-codes reset"`
 	NumRetries    *int   `json:"num_retries,omitempty" validate:"omitempty,min=0"`
 	PerTryTimeout string `json:"per_try_timeout,omitempty"` // a Go/Envoy duration such as "500ms"
 }

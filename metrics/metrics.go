@@ -24,6 +24,8 @@ type Set struct {
 	upstreamLatency    *prometheus.HistogramVec
 	rateLimitRejects   *prometheus.CounterVec
 	breakerState       *prometheus.GaugeVec
+	retries            *prometheus.CounterVec
+	ejections          *prometheus.CounterVec
 	snapshotGeneration prometheus.Gauge
 	snapshotRoutes     prometheus.Gauge
 	configErrors       *prometheus.GaugeVec
@@ -49,6 +51,14 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "gatehouse_breaker_state",
 			Help: "Circuit breaker state by upstream: 0 closed, 1 half-open, 2 open.",
 		}, []string{"upstream"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_upstream_retries_total",
+			Help: "Retries by upstream and result: sent, or refused because the upstream's retry budget was spent (retry_policy).",
+		}, []string{"upstream", "result"}),
+		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_upstream_ejections_total",
+			Help: "Endpoints ejected by outlier detection (consecutive connect failures or 5xx answers), by upstream.",
+		}, []string{"upstream"}),
 		snapshotGeneration: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gatehouse_snapshot_generation",
 			Help: "Generation of the snapshot being served; it increases with every configuration change applied.",
@@ -63,7 +73,7 @@ func New(reg prometheus.Registerer) *Set {
 		}, []string{"service"}),
 	}
 	reg.MustRegister(s.requests, s.upstreamLatency, s.rateLimitRejects, s.breakerState,
-		s.snapshotGeneration, s.snapshotRoutes, s.configErrors)
+		s.retries, s.ejections, s.snapshotGeneration, s.snapshotRoutes, s.configErrors)
 	return s
 }
 
@@ -195,6 +205,34 @@ func (s *Set) BreakerState(upstream string, state int) {
 	s.breakerState.WithLabelValues(upstream).Set(float64(state))
 }
 
+// Retried counts one retry sent to upstream. Retries happen on failures
+// only: a label lookup each is affordable there.
+func (s *Set) Retried(upstream string) {
+	if s == nil {
+		return
+	}
+	seen(&s.upstreams, upstream)
+	s.retries.WithLabelValues(upstream, "sent").Inc()
+}
+
+// RetryRefused counts a retry the upstream's budget refused.
+func (s *Set) RetryRefused(upstream string) {
+	if s == nil {
+		return
+	}
+	seen(&s.upstreams, upstream)
+	s.retries.WithLabelValues(upstream, "budget_exhausted").Inc()
+}
+
+// Ejected counts one endpoint of upstream ejected by outlier detection.
+func (s *Set) Ejected(upstream string) {
+	if s == nil {
+		return
+	}
+	seen(&s.upstreams, upstream)
+	s.ejections.WithLabelValues(upstream).Inc()
+}
+
 // Snapshot records the snapshot being served.
 func (s *Set) Snapshot(generation uint64, routes int) {
 	if s == nil {
@@ -239,6 +277,8 @@ func (s *Set) Retain(keepRoute, keepUpstream, keepPolicy func(string) bool) {
 	prune(&s.upstreams, keepUpstream, func(v string) {
 		s.upstreamLatency.DeleteLabelValues(v)
 		s.breakerState.DeleteLabelValues(v)
+		s.retries.DeletePartialMatch(prometheus.Labels{"upstream": v})
+		s.ejections.DeleteLabelValues(v)
 	})
 	prune(&s.policies, keepPolicy, func(v string) {
 		s.rateLimitRejects.DeleteLabelValues(v)

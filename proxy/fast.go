@@ -125,7 +125,7 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 		deadline = ex.sent.Add(rt.Timeout)
 	}
 	hdr := w.Header()
-	own := ownHeaders{id: hdr["X-Request-Id"], conn: hdr["Connection"]}
+	own := ownHeaders{id: hdr["X-Request-Id"], conn: hdr["Connection"], cookie: hdr["Set-Cookie"]}
 	delete(hdr, "Connection")
 
 	// A client that goes away ends the exchange (net/http's server says so
@@ -142,36 +142,21 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 	var uc *h1.UpConn
 	var a h1.Answer
 	var err error
-	for attempt := 0; ; attempt++ {
-		uc, err = h.pool.Get(ex.endpoint, rt.ConnectTimeout, ex.sent)
-		if err != nil {
+	for {
+		var connectFailed bool
+		tryDeadline := ex.tryDeadline(deadline)
+		uc, a, connectFailed, err = h.tryFast(r, ex, body, hdr, own, watch, tryDeadline)
+		if !h.retry(w, r, ex, a, err, connectFailed, deadline) {
+			ex.connectFailed = err != nil && connectFailed
+			deadline = tryDeadline // what bounds the rest of the exchange
 			break
 		}
-		watch.track(uc)
-		if ctx.Err() != nil {
-			err = context.Canceled
+		if uc != nil {
+			// An answer that will not be used: its connection goes, rather
+			// than reading a body nobody wants.
 			h.pool.Discard(uc)
-			break
-		}
-		_ = uc.SetDeadline(deadline)
-		h.writeRequest(uc.Writer(), r, ex, body)
-		if err = uc.Flush(); err == nil {
-			h.readDeadline(uc, ex, deadline)
-			a, err = uc.ReadAnswer(r.Method, hdr, maxAnswerHead, ex.arena)
-		}
-		if err == nil {
-			break
-		}
-		// A kept connection the upstream closed just before this request
-		// arrived: nothing was answered, so the request may go again on a
-		// new one, as net/http's transport does. Not once any of an answer
-		// came: the upstream had the request.
-		stale := uc.Reused() && !uc.GotAnswer() && staleConn(err)
-		h.pool.Discard(uc)
-		uc = nil
-		own.restore(hdr)
-		if attempt > 0 || !stale || !h1.Retryable(r) {
-			break
+			uc = nil
+			own.restore(hdr)
 		}
 	}
 	if err != nil {
@@ -266,14 +251,59 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 	h.pool.Put(uc, answered)
 }
 
+// tryFast sends the request once to ex's endpoint and reads the answer's
+// head into hdr. A kept connection the upstream closed just before the
+// request arrived is tried once more on a new one, as net/http's transport
+// does (nothing was answered); that is not a retry. connectFailed says the
+// endpoint could not be connected to. On an error the connection is gone
+// and hdr holds only the gateway's own fields again.
+func (h *Handler) tryFast(r *http.Request, ex *exchange, body []byte, hdr http.Header, own ownHeaders, watch *cancelWatch, deadline time.Time) (uc *h1.UpConn, a h1.Answer, connectFailed bool, err error) {
+	rt := ex.route
+	ctx := r.Context()
+	ex.ep.Begin()
+	for attempt := 0; ; attempt++ {
+		uc, err = h.pool.Get(ex.endpoint, rt.ConnectTimeout, ex.sent)
+		if err != nil {
+			return nil, a, true, err
+		}
+		watch.track(uc)
+		if ctx.Err() != nil {
+			h.pool.Discard(uc)
+			return nil, a, false, context.Canceled
+		}
+		_ = uc.SetDeadline(deadline)
+		h.writeRequest(uc.Writer(), r, ex, body)
+		if err = uc.Flush(); err == nil {
+			h.readDeadline(uc, ex, deadline)
+			a, err = uc.ReadAnswer(r.Method, hdr, maxAnswerHead, ex.arena)
+		}
+		if err == nil {
+			return uc, a, false, nil
+		}
+		// A kept connection the upstream closed just before this request
+		// arrived: nothing was answered, so the request may go again on a
+		// new one. Not once any of an answer came: the upstream had the
+		// request.
+		stale := uc.Reused() && !uc.GotAnswer() && staleConn(err)
+		h.pool.Discard(uc)
+		own.restore(hdr)
+		if attempt > 0 || !stale || !h1.Retryable(r) {
+			return nil, a, false, err
+		}
+	}
+}
+
 // ownHeaders are the fields of the answer the gateway set before the
 // upstream's arrive in the same map.
-type ownHeaders struct{ id, conn []string }
+type ownHeaders struct{ id, conn, cookie []string }
 
 func (o ownHeaders) restore(h http.Header) {
 	clear(h)
 	if o.id != nil {
 		h["X-Request-Id"] = o.id
+	}
+	if o.cookie != nil {
+		h["Set-Cookie"] = o.cookie
 	}
 	if o.conn != nil {
 		h["Connection"] = o.conn

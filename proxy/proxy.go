@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/cors"
 	"github.com/gatehouse-dev/gatehouse/h1"
 	"github.com/gatehouse-dev/gatehouse/limiter"
 	"github.com/gatehouse-dev/gatehouse/metrics"
@@ -59,6 +60,9 @@ type Options struct {
 	// client so found is what client_ip rate limits key on and what the
 	// upstream is told. Nil trusts nobody. See forwarded.go.
 	TrustedProxies []netip.Prefix
+	// MaxRequestBody bounds request bodies of routes that set no bound of
+	// their own (--max-request-body-bytes); 0 means none.
+	MaxRequestBody int64
 }
 
 // Handler serves requests from the current snapshot. Safe for concurrent use.
@@ -76,6 +80,7 @@ type Handler struct {
 	metrics   *metrics.Set
 	now       func() time.Time
 	trust     trust
+	maxBody   int64 // Options.MaxRequestBody
 	// unmatched counts the requests no route matched.
 	unmatched *metrics.RouteRequests
 }
@@ -135,7 +140,7 @@ func (d dialer) dial(ctx context.Context, network, addr string) (net.Conn, error
 
 // New returns a Handler with no snapshot; it answers 503 until Publish.
 func New(opts Options) *Handler {
-	h := &Handler{log: opts.AccessLog, metrics: opts.Metrics, now: opts.Now, trust: newTrust(opts.TrustedProxies)}
+	h := &Handler{log: opts.AccessLog, metrics: opts.Metrics, now: opts.Now, trust: newTrust(opts.TrustedProxies), maxBody: opts.MaxRequestBody}
 	h.logBuf, _ = opts.AccessLog.(*LogWriter)
 	h.lines.New = func() any { b := make([]byte, 0, 1024); return &b }
 	h.exchanges.New = func() any { return new(exchange) }
@@ -239,6 +244,13 @@ type exchange struct {
 	upgrade   string // the protocol the request upgrades to, "" for none
 	attempt   upstream.Attempt
 	panicked  any // what forward recovered
+	// The endpoint of the current try, the ones tried before it, how many
+	// retries were sent, and the request's balancing hash (retry.go).
+	ep            *upstream.Endpoint
+	tried         [maxTried]*upstream.Endpoint
+	ntried, tries int
+	hash          uint64
+	connectFailed bool // the last try could not connect
 	// The X-Request-Id header values, to the client and to the upstream,
 	// in one array the exchange already holds: Header.Set would allocate a
 	// one-element slice for each.
@@ -318,7 +330,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.routed = req.Path
-	route, ok := snap.Table.Match(&req)
+	route, ok, preflight := snapshot.MatchPreflight(snap.Table, &req, snapshot.PreflightMethod(r), -1)
 	if !ok {
 		h.fail(sw, http.StatusNotFound, "no route for this host and path")
 		return
@@ -326,6 +338,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.route = route.Value
 	ex.stats = pub.stats[route.Value]
 	rt := route.Value
+	if preflight && rt.CORS.Preflight(sw, r) {
+		// Answered here, before limits and the upstream: a preflight
+		// carries no credentials and the upstream never agreed to CORS.
+		return
+	}
+	// Every answer from here on, the gateway's own included (429, 503…),
+	// gets the route's CORS headers, so a browser sees the real status.
+	sw.cors, sw.req = rt.CORS, r
 
 	var now time.Time
 	if len(rt.Limiters) > 0 {
@@ -348,6 +368,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sw.Header().Set("Location", rt.RedirectLocation(scheme, req.Path, req.RawQuery))
 		sw.WriteHeader(rt.Redirect.Code)
 		return
+	}
+
+	if limit := h.bodyLimit(rt); limit > 0 {
+		if r.ContentLength > limit {
+			// Before the upstream is contacted; the body is never read.
+			h.fail(sw, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+		if r.ContentLength < 0 {
+			// Chunked: counted as it goes (413 if nothing was answered yet).
+			r.Body = http.MaxBytesReader(sw, r.Body, limit)
+		}
 	}
 
 	// Go's ReverseProxy would tunnel any upgrade; Emissary (like Envoy)
@@ -376,12 +408,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer rt.InFlight.Add(-1)
 	}
 
-	endpoint, ok := rt.Upstream.Pick()
+	ex.hash = h.balanceKey(sw, r, ex)
+	ep, ok := rt.Upstream.Pick(rt.Balance, ex.hash, nil)
 	if !ok {
 		h.fail(sw, http.StatusServiceUnavailable, "no ready endpoints")
 		return
 	}
-	ex.endpoint, ex.req, ex.upgrade, ex.fast = endpoint, r, up, fast
+	ex.ep, ex.endpoint, ex.req, ex.upgrade, ex.fast = ep, ep.Addr(), r, up, fast
 	if err := rt.Upstream.Do(ex.attempt); errors.Is(err, upstream.ErrBreakerOpen) {
 		h.fail(sw, http.StatusServiceUnavailable, "upstream circuit breaker open")
 		return
@@ -397,8 +430,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // a closure per request would be an allocation per request.
 func (h *Handler) attempt(ex *exchange) upstream.Attempt {
 	return func() (struct{}, error) {
+		// Only requests the breaker let through earn retries (upstream's
+		// retry budget).
+		ex.route.Upstream.RequestStarted()
 		h.forward(ex)
-		return struct{}{}, ex.outcome()
+		outcome := ex.outcome()
+		ex.ep.End(endpointOutcome(outcome))
+		return struct{}{}, outcome
 	}
 }
 
@@ -414,9 +452,10 @@ func (h *Handler) forward(ex *exchange) {
 	}()
 	sw, r, w, rt, up := &ex.sw, ex.req, ex.sw.ResponseWriter, ex.route, ex.upgrade
 	if ex.fast {
-		h.forwardFast(sw, r, ex)
+		h.forwardFast(sw, r, ex) // Begins each try itself
 		return
 	}
+	ex.ep.Begin()
 	if h1.ArenaOf(w) != nil {
 		var body *detachedBody
 		r, body = detach(r)
@@ -631,18 +670,28 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	// cors, when set, adds the route's CORS headers to the answer's head
+	// (after the upstream's fields and the route's own changes, so the
+	// policy has the last word); req is the request it answers.
+	cors *cors.Policy
+	req  *http.Request
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
+	// Interim answers (103 Early Hints) pass through; the final one, or a
+	// protocol switch, is the status recorded.
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
+		if w.cors != nil && code >= 200 {
+			w.cors.Apply(w.Header(), w.req)
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)

@@ -44,12 +44,18 @@ type Config struct {
 	LogOutput io.Writer
 
 	Breaker upstream.BreakerSettings
+	// Outlier configures outlier detection (ejecting failing endpoints).
+	Outlier upstream.OutlierSettings
 
 	// TrustedProxies are the load balancers in front whose forwarding
 	// headers name the client; IPv6Prefix is how many leading bits of an
 	// IPv6 client share one client_ip rate-limit bucket (0 means 64).
 	TrustedProxies []netip.Prefix
 	IPv6Prefix     int
+
+	// MaxRequestBody bounds request bodies for routes that set no bound
+	// (413 past it); 0 means none.
+	MaxRequestBody int64
 
 	// Build says which annotations are read (Emissary compatibility).
 	Build snapshot.Options
@@ -148,7 +154,7 @@ func New(cfg Config) *Server {
 		guard, _ = upstream.NewDialGuard(upstream.GuardOptions{Allow: nil})
 	}
 	s.guard.Store(guard)
-	popts := proxy.Options{AccessLog: access, Metrics: m, Transport: proxy.NewGuardedTransport(s.guard.Load), TrustedProxies: cfg.TrustedProxies}
+	popts := proxy.Options{AccessLog: access, Metrics: m, Transport: proxy.NewGuardedTransport(s.guard.Load), TrustedProxies: cfg.TrustedProxies, MaxRequestBody: cfg.MaxRequestBody}
 	if cfg.Engine != EngineNetHTTP {
 		popts.Pool = proxy.NewPool(s.guard.Load)
 	}
@@ -156,9 +162,18 @@ func New(cfg Config) *Server {
 	ups := upstream.NewRegistry(upstream.RegistryOptions{
 		Guard:   guard,
 		Breaker: cfg.Breaker,
+		Outlier: cfg.Outlier,
 		OnStateChange: func(id string, from, to upstream.State) {
 			m.BreakerState(id, int(to))
 			s.log.Warn("circuit breaker state changed", "upstream", id, "from", from.String(), "to", to.String())
+		},
+		OnEject: func(e upstream.Ejection) {
+			if e.Capped {
+				s.log.Warn("endpoint failing but not ejected: the upstream has as many ejected as allowed", "upstream", e.Upstream, "endpoint", e.Addr)
+				return
+			}
+			m.Ejected(e.Upstream)
+			s.log.Warn("endpoint ejected", "upstream", e.Upstream, "endpoint", e.Addr, "for", e.For.String(), "ejections", e.Count)
 		},
 	})
 	s.rejected = map[string]bool{}

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/gatehouse-dev/gatehouse/router"
+	"github.com/gatehouse-dev/gatehouse/upstream"
 )
 
 // RouterRequest is how the gateway sees r for matching: its path is the
@@ -90,12 +91,17 @@ func Explain(s *Snapshot, r *http.Request) Explanation {
 	if req.Path != WirePath(r.URL) {
 		routed = req.Path
 	}
-	m, ok := s.Table.MatchRoll(&req, 0)
+	m, ok, preflight := MatchPreflight(s.Table, &req, PreflightMethod(r), 0)
 	if !ok {
 		return Explanation{Status: http.StatusNotFound, RoutedPath: routed}
 	}
 	rt := m.Value
 	e := Explanation{Matched: true, Mapping: rt.Mapping, RateLimits: rt.RateLimits, Warnings: rt.Warnings, RoutedPath: routed}
+	if preflight {
+		// Answered by the gateway from the Mapping's cors policy.
+		e.Status, e.Reason = http.StatusOK, "CORS preflight, answered by the gateway"
+		return e
+	}
 	if rt.Redirect != nil {
 		scheme := "http"
 		if r.TLS != nil {
@@ -223,6 +229,28 @@ func options(rt *Route) []string {
 	if rt.MaxRequests > 0 {
 		out = append(out, "max-requests="+strconv.FormatInt(rt.MaxRequests, 10))
 	}
+	if rt.MaxRequestBody > 0 {
+		out = append(out, "max-request-body="+strconv.FormatInt(rt.MaxRequestBody, 10))
+	}
+	if rp := rt.Retry; rp != nil {
+		s := "retries=" + strconv.Itoa(rp.Retries)
+		if rp.PerTry > 0 {
+			s += " per-try=" + rp.PerTry.String()
+		}
+		out = append(out, s)
+	}
+	if rt.Balance != upstream.RoundRobin {
+		s := "balance=" + rt.Balance.String()
+		switch h := rt.Hash; {
+		case h.Header != "":
+			s += " header=" + h.Header
+		case h.Cookie != nil:
+			s += " cookie=" + h.Cookie.Name
+		case h.SourceIP:
+			s += " source-ip"
+		}
+		out = append(out, s)
+	}
 	if rd := rt.Redirect; rd != nil {
 		target := rd.Host
 		if rd.Scheme != "" {
@@ -265,4 +293,42 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// PreflightMethod returns the method a CORS preflight asks about, "" when
+// r is not one (an OPTIONS request with Origin and
+// Access-Control-Request-Method).
+func PreflightMethod(r *http.Request) string {
+	if r.Method != http.MethodOptions || r.Header.Get("Origin") == "" {
+		return ""
+	}
+	return r.Header.Get("Access-Control-Request-Method")
+}
+
+// MatchPreflight matches a CORS preflight as the gateway does: as the
+// method it asks about, so that the Mapping that will take the actual
+// request answers it (a Mapping limited to PUT never sees an OPTIONS);
+// when that Mapping has no cors, the preflight is an OPTIONS request like
+// any other and is matched as one. preflight reports which it was. roll
+// picks a canary group's member as Table.MatchRoll does; negative is
+// Table.Match's own random roll.
+func MatchPreflight(t *router.Table[*Route], req *router.Request, method string, roll int64) (rt *router.Route[*Route], ok, preflight bool) {
+	// Not a func parameter for the two: req would escape to the heap, an
+	// allocation on every request.
+	match := func() (*router.Route[*Route], bool) {
+		if roll < 0 {
+			return t.Match(req)
+		}
+		return t.MatchRoll(req, uint32(roll))
+	}
+	if method != "" {
+		saved := req.Method
+		req.Method = method
+		if rt, ok = match(); ok && rt.Value.CORS != nil {
+			return rt, true, true
+		}
+		req.Method = saved
+	}
+	rt, ok = match()
+	return rt, ok, false
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/annotations"
+	"github.com/gatehouse-dev/gatehouse/cors"
 	"github.com/gatehouse-dev/gatehouse/limiter"
 	"github.com/gatehouse-dev/gatehouse/router"
 	"github.com/gatehouse-dev/gatehouse/upstream"
@@ -160,9 +161,77 @@ type Route struct {
 	External bool
 	Upstream *upstream.Upstream
 
+	// Retry is the Mapping's retry_policy; nil means no retries.
+	Retry *RetryPolicy
+	// Balance is how an endpoint is picked (load_balancer.policy), and
+	// Hash what ring_hash and maglev hash; the zero values are round robin
+	// and nothing.
+	Balance upstream.Policy
+	Hash    HashOn
+
+	// CORS answers preflights and adds CORS headers (cors); nil: none.
+	CORS *cors.Policy
+
+	// MaxRequestBody bounds a request body in bytes (413): 0 means the
+	// gateway's default (--max-request-body-bytes), negative no limit.
+	MaxRequestBody int64
+
 	// Warnings are the not-yet-enforced settings the Mapping carries, for
 	// routes and explain output.
 	Warnings []string
+}
+
+// RetryPolicy is a compiled retry_policy.
+type RetryPolicy struct {
+	On RetryOn
+	// Retries is how many times a request may be sent again (num_retries;
+	// 1 when unset, as Envoy's default).
+	Retries int
+	// PerTry bounds each attempt; zero means only the route's Timeout,
+	// which bounds all attempts together.
+	PerTry time.Duration
+}
+
+// RetryOn is the set of conditions a request is retried on (Envoy's
+// retry_on, which Emissary passes through).
+type RetryOn uint8
+
+const (
+	// RetryConnectFailure: the endpoint could not be connected to.
+	RetryConnectFailure RetryOn = 1 << iota
+	// RetryReset: the connection failed or closed before any answer
+	// (connect failures included), or the per-try timeout passed.
+	RetryReset
+	// RetryGatewayError: 502, 503 or 504 answers, and no answer at all.
+	RetryGatewayError
+	// Retry5xx: any 5xx answer, and no answer at all.
+	Retry5xx
+	// Retry409: 409 Conflict (retriable-4xx).
+	Retry409
+	// RetryRefusedStream: an HTTP/2 upstream refused the stream.
+	RetryRefusedStream
+)
+
+// HashOn is what a ring_hash or maglev route hashes to pick an endpoint.
+type HashOn struct {
+	// Header names a request header; Cookie a cookie (with its attributes,
+	// set when a request has none); SourceIP the client's address. At most
+	// one is set.
+	Header   string
+	Cookie   *HashCookie
+	SourceIP bool
+}
+
+// HashCookie is load_balancer.cookie: the gateway sets it (a random value)
+// on an answer to a request without it, so later requests stick.
+type HashCookie struct {
+	Name string
+	Path string // "" means none
+	// Set says the gateway sets the cookie when a request has none (ttl
+	// was written, as Envoy generates it only then); TTL 0 makes it a
+	// session cookie.
+	Set bool
+	TTL time.Duration
 }
 
 // HeaderOp adds a header: appended as another value, or replacing any.

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -11,8 +12,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/gatehouse-dev/gatehouse/annotations"
+	"github.com/gatehouse-dev/gatehouse/cors"
 	"github.com/gatehouse-dev/gatehouse/limiter"
 	"github.com/gatehouse-dev/gatehouse/router"
+	"github.com/gatehouse-dev/gatehouse/upstream"
 )
 
 // unit is one Service's annotations compiled on their own, before any
@@ -234,6 +237,13 @@ func regexesOf(m *annotations.Mapping) []regexField {
 	if m.RegexRewrite != nil {
 		out = append(out, regexField{"regex_rewrite.pattern", regexKey{m.RegexRewrite.Pattern, false}})
 	}
+	if m.CORS != nil {
+		for i, o := range m.CORS.Origins {
+			if pattern, ok := strings.CutPrefix(o, cors.RegexPrefix); ok {
+				out = append(out, regexField{fmt.Sprintf("cors.origins[%d]", i), regexKey{pattern, false}})
+			}
+		}
+	}
 	return out
 }
 
@@ -307,6 +317,28 @@ func newRoute(svc *corev1.Service, annotation string, m *annotations.Mapping, kn
 	if m.IdleTimeoutMS != nil {
 		r.IdleTimeout = time.Duration(*m.IdleTimeoutMS) * time.Millisecond
 	}
+	if m.MaxRequestBodyBytes != nil {
+		r.MaxRequestBody = *m.MaxRequestBodyBytes
+		if r.MaxRequestBody == 0 {
+			r.MaxRequestBody = -1
+		}
+	}
+	if m.RetryPolicy != nil {
+		r.Retry = retryPolicy(m.RetryPolicy)
+	}
+	if lb := m.LoadBalancer; lb != nil {
+		r.Balance, r.Hash = balancePolicy(lb.Policy), hashOn(lb)
+	}
+	if m.CORS != nil {
+		policy, err := cors.CompileOptions(m.CORS, cors.Options{MaxRegexProgram: opts.Budgets.MaxRegexProgram})
+		if err != nil {
+			if fe := (*cors.FieldError)(nil); errors.As(err, &fe) {
+				return nil, "cors." + fe.Field, errors.New(fe.Reason)
+			}
+			return nil, "cors", err
+		}
+		r.CORS = policy
+	}
 	r.RequestHeadersAdd = headerOps(m.AddRequestHeaders)
 	r.ResponseHeadersAdd = headerOps(m.AddResponseHeaders)
 	r.RequestHeadersRemove = canonical(m.RemoveRequestHeaders)
@@ -344,4 +376,74 @@ func newRoute(svc *corev1.Service, annotation string, m *annotations.Mapping, kn
 		return nil, "service", fmt.Errorf("service %q is a host outside the cluster, which %s", m.Service, opts.externalFlag())
 	}
 	return r, "", nil
+}
+
+// retryPolicy compiles a retry_policy the parser accepted.
+func retryPolicy(rp *annotations.RetryPolicy) *RetryPolicy {
+	out := &RetryPolicy{Retries: 1}
+	if rp.NumRetries != nil {
+		out.Retries = *rp.NumRetries
+	}
+	if d, err := time.ParseDuration(rp.PerTryTimeout); err == nil && d > 0 {
+		out.PerTry = d
+	}
+	// Envoy's meanings, which Emissary passes through: "5xx" and
+	// "gateway-error" include getting no answer at all (connect failures,
+	// resets); "reset" is no answer, "connect-failure" only the connect.
+	switch rp.RetryOn {
+	case "5xx":
+		out.On = Retry5xx | RetryReset | RetryConnectFailure
+	case "gateway-error":
+		out.On = RetryGatewayError | RetryReset | RetryConnectFailure
+	case "connect-failure":
+		out.On = RetryConnectFailure
+	case "reset":
+		out.On = RetryReset | RetryConnectFailure
+	case "retriable-4xx":
+		out.On = Retry409
+	case "refused-stream":
+		out.On = RetryRefusedStream
+	case "":
+		// Emissary's default when retry_policy is written without retry_on
+		// is Envoy's, which retries nothing; so does this.
+	}
+	if out.On == 0 || out.Retries == 0 {
+		return nil
+	}
+	return out
+}
+
+// hashOn compiles what a ring_hash or maglev policy hashes.
+func hashOn(lb *annotations.LoadBalancer) HashOn {
+	if lb.Policy != "ring_hash" && lb.Policy != "maglev" {
+		return HashOn{}
+	}
+	var h HashOn
+	switch {
+	case lb.Cookie != nil:
+		c := &HashCookie{Name: lb.Cookie.Name, Path: lb.Cookie.Path}
+		if d, err := time.ParseDuration(lb.Cookie.TTL); err == nil {
+			c.Set, c.TTL = true, max(d, 0)
+		}
+		h.Cookie = c
+	case lb.Header != "":
+		h.Header = http.CanonicalHeaderKey(lb.Header)
+	case lb.SourceIP != nil && *lb.SourceIP:
+		h.SourceIP = true
+	}
+	return h
+}
+
+// balancePolicy maps load_balancer.policy, which the parser checked, to
+// upstream's picker.
+func balancePolicy(policy string) upstream.Policy {
+	switch policy {
+	case "least_request":
+		return upstream.LeastRequest
+	case "ring_hash":
+		return upstream.RingHash
+	case "maglev":
+		return upstream.Maglev
+	}
+	return upstream.RoundRobin
 }

@@ -24,6 +24,9 @@ type serveFlags struct {
 	accessLog      bool
 	breakerFails   uint
 	breakerOpen    time.Duration
+	outlierFails   uint
+	outlierEject   time.Duration
+	outlierShare   float64
 	breakerRatio   float64
 	breakerMin     uint
 	breakerWindow  time.Duration
@@ -36,7 +39,7 @@ type serveFlags struct {
 
 	// Limits on slow and greedy clients (server.Limits).
 	readHeaderTimeout, bodyIdleTimeout, idleTimeout, sendTimeout time.Duration
-	bodyMinRate                                                  int64
+	bodyMinRate, maxRequestBody                                  int64
 	maxConnections, maxHeaderBytes                               int
 }
 
@@ -46,6 +49,9 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.accessLog, "access-log", true, "log one JSON line per request")
 	fs.UintVar(&f.breakerFails, "breaker-failures", 5, "consecutive upstream failures that open an upstream's circuit breaker")
 	fs.DurationVar(&f.breakerOpen, "breaker-open-timeout", 10*time.Second, "how long a breaker stays open before letting a probe through")
+	fs.UintVar(&f.outlierFails, "outlier-failures", 5, "consecutive connect failures or 5xx answers that eject an endpoint")
+	fs.DurationVar(&f.outlierEject, "outlier-ejection-time", 30*time.Second, "how long an endpoint is ejected the first time; each further ejection lasts that much longer, up to 10 times it")
+	fs.Float64Var(&f.outlierShare, "outlier-max-ejected", 0.5, "share of an upstream's endpoints that may be ejected at once (at least one of two or more, never all)")
 	fs.Float64Var(&f.breakerRatio, "breaker-failure-ratio", 0.5, "share of upstream failures, over --breaker-min-requests or more outcomes in --breaker-interval, that opens a breaker (above 1: never by ratio)")
 	fs.UintVar(&f.breakerMin, "breaker-min-requests", 20, "outcomes in --breaker-interval before --breaker-failure-ratio applies")
 	fs.DurationVar(&f.breakerWindow, "breaker-interval", 10*time.Second, "the rolling window breakers count outcomes in")
@@ -62,6 +68,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.sendTimeout, "send-timeout", server.DefaultSendTimeout, "how long a client may read nothing of its answer before its connection is closed (engine fast; 0: no limit)")
 	fs.IntVar(&f.maxConnections, "max-connections", server.DefaultMaxConnections, "connections open at once on --listen; more are reset on arrival (0: no cap)")
 	fs.IntVar(&f.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "largest request line plus headers, in bytes, beyond which a request gets 431 (0: the default)")
+	fs.Int64Var(&f.maxRequestBody, "max-request-body-bytes", 0, "largest request body, in bytes, for Mappings without max_request_body_bytes; bigger ones get 413 (0: no limit)")
 	f.dialect.register(fs)
 }
 
@@ -93,8 +100,15 @@ func (f *serveFlags) serverConfig(opts snapshot.Options, logger *slog.Logger) se
 			MinRequests:         uint32(f.breakerMin),
 			Interval:            f.breakerWindow,
 		},
+		Outlier: upstream.OutlierSettings{
+			ConsecutiveFailures: uint32(f.outlierFails),
+			BaseEjectionTime:    f.outlierEject,
+			MaxEjectionTime:     10 * f.outlierEject,
+			MaxEjectedShare:     f.outlierShare,
+		},
 		TrustedProxies: f.trustedProxies,
 		IPv6Prefix:     f.ipv6Prefix,
+		MaxRequestBody: f.maxRequestBody,
 		Limits: server.Limits{
 			ReadHeaderTimeout: duration(f.readHeaderTimeout),
 			BodyIdleTimeout:   duration(f.bodyIdleTimeout),

@@ -1,0 +1,156 @@
+package proxy
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/h1"
+	"github.com/gatehouse-dev/gatehouse/snapshot"
+	"github.com/gatehouse-dev/gatehouse/upstream"
+)
+
+// Retries (a Mapping's retry_policy), as Envoy makes them.
+//
+// A failed try is sent again when the policy names its failure, the route
+// allows another try, the request can be sent again (its body was read
+// whole first: the fast path reads bodies up to maxBuffered), the client is
+// still there, the route's timeout leaves time, and the upstream's retry
+// budget has room (upstream.Upstream.TryRetry: retries at most a fifth of
+// the upstream's requests plus a few a second, so an upstream that fails
+// everything is not sent five times the traffic). Each retry goes to
+// another endpoint when there is one (upstream.Upstream.Pick with the
+// endpoints tried), after a back-off of Envoy's defaults: 25 ms doubling to
+// at most 250 ms, fully jittered. Only the fast path retries: the
+// ReverseProxy path streams bodies it cannot send twice.
+
+// Envoy's default back-off: base 25 ms, cap 10 × base.
+const (
+	retryBase = 25 * time.Millisecond
+	retryCap  = 250 * time.Millisecond
+)
+
+// maxTried bounds the endpoints a request remembers trying; past it, Pick
+// may return one tried before (a request with more retries than that
+// cycles through the endpoints again).
+const maxTried = 8
+
+// tryDeadline is when the current try must be over: the route's deadline,
+// or the per-try timeout from now when that comes first.
+func (ex *exchange) tryDeadline(route time.Time) time.Time {
+	rp := ex.route.Retry
+	if rp == nil || rp.PerTry <= 0 {
+		return route
+	}
+	t := time.Now().Add(rp.PerTry)
+	if !route.IsZero() && route.Before(t) {
+		return route
+	}
+	return t
+}
+
+// retryable reports whether policy on names what happened to a try: an
+// answer a, or err before any answer (connectFailed: no connection at all).
+func retryable(on snapshot.RetryOn, a h1.Answer, err error, connectFailed bool) bool {
+	switch {
+	case err != nil && connectFailed:
+		return on&(snapshot.RetryConnectFailure|snapshot.RetryReset|snapshot.Retry5xx|snapshot.RetryGatewayError) != 0
+	case err != nil:
+		// Reset, closed, malformed, or the per-try timeout: no answer.
+		return on&(snapshot.RetryReset|snapshot.Retry5xx|snapshot.RetryGatewayError) != 0
+	case a.Status == http.StatusBadGateway || a.Status == http.StatusServiceUnavailable || a.Status == http.StatusGatewayTimeout:
+		return on&(snapshot.RetryGatewayError|snapshot.Retry5xx) != 0
+	case a.Status >= 500:
+		return on&snapshot.Retry5xx != 0
+	case a.Status == http.StatusConflict:
+		return on&snapshot.Retry409 != 0
+	}
+	return false
+}
+
+// retry decides whether the try that ended with a or err is sent again,
+// and if so reports the try's outcome to its endpoint, picks the next
+// endpoint and waits out the back-off. false leaves the exchange as it is.
+func (h *Handler) retry(w http.ResponseWriter, r *http.Request, ex *exchange, a h1.Answer, err error, connectFailed bool, deadline time.Time) bool {
+	rp := ex.route.Retry
+	if rp == nil || ex.tries >= rp.Retries || !retryable(rp.On, a, err, connectFailed) {
+		return false
+	}
+	if r.Context().Err() != nil || clientHasGone(w) {
+		return false
+	}
+	wait := backoff(ex.tries)
+	if !deadline.IsZero() && !time.Now().Add(wait).Before(deadline) {
+		return false
+	}
+	u := ex.route.Upstream
+	if !u.TryRetry() {
+		h.metrics.RetryRefused(u.ID())
+		return false
+	}
+	ex.ep.End(tryOutcome(a, err, connectFailed))
+	if ex.ntried < maxTried {
+		ex.tried[ex.ntried] = ex.ep
+		ex.ntried++
+	}
+	next, ok := u.Pick(ex.route.Balance, ex.hash, ex.tried[:ex.ntried])
+	if !ok {
+		// The endpoints are gone: the last try's answer stands, and its
+		// endpoint's outcome was reported; a fresh Begin keeps End paired.
+		ex.ep.Begin()
+		return false
+	}
+	ex.tries++
+	ex.ep, ex.endpoint = next, next.Addr()
+	h.metrics.Retried(u.ID())
+	time.Sleep(wait)
+	return true
+}
+
+// backoff is the wait before retry n (0 for the first): Envoy's fully
+// jittered exponential back-off.
+func backoff(n int) time.Duration {
+	ceiling := retryBase << min(n, 4)
+	if ceiling > retryCap {
+		ceiling = retryCap
+	}
+	return rand.N(ceiling) + time.Millisecond
+}
+
+// tryOutcome is what a try says about its endpoint's health (outlier
+// detection): a connection failure, reset or timeout, a 5xx, or a success.
+func tryOutcome(a h1.Answer, err error, connectFailed bool) upstream.Outcome {
+	switch {
+	case err != nil:
+		return upstream.OutcomeConnectFailure
+	case a.Status >= 500:
+		return upstream.OutcomeServerError
+	}
+	return upstream.OutcomeSuccess
+}
+
+// endpointOutcome maps an exchange's outcome for the breaker (outcome.go)
+// to what it says about the endpoint that served it.
+func endpointOutcome(err error) upstream.Outcome {
+	switch {
+	case err == nil:
+		return upstream.OutcomeSuccess
+	case errors.Is(err, upstream.ErrExcluded):
+		return upstream.OutcomeNeither
+	case errors.Is(err, errUpstreamStatus):
+		return upstream.OutcomeServerError
+	}
+	return upstream.OutcomeConnectFailure
+}
+
+// bodyLimit is the bound on route's request bodies; 0 means none.
+func (h *Handler) bodyLimit(rt *snapshot.Route) int64 {
+	switch {
+	case rt.MaxRequestBody > 0:
+		return rt.MaxRequestBody
+	case rt.MaxRequestBody < 0:
+		return 0
+	}
+	return h.maxBody
+}
