@@ -117,7 +117,7 @@ type Mapping struct {
 	// 413 (before the upstream is contacted when Content-Length says so).
 	// Nil means the gateway's default (--max-request-body-bytes); 0 means
 	// no limit for this Mapping. Gatehouse's own: Emissary has no such field.
-	MaxRequestBodyBytes *int64 `json:"max_request_body_bytes,omitempty" validate:"omitempty,min=0"`
+	MaxRequestBodyBytes *int `json:"max_request_body_bytes,omitempty" validate:"omitempty,min=0"`
 
 	RetryPolicy     *RetryPolicy     `json:"retry_policy,omitempty"`
 	CircuitBreakers []CircuitBreaker `json:"circuit_breakers,omitempty"`

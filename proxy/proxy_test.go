@@ -44,17 +44,21 @@ func compileWith(tb testing.TB, ups *upstream.Registry, config string, endpoints
 		ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "app", Annotations: map[string]string{annotations.Key: config}},
 		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
 	}
-	slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "app-1",
-		Labels: map[string]string{"kubernetes.io/service-name": "app"}}}
-	for _, e := range endpoints {
+	// One slice per endpoint: a slice has one port for all its endpoints,
+	// and test upstreams differ in port.
+	var slices []*discoveryv1.EndpointSlice
+	for i, e := range endpoints {
+		slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "app-" + strconv.Itoa(i),
+			Labels: map[string]string{"kubernetes.io/service-name": "app"}}}
 		host, port, _ := net.SplitHostPort(e)
 		p, _ := strconv.Atoi(port)
 		p32, name := int32(p), "http"
 		slice.Ports = []discoveryv1.EndpointPort{{Name: &name, Port: &p32}}
 		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{Addresses: []string{host}})
+		slices = append(slices, slice)
 	}
 	b := snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), ups, snapshot.Options{})
-	s, reports := b.Build(snapshot.Input{Services: []*corev1.Service{svc}, Slices: []*discoveryv1.EndpointSlice{slice}})
+	s, reports := b.Build(snapshot.Input{Services: []*corev1.Service{svc}, Slices: slices})
 	for _, r := range reports {
 		if r.Rejected {
 			tb.Fatalf("config rejected: %v", r.Problems)

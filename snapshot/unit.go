@@ -318,7 +318,7 @@ func newRoute(svc *corev1.Service, annotation string, m *annotations.Mapping, kn
 		r.IdleTimeout = time.Duration(*m.IdleTimeoutMS) * time.Millisecond
 	}
 	if m.MaxRequestBodyBytes != nil {
-		r.MaxRequestBody = *m.MaxRequestBodyBytes
+		r.MaxRequestBody = int64(*m.MaxRequestBodyBytes)
 		if r.MaxRequestBody == 0 {
 			r.MaxRequestBody = -1
 		}
