@@ -161,7 +161,7 @@ func New(opts Options) *Handler {
 	h.bufs = newBufferPool()
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
-		Transport:      transport,
+		Transport:      retryTransport{h: h, next: transport},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.errorHandler,
 		BufferPool:     h.bufs,

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"time"
 
@@ -22,8 +23,9 @@ import (
 // everything is not sent five times the traffic). Each retry goes to
 // another endpoint when there is one (upstream.Upstream.Pick with the
 // endpoints tried), after a back-off of Envoy's defaults: 25 ms doubling to
-// at most 250 ms, fully jittered. Only the fast path retries: the
-// ReverseProxy path streams bodies it cannot send twice.
+// at most 250 ms, fully jittered. On the ReverseProxy path (TLS upstreams,
+// bodies over maxBuffered) retryTransport retries requests without a body:
+// a streamed body cannot be sent twice.
 
 // Envoy's default back-off: base 25 ms, cap 10 × base.
 const (
@@ -52,18 +54,18 @@ func (ex *exchange) tryDeadline(route time.Time) time.Time {
 
 // retryable reports whether policy on names what happened to a try: an
 // answer a, or err before any answer (connectFailed: no connection at all).
-func retryable(on snapshot.RetryOn, a h1.Answer, err error, connectFailed bool) bool {
+func retryable(on snapshot.RetryOn, status int, err error, connectFailed bool) bool {
 	switch {
 	case err != nil && connectFailed:
 		return on&(snapshot.RetryConnectFailure|snapshot.RetryReset|snapshot.Retry5xx|snapshot.RetryGatewayError) != 0
 	case err != nil:
 		// Reset, closed, malformed, or the per-try timeout: no answer.
 		return on&(snapshot.RetryReset|snapshot.Retry5xx|snapshot.RetryGatewayError) != 0
-	case a.Status == http.StatusBadGateway || a.Status == http.StatusServiceUnavailable || a.Status == http.StatusGatewayTimeout:
+	case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
 		return on&(snapshot.RetryGatewayError|snapshot.Retry5xx) != 0
-	case a.Status >= 500:
+	case status >= 500:
 		return on&snapshot.Retry5xx != 0
-	case a.Status == http.StatusConflict:
+	case status == http.StatusConflict:
 		return on&snapshot.Retry409 != 0
 	}
 	return false
@@ -74,7 +76,7 @@ func retryable(on snapshot.RetryOn, a h1.Answer, err error, connectFailed bool) 
 // endpoint and waits out the back-off. false leaves the exchange as it is.
 func (h *Handler) retry(w http.ResponseWriter, r *http.Request, ex *exchange, a h1.Answer, err error, connectFailed bool, deadline time.Time) bool {
 	rp := ex.route.Retry
-	if rp == nil || ex.tries >= rp.Retries || !retryable(rp.On, a, err, connectFailed) {
+	if rp == nil || ex.tries >= rp.Retries || !retryable(rp.On, a.Status, err, connectFailed) {
 		return false
 	}
 	if r.Context().Err() != nil || clientHasGone(w) {
@@ -89,7 +91,7 @@ func (h *Handler) retry(w http.ResponseWriter, r *http.Request, ex *exchange, a 
 		h.metrics.RetryRefused(u.ID())
 		return false
 	}
-	ex.ep.End(tryOutcome(a, err, connectFailed))
+	ex.ep.End(tryOutcome(a.Status, err))
 	if ex.ntried < maxTried {
 		ex.tried[ex.ntried] = ex.ep
 		ex.ntried++
@@ -120,11 +122,11 @@ func backoff(n int) time.Duration {
 
 // tryOutcome is what a try says about its endpoint's health (outlier
 // detection): a connection failure, reset or timeout, a 5xx, or a success.
-func tryOutcome(a h1.Answer, err error, connectFailed bool) upstream.Outcome {
+func tryOutcome(status int, err error) upstream.Outcome {
 	switch {
 	case err != nil:
 		return upstream.OutcomeConnectFailure
-	case a.Status >= 500:
+	case status >= 500:
 		return upstream.OutcomeServerError
 	}
 	return upstream.OutcomeSuccess
@@ -153,4 +155,77 @@ func (h *Handler) bodyLimit(rt *snapshot.Route) int64 {
 		return 0
 	}
 	return h.maxBody
+}
+
+// retryTransport retries on the ReverseProxy path, under the same rules as
+// the fast path, the requests that carry no body. The route's timeout
+// bounds all tries through the request's context; a per-try timeout
+// applies to the fast path only.
+type retryTransport struct {
+	h    *Handler
+	next http.RoundTripper
+}
+
+func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	ex, _ := req.Context().Value(exchangeKey{}).(*exchange)
+	if ex == nil || ex.route.Retry == nil || req.Body != nil && req.Body != http.NoBody || req.ContentLength != 0 {
+		return resp, err
+	}
+	for {
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		if !t.h.retryRP(req, ex, status, err) {
+			return resp, err
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+		ex.ep.Begin()
+		again := req.Clone(req.Context())
+		again.URL.Host = ex.endpoint
+		resp, err = t.next.RoundTrip(again)
+	}
+}
+
+// retryRP is retry for the ReverseProxy path: the client's going away and
+// the route's deadline come through the request's context.
+func (h *Handler) retryRP(req *http.Request, ex *exchange, status int, err error) bool {
+	rp := ex.route.Retry
+	connectFailed := isDialError(err)
+	if ex.tries >= rp.Retries || !retryable(rp.On, status, err, connectFailed) || req.Context().Err() != nil {
+		return false
+	}
+	wait := backoff(ex.tries)
+	if d, ok := req.Context().Deadline(); ok && !time.Now().Add(wait).Before(d) {
+		return false
+	}
+	u := ex.route.Upstream
+	if !u.TryRetry() {
+		h.metrics.RetryRefused(u.ID())
+		return false
+	}
+	ex.ep.End(tryOutcome(status, err))
+	if ex.ntried < maxTried {
+		ex.tried[ex.ntried] = ex.ep
+		ex.ntried++
+	}
+	next, ok := u.Pick(ex.route.Balance, ex.hash, ex.tried[:ex.ntried])
+	if !ok {
+		ex.ep.Begin()
+		return false
+	}
+	ex.tries++
+	ex.ep, ex.endpoint = next, next.Addr()
+	h.metrics.Retried(u.ID())
+	time.Sleep(wait)
+	return true
+}
+
+// isDialError reports whether err is a failure to connect.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }

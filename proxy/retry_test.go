@@ -37,7 +37,12 @@ func counting(t *testing.T, status int, delay time.Duration) (*httptest.Server, 
 // measured is the retries.
 func handlerWith(t *testing.T, fields string, endpoints ...string) *Handler {
 	t.Helper()
-	h := New(Options{Guard: loopbackGuard(t)})
+	return handlerOpts(t, Options{Guard: loopbackGuard(t)}, fields, endpoints...)
+}
+
+func handlerOpts(t *testing.T, opts Options, fields string, endpoints ...string) *Handler {
+	t.Helper()
+	h := New(opts)
 	ups := upstream.NewRegistry(upstream.RegistryOptions{
 		Breaker: upstream.BreakerSettings{ConsecutiveFailures: 1000, FailureRatio: 2, OpenTimeout: time.Hour},
 		Guard:   loopbackGuard(t),
@@ -57,6 +62,22 @@ func TestRetryGoesToAnotherEndpoint(t *testing.T) {
 	}
 	if badHits.Load() == 0 || goodHits.Load() != 20 {
 		t.Fatalf("failing endpoint %d requests, healthy %d; want some and all 20", badHits.Load(), goodHits.Load())
+	}
+}
+
+// TestRetryOnTheReverseProxyPath: requests the fast path does not take
+// (here: all of them) are retried too when they carry no body.
+func TestRetryOnTheReverseProxyPath(t *testing.T) {
+	bad, badHits := counting(t, http.StatusBadGateway, 0)
+	good, goodHits := counting(t, http.StatusOK, 0)
+	h := handlerOpts(t, Options{Guard: loopbackGuard(t), NoFastPath: true}, "retry_policy: {retry_on: 5xx, num_retries: 1}\n", addrOf(bad), addrOf(good))
+	for i := range 20 {
+		if w := serve(h, "GET", "/x"); w.Code != http.StatusOK {
+			t.Fatalf("request %d: %d, want the 502 retried", i, w.Code)
+		}
+	}
+	if badHits.Load() == 0 || goodHits.Load() != 20 {
+		t.Fatalf("failing endpoint %d requests, healthy %d", badHits.Load(), goodHits.Load())
 	}
 }
 
