@@ -41,7 +41,7 @@ var ignoredMappingFields = []string{
 	"bypass_error_response_overrides", "error_response_overrides", "cluster_idle_timeout_ms",
 	"cluster_max_connection_lifetime_ms", "cluster_tag", "dns_type", "docs", "enable_ipv4",
 	"enable_ipv6", "envoy_override", "health_checks", "keepalive", "modules",
-	"outlier_detection", "priority", "regex_redirect", "resolver", "respect_dns_ttl",
+	"outlier_detection", "regex_redirect", "resolver", "respect_dns_ttl",
 	"stats_name", "tls", "v2BoolHeaders", "v2BoolQueryParameters", "v2ExplicitTLS",
 	"metadata_labels",
 }

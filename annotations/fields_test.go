@@ -148,13 +148,14 @@ func TestParseMappingFields(t *testing.T) {
 
 		// Circuit breakers.
 		{"circuit_breakers enforced", mapping + "circuit_breakers:\n  - max_requests: 100\n    max_pending_requests: 10\n", nil},
-		{"circuit_breakers not enforced", mapping + "circuit_breakers:\n  - max_connections: 10\n    max_retries: 2\n", []wantProblem{
-			{6, 5, users + ".circuit_breakers[0].max_connections", "max_connections is accepted but not enforced yet; connections to the Service are not capped", true},
-			{7, 5, users + ".circuit_breakers[0].max_retries", "max_retries is accepted but not enforced yet", true}}},
+		{"circuit_breakers connections and retries", mapping + "circuit_breakers:\n  - max_connections: 10\n    max_retries: 2\n", nil},
+		{"circuit_breakers for a high priority Mapping", mapping + "priority: high\ncircuit_breakers:\n  - priority: high\n    max_requests: 5\n", nil},
+		{"priority unknown", mapping + "priority: urgent\n", []wantProblem{
+			{5, 11, users + ".priority", "must be one of default, high", false}}},
 		{"circuit_breakers duplicate priority", mapping + "circuit_breakers:\n  - priority: default\n  - max_requests: 5\n", []wantProblem{
 			{7, 5, users + ".circuit_breakers[1].priority", "duplicate circuit breaker for priority default (see line 6, column 15)", false}}},
 		{"circuit_breakers high", mapping + "circuit_breakers:\n  - priority: high\n", []wantProblem{
-			{6, 15, users + ".circuit_breakers[0].priority", "only the default priority is used", true}}},
+			{6, 15, users + ".circuit_breakers[0].priority", "the Mapping's priority is default: these high thresholds do not apply to it", true}}},
 		{"circuit_breakers bad priority", mapping + "circuit_breakers:\n  - priority: low\n", []wantProblem{
 			{6, 15, users + ".circuit_breakers[0].priority", "must be one of default, high", false}}},
 		{"circuit_breakers zero", mapping + "circuit_breakers:\n  - max_requests: 0\n", []wantProblem{

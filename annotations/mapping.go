@@ -1,6 +1,7 @@
 package annotations
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"slices"
@@ -297,16 +298,8 @@ func (p *parser) checkCircuitBreakers(d *document, m *Mapping) {
 		} else {
 			first[priority] = at
 		}
-		if priority == "high" {
-			p.warnAt(at, p.path(join(rel, "priority")), "only the default priority is used; these thresholds never apply")
-		}
-		for _, f := range []struct{ name, effect string }{
-			{"max_connections", "connections to the Service are not capped"},
-			{"max_retries", "Gatehouse does not retry requests"},
-		} {
-			if loc, ok := sl.written(f.name); ok {
-				p.warnAt(loc.key, p.path(join(rel, f.name)), notEnforced(f.name, f.effect))
-			}
+		if mine := cmp.Or(m.Priority, "default"); priority != mine && (priority == "default" || priority == "high") {
+			p.warnAt(at, p.path(join(rel, "priority")), fmt.Sprintf("the Mapping's priority is %s: these %s thresholds do not apply to it", mine, priority))
 		}
 	}
 }

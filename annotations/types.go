@@ -119,7 +119,11 @@ type Mapping struct {
 	// no limit for this Mapping. Gatehouse's own: Emissary has no such field.
 	MaxRequestBodyBytes *int `json:"max_request_body_bytes,omitempty" validate:"omitempty,min=0"`
 
-	RetryPolicy     *RetryPolicy     `json:"retry_policy,omitempty"`
+	RetryPolicy *RetryPolicy `json:"retry_policy,omitempty"`
+	// Priority picks which circuit_breakers entry applies to this Mapping
+	// (Emissary's routing priority; Gatehouse has no other use for it).
+	// "" means default.
+	Priority        string           `json:"priority,omitempty" validate:"omitempty,oneof=default high"`
 	CircuitBreakers []CircuitBreaker `json:"circuit_breakers,omitempty"`
 	LoadBalancer    *LoadBalancer    `json:"load_balancer,omitempty"`
 	CORS            *CORS            `json:"cors,omitempty"`

@@ -26,6 +26,7 @@ type Set struct {
 	breakerState       *prometheus.GaugeVec
 	retries            *prometheus.CounterVec
 	ejections          *prometheus.CounterVec
+	overflows          *prometheus.CounterVec
 	snapshotGeneration prometheus.Gauge
 	snapshotRoutes     prometheus.Gauge
 	configErrors       *prometheus.GaugeVec
@@ -59,6 +60,10 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "gatehouse_upstream_ejections_total",
 			Help: "Endpoints ejected by outlier detection (consecutive connect failures or 5xx answers), by upstream.",
 		}, []string{"upstream"}),
+		overflows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_upstream_overflows_total",
+			Help: "Requests and retries refused by a Mapping's circuit_breakers thresholds, by upstream and reason: overflow (every slot and the queue taken), pending_timeout (queued until the route's timeout), max_retries.",
+		}, []string{"upstream", "reason"}),
 		snapshotGeneration: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gatehouse_snapshot_generation",
 			Help: "Generation of the snapshot being served; it increases with every configuration change applied.",
@@ -73,7 +78,7 @@ func New(reg prometheus.Registerer) *Set {
 		}, []string{"service"}),
 	}
 	reg.MustRegister(s.requests, s.upstreamLatency, s.rateLimitRejects, s.breakerState,
-		s.retries, s.ejections, s.snapshotGeneration, s.snapshotRoutes, s.configErrors)
+		s.retries, s.ejections, s.overflows, s.snapshotGeneration, s.snapshotRoutes, s.configErrors)
 	return s
 }
 
@@ -224,6 +229,15 @@ func (s *Set) RetryRefused(upstream string) {
 	s.retries.WithLabelValues(upstream, "budget_exhausted").Inc()
 }
 
+// Overflow counts a request or retry refused by circuit_breakers thresholds.
+func (s *Set) Overflow(upstream, reason string) {
+	if s == nil {
+		return
+	}
+	seen(&s.upstreams, upstream)
+	s.overflows.WithLabelValues(upstream, reason).Inc()
+}
+
 // Ejected counts one endpoint of upstream ejected by outlier detection.
 func (s *Set) Ejected(upstream string) {
 	if s == nil {
@@ -279,6 +293,7 @@ func (s *Set) Retain(keepRoute, keepUpstream, keepPolicy func(string) bool) {
 		s.breakerState.DeleteLabelValues(v)
 		s.retries.DeletePartialMatch(prometheus.Labels{"upstream": v})
 		s.ejections.DeleteLabelValues(v)
+		s.overflows.DeletePartialMatch(prometheus.Labels{"upstream": v})
 	})
 	prune(&s.policies, keepPolicy, func(v string) {
 		s.rateLimitRejects.DeleteLabelValues(v)

@@ -251,6 +251,9 @@ type exchange struct {
 	ntried, tries int
 	hash          uint64
 	connectFailed bool // the last try could not connect
+	// reason is why the gateway answered itself where the status alone
+	// does not say (a circuit_breakers overflow), for the access log.
+	reason string
 	// The X-Request-Id header values, to the client and to the upstream,
 	// in one array the exchange already holds: Header.Set would allocate a
 	// one-element slice for each.
@@ -399,13 +402,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if rt.InFlight != nil {
-		if rt.InFlight.Add(1) > rt.MaxRequests {
-			rt.InFlight.Add(-1)
-			h.fail(sw, http.StatusServiceUnavailable, "too many concurrent requests for this route")
+	if g := rt.Gate; g != nil {
+		// circuit_breakers: a slot, or a wait for one within the route's
+		// timeout (max_pending_requests), or 503 at once.
+		wait := rt.Timeout
+		if wait <= 0 {
+			wait = snapshot.DefaultTimeout // timeout_ms: 0 does not mean queue forever
+		}
+		if why := g.Enter(wait); why != "" {
+			ex.reason = why
+			h.metrics.Overflow(rt.Upstream.ID(), why)
+			h.fail(sw, http.StatusServiceUnavailable, "too many concurrent requests for this route ("+why+")")
 			return
 		}
-		defer rt.InFlight.Add(-1)
+		defer g.Leave()
 	}
 
 	ex.hash = h.balanceKey(sw, r, ex)
@@ -436,6 +446,9 @@ func (h *Handler) attempt(ex *exchange) upstream.Attempt {
 		h.forward(ex)
 		outcome := ex.outcome()
 		ex.ep.End(endpointOutcome(outcome))
+		if ex.tries > 0 {
+			ex.route.Gate.RetryDone()
+		}
 		return struct{}{}, outcome
 	}
 }
@@ -632,6 +645,9 @@ func (h *Handler) logRequest(r *http.Request, ex *exchange, sw *statusWriter, st
 	}
 	if ex.err != nil {
 		a.str("error", ex.err.Error())
+	}
+	if ex.reason != "" {
+		a.str("reason", ex.reason)
 	}
 	a.end()
 	if h.logBuf != nil {

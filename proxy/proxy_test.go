@@ -343,16 +343,23 @@ func TestMaxRequests(t *testing.T) {
 	}))
 	defer up.Close()
 	h := New(Options{Guard: loopbackGuard(t)})
-	h.Publish(compile(t, "kind: Mapping\nname: capped\nprefix: /\ncircuit_breakers:\n- max_requests: 1\nservice: app\n", up.Listener.Addr().String()))
-	first := make(chan int)
+	h.Publish(compile(t, "kind: Mapping\nname: capped\nprefix: /\ncircuit_breakers:\n- max_requests: 1\n  max_pending_requests: 1\nservice: app\n", up.Listener.Addr().String()))
+	first, second := make(chan int), make(chan int)
 	go func() { first <- serve(h, "GET", "/a").Code }()
 	<-entered
-	if w := serve(h, "GET", "/b"); w.Code != 503 || !strings.Contains(w.Body.String(), "too many concurrent") {
-		t.Errorf("second concurrent request: %d %q, want 503", w.Code, w.Body.String())
+	// The second waits for the slot (max_pending_requests: 1)…
+	go func() { second <- serve(h, "GET", "/b").Code }()
+	waitUntil(t, "the second request queued", func() bool { return h.current.Load().snap.Table.Routes()[0].Value.Gate.Pending() == 1 })
+	// …and the third finds the slot and the queue taken.
+	if w := serve(h, "GET", "/c"); w.Code != 503 || !strings.Contains(w.Body.String(), "too many concurrent") {
+		t.Errorf("third concurrent request: %d %q, want 503", w.Code, w.Body.String())
 	}
 	close(release)
 	if code := <-first; code != 200 {
 		t.Errorf("first request: %d", code)
+	}
+	if code := <-second; code != 200 {
+		t.Errorf("queued request: %d, want it served once the slot freed", code)
 	}
 	if w := serve(h, "GET", "/c"); w.Code != 200 {
 		t.Errorf("after the first finished: %d, want 200 (the slot is free again)", w.Code)

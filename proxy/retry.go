@@ -87,7 +87,15 @@ func (h *Handler) retry(w http.ResponseWriter, r *http.Request, ex *exchange, a 
 		return false
 	}
 	u := ex.route.Upstream
+	if ex.tries == 0 && !ex.route.Gate.TryRetry() {
+		// circuit_breakers max_retries: retries in flight for the route.
+		h.metrics.Overflow(u.ID(), "max_retries")
+		return false
+	}
 	if !u.TryRetry() {
+		if ex.tries == 0 {
+			ex.route.Gate.RetryDone()
+		}
 		h.metrics.RetryRefused(u.ID())
 		return false
 	}
@@ -203,7 +211,15 @@ func (h *Handler) retryRP(req *http.Request, ex *exchange, status int, err error
 		return false
 	}
 	u := ex.route.Upstream
+	if ex.tries == 0 && !ex.route.Gate.TryRetry() {
+		// circuit_breakers max_retries: retries in flight for the route.
+		h.metrics.Overflow(u.ID(), "max_retries")
+		return false
+	}
 	if !u.TryRetry() {
+		if ex.tries == 0 {
+			ex.route.Gate.RetryDone()
+		}
 		h.metrics.RetryRefused(u.ID())
 		return false
 	}

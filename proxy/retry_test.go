@@ -183,3 +183,15 @@ func TestCookieBalancingSetsTheCookie(t *testing.T) {
 }
 
 func addrOf(s *httptest.Server) string { return s.Listener.Addr().String() }
+
+// waitUntil polls cond until it holds, failing the test after 10 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

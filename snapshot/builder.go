@@ -5,7 +5,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -55,7 +54,7 @@ type Builder struct {
 	upstreams  *upstream.Registry
 	regexes    *router.RegexCache // compiled expressions, kept across rebuilds
 	services   map[string]*serviceState
-	inFlight   map[string]*atomic.Int64          // by route ID, kept across rebuilds
+	gates      map[string]*upstream.Gate         // by route ID and thresholds, kept across rebuilds
 	targets    map[string]annotations.ServiceRef // upstream ID → target, as last compiled
 	resolved   map[string]resolvedFrom           // upstream ID → what its endpoints came from
 	last       *Snapshot                         // the last snapshot built
@@ -109,7 +108,7 @@ func NewBuilder(limiters *limiter.Registry, upstreams *upstream.Registry, opts O
 		upstreams: upstreams,
 		regexes:   router.NewRegexCache(),
 		services:  map[string]*serviceState{},
-		inFlight:  map[string]*atomic.Int64{},
+		gates:     map[string]*upstream.Gate{},
 		targets:   map[string]annotations.ServiceRef{},
 		resolved:  map[string]resolvedFrom{},
 	}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -15,6 +14,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/annotations"
 	"github.com/gatehouse-dev/gatehouse/limiter"
 	"github.com/gatehouse-dev/gatehouse/router"
+	"github.com/gatehouse-dev/gatehouse/upstream"
 )
 
 // Emissary's defaults for a Mapping that sets no timeouts.
@@ -42,7 +42,7 @@ type compiledService struct {
 	explicit []*int   // each route's weight as written
 	groups   []string // each route's canary group key
 	limiters []string // limiter policy IDs the routes use
-	inFlight []string // route IDs with a max_requests counter
+	gates    []string // IDs of the circuit_breakers gates its routes use
 }
 
 // compile turns every Service's good configuration into a router table.
@@ -160,7 +160,7 @@ func (b *Builder) weigh(routes []router.Route[*Route], groups map[string][]int, 
 // returning the endpoints it refused.
 func (b *Builder) retain(keys []string, routes []router.Route[*Route], services map[string]*corev1.Service, slices []*discoveryv1.EndpointSlice) []DroppedEndpoint {
 	keepLimiters := map[string]bool{}
-	keepInFlight := map[string]bool{}
+	keepGates := map[string]bool{}
 	for _, key := range keys {
 		st := b.services[key]
 		if st == nil || st.good == nil {
@@ -169,8 +169,8 @@ func (b *Builder) retain(keys []string, routes []router.Route[*Route], services 
 		for _, id := range st.compiled.limiters {
 			keepLimiters[id] = true
 		}
-		for _, id := range st.compiled.inFlight {
-			keepInFlight[id] = true
+		for _, id := range st.compiled.gates {
+			keepGates[id] = true
 		}
 	}
 	targets := make(map[string]annotations.ServiceRef, len(b.targets))
@@ -194,9 +194,9 @@ func (b *Builder) retain(keys []string, routes []router.Route[*Route], services 
 	b.limiters.Retain(keepLimiters)
 	b.upstreams.Retain(keepUpstreams)
 	b.targets = targets
-	for id := range b.inFlight {
-		if !keepInFlight[id] {
-			delete(b.inFlight, id)
+	for id := range b.gates {
+		if !keepGates[id] {
+			delete(b.gates, id)
 		}
 	}
 	return dropped
@@ -250,14 +250,17 @@ func (b *Builder) bind(key string, from []sourced, u *unit) *compiledService {
 	for _, ur := range u.routes {
 		rr := ur.route
 		r := rr.Value // the unit's own: not served by any snapshot yet
-		if r.MaxRequests > 0 {
-			c := b.inFlight[rr.ID]
-			if c == nil {
-				c = new(atomic.Int64)
-				b.inFlight[rr.ID] = c
+		if r.Caps != (Caps{}) {
+			// Kept while the thresholds stay: a changed one starts a new
+			// gate (requests in flight finish on the old one).
+			id := fmt.Sprintf("%s\x00%d/%d/%d", rr.ID, r.Caps.Requests, r.Caps.Pending, r.Caps.Retries)
+			g := b.gates[id]
+			if g == nil {
+				g = upstream.NewGate(r.Caps.Requests, r.Caps.Pending, r.Caps.Retries)
+				b.gates[id] = g
 			}
-			r.InFlight = c
-			cs.inFlight = append(cs.inFlight, rr.ID)
+			r.Gate = g
+			cs.gates = append(cs.gates, id)
 		}
 		for _, p := range ur.limits {
 			cs.limiters = append(cs.limiters, p.ID)

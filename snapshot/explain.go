@@ -226,8 +226,8 @@ func options(rt *Route) []string {
 	if len(rt.AllowUpgrade) > 0 {
 		out = append(out, "upgrade="+strings.Join(rt.AllowUpgrade, ","))
 	}
-	if rt.MaxRequests > 0 {
-		out = append(out, "max-requests="+strconv.FormatInt(rt.MaxRequests, 10))
+	if c := rt.Caps; c != (Caps{}) {
+		out = append(out, fmt.Sprintf("max-requests=%d max-pending=%d max-retries=%d", c.Requests, c.Pending, c.Retries))
 	}
 	if rt.MaxRequestBody > 0 {
 		out = append(out, "max-request-body="+strconv.FormatInt(rt.MaxRequestBody, 10))

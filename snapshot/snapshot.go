@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/annotations"
@@ -139,11 +138,11 @@ type Route struct {
 	// AllowUpgrade lists the lower-case protocols a client may upgrade to.
 	AllowUpgrade []string
 
-	// MaxRequests caps concurrent requests through this Mapping (Emissary's
-	// circuit_breakers max_requests + max_pending_requests); zero means no
-	// cap. InFlight counts them and is kept across rebuilds.
-	MaxRequests int64
-	InFlight    *atomic.Int64
+	// Caps are the Mapping's circuit_breakers thresholds for the default
+	// priority; the zero value caps nothing. Gate enforces them and is kept
+	// across rebuilds while Caps stay the same; nil without caps.
+	Caps Caps
+	Gate *upstream.Gate
 
 	// Redirect, when set, answers requests with a redirect instead of
 	// proxying them.
@@ -179,6 +178,14 @@ type Route struct {
 	// Warnings are the not-yet-enforced settings the Mapping carries, for
 	// routes and explain output.
 	Warnings []string
+}
+
+// Caps are Emissary's circuit_breakers thresholds (Envoy's defaults, 1024
+// and 3 retries, for those an entry leaves unset). Over HTTP/1.1 a request
+// holds one connection, so Requests is the lower of max_requests and
+// max_connections.
+type Caps struct {
+	Requests, Pending, Retries int
 }
 
 // RetryPolicy is a compiled retry_policy.

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -344,15 +345,15 @@ func newRoute(svc *corev1.Service, annotation string, m *annotations.Mapping, kn
 	r.RequestHeadersRemove = canonical(m.RemoveRequestHeaders)
 	r.ResponseHeadersRemove = canonical(m.RemoveResponseHeaders)
 	for _, cb := range m.CircuitBreakers {
-		if cb.Priority != "" && cb.Priority != "default" {
+		if cmp.Or(cb.Priority, "default") != cmp.Or(m.Priority, "default") {
 			continue
 		}
-		if cb.MaxRequests == nil && cb.MaxPendingRequests == nil {
-			continue
+		// Envoy's defaults for what the entry leaves unset.
+		r.Caps = Caps{
+			Requests: min(valueOr(cb.MaxRequests, 1024), valueOr(cb.MaxConnections, 1024)),
+			Pending:  valueOr(cb.MaxPendingRequests, 1024),
+			Retries:  valueOr(cb.MaxRetries, 3),
 		}
-		// Gatehouse does not queue: pending requests are admitted as
-		// concurrent ones, so the cap is their sum; an unset one adds nothing.
-		r.MaxRequests = int64(valueOr(cb.MaxRequests, 0) + valueOr(cb.MaxPendingRequests, 0))
 	}
 	if m.Redirects() {
 		r.Redirect = redirect(m)

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -291,7 +292,13 @@ func nthAcceptable(eps []*Endpoint, f *filter, n int) *Endpoint {
 	return nil
 }
 
+// lessBusy is the one of a and b with fewer requests in flight. Either may
+// be nil: an ejection that lands between counting the acceptable endpoints
+// and finding the nth of them leaves fewer than were counted.
 func lessBusy(a, b *Endpoint) *Endpoint {
+	if a == nil || b == nil {
+		return cmp.Or(a, b)
+	}
 	if b.active.Load() < a.active.Load() {
 		return b
 	}
