@@ -222,7 +222,9 @@ func TestParseMappingFields(t *testing.T) {
 		{"use_websocket false", mapping + "use_websocket: false\n", nil},
 		{"grpc", mapping + "grpc: true\n", []wantProblem{{5, 1, users + ".grpc", "grpc is accepted but not enforced yet; upstreams are reached over HTTP/1.1", true}}},
 		{"grpc false", mapping + "grpc: false\n", nil},
-		{"shadow", mapping + "shadow: true\n", []wantProblem{{5, 1, users + ".shadow", "shadow is accepted but not enforced yet; requests are not mirrored", true}}},
+		{"shadow", mapping + "shadow: true\nweight: 10\n", nil},
+		{"shadow with retries", mapping + "shadow: true\nretry_policy: {retry_on: 5xx}\n", []wantProblem{
+			{6, 1, users + ".retry_policy", "retry_policy does not apply to a shadow Mapping", true}}},
 
 		// Redirects.
 		{"redirect", redirect + "path_redirect: /new\nredirect_response_code: 308\n", nil},

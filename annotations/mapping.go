@@ -520,7 +520,11 @@ func (p *parser) checkNotEnforced(d *document, m *Mapping) {
 		p.warnAt(d.top.fields["grpc"].key, p.path("grpc"), notEnforced("grpc", "upstreams are reached over HTTP/1.1, which gRPC cannot use"))
 	}
 	if isTrue(m.Shadow) {
-		p.warnAt(d.top.fields["shadow"].key, p.path("shadow"), notEnforced("shadow", "requests are not mirrored to this Service"))
+		for _, f := range []string{"rate_limits", "retry_policy", "cors", "circuit_breakers", "load_balancer"} {
+			if loc, ok := d.top.written(f); ok {
+				p.warnAt(loc.key, p.path(f), f+" does not apply to a shadow Mapping: it only receives copies of requests another Mapping serves")
+			}
+		}
 	}
 	if loc, ok := d.top.written("labels"); ok {
 		msg := "labels configure Emissary's external rate-limit service, which Gatehouse does not call; use rate_limits with a RateLimit document"

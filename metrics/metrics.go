@@ -27,6 +27,7 @@ type Set struct {
 	retries            *prometheus.CounterVec
 	ejections          *prometheus.CounterVec
 	overflows          *prometheus.CounterVec
+	mirrored           *prometheus.CounterVec
 	snapshotGeneration prometheus.Gauge
 	snapshotRoutes     prometheus.Gauge
 	configErrors       *prometheus.GaugeVec
@@ -64,6 +65,10 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "gatehouse_upstream_overflows_total",
 			Help: "Requests and retries refused by a Mapping's circuit_breakers thresholds, by upstream and reason: overflow (every slot and the queue taken), pending_timeout (queued until the route's timeout), max_retries.",
 		}, []string{"upstream", "reason"}),
+		mirrored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_mirrored_requests_total",
+			Help: "Copies of requests for shadow Mappings, by shadow upstream and result: sent (answered), failed, dropped (the mirroring bounds were full), no_endpoint.",
+		}, []string{"upstream", "result"}),
 		snapshotGeneration: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gatehouse_snapshot_generation",
 			Help: "Generation of the snapshot being served; it increases with every configuration change applied.",
@@ -78,7 +83,7 @@ func New(reg prometheus.Registerer) *Set {
 		}, []string{"service"}),
 	}
 	reg.MustRegister(s.requests, s.upstreamLatency, s.rateLimitRejects, s.breakerState,
-		s.retries, s.ejections, s.overflows, s.snapshotGeneration, s.snapshotRoutes, s.configErrors)
+		s.retries, s.ejections, s.overflows, s.mirrored, s.snapshotGeneration, s.snapshotRoutes, s.configErrors)
 	return s
 }
 
@@ -238,6 +243,15 @@ func (s *Set) Overflow(upstream, reason string) {
 	s.overflows.WithLabelValues(upstream, reason).Inc()
 }
 
+// Mirrored counts one copy of a request for a shadow, by result.
+func (s *Set) Mirrored(upstream, result string) {
+	if s == nil {
+		return
+	}
+	seen(&s.upstreams, upstream)
+	s.mirrored.WithLabelValues(upstream, result).Inc()
+}
+
 // Ejected counts one endpoint of upstream ejected by outlier detection.
 func (s *Set) Ejected(upstream string) {
 	if s == nil {
@@ -294,6 +308,7 @@ func (s *Set) Retain(keepRoute, keepUpstream, keepPolicy func(string) bool) {
 		s.retries.DeletePartialMatch(prometheus.Labels{"upstream": v})
 		s.ejections.DeleteLabelValues(v)
 		s.overflows.DeletePartialMatch(prometheus.Labels{"upstream": v})
+		s.mirrored.DeletePartialMatch(prometheus.Labels{"upstream": v})
 	})
 	prune(&s.policies, keepPolicy, func(v string) {
 		s.rateLimitRejects.DeleteLabelValues(v)

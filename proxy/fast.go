@@ -119,6 +119,7 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 			return
 		}
 	}
+	h.mirror(r, ex, body, r.ContentLength > 0)
 	ex.sent = time.Now()
 	var deadline time.Time
 	if rt.Timeout > 0 {

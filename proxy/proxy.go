@@ -81,6 +81,7 @@ type Handler struct {
 	now       func() time.Time
 	trust     trust
 	maxBody   int64 // Options.MaxRequestBody
+	mirrors   mirrorer
 	// unmatched counts the requests no route matched.
 	unmatched *metrics.RouteRequests
 }
@@ -159,6 +160,7 @@ func New(opts Options) *Handler {
 		h.pool = opts.Pool
 	}
 	h.bufs = newBufferPool()
+	h.mirrors.transport = transport
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      retryTransport{h: h, next: transport},
@@ -469,6 +471,7 @@ func (h *Handler) forward(ex *exchange) {
 		return
 	}
 	ex.ep.Begin()
+	h.mirror(r, ex, nil, r.ContentLength != 0)
 	if h1.ArenaOf(w) != nil {
 		var body *detachedBody
 		r, body = detach(r)

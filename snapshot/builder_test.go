@@ -414,3 +414,27 @@ func mustParse(t *testing.T, ns, text string) *annotations.Config {
 	}
 	return cfg
 }
+
+// TestShadowsStayInTheirNamespace: a shadow Mapping mirrors the routes of
+// its own namespace with the same match criteria, never another team's:
+// mirroring is a copy of every request, credentials and all.
+func TestShadowsStayInTheirNamespace(t *testing.T) {
+	b := newBuilder()
+	s, reports := build(t, b, Input{Services: []*corev1.Service{
+		service("shop", "orders", mapping("orders", "/orders/", "orders")),
+		service("shop", "orders-next", mapping("orders-copy", "/orders/", "orders-next", "shadow: true", "weight: 25")),
+		service("evil", "tap", mapping("tap", "/orders/", "tap", "shadow: true")),
+	}})
+	for _, r := range reports {
+		if r.Rejected {
+			t.Fatalf("%s rejected: %v", r.Service, r.Problems)
+		}
+	}
+	r, ok := match(s, "any", "/orders/1")
+	if !ok || r.Value.Mapping != "shop/orders" {
+		t.Fatalf("/orders/1 served by %v; a shadow must never serve", r)
+	}
+	if got := r.Value.Shadows; len(got) != 1 || got[0].Route.Mapping != "shop/orders-copy" || got[0].Percent != 25 {
+		t.Fatalf("shadows %+v, want only shop/orders-copy at 25%%", got)
+	}
+}

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -43,6 +44,14 @@ type compiledService struct {
 	groups   []string // each route's canary group key
 	limiters []string // limiter policy IDs the routes use
 	gates    []string // IDs of the circuit_breakers gates its routes use
+	shadows  []groupShadow
+}
+
+// groupShadow is a shadow Mapping bound to its upstream, with the canary
+// group whose traffic it mirrors.
+type groupShadow struct {
+	group  string
+	shadow Shadow
 }
 
 // compile turns every Service's good configuration into a router table.
@@ -57,6 +66,7 @@ func (b *Builder) compile(keys []string, services map[string]*corev1.Service, sl
 	for attempt := 0; ; attempt++ {
 		routes, groups, cached, explicit, owner := b.gather(keys, services, t)
 		b.weigh(routes, groups, cached, explicit)
+		b.attachShadows(keys, services, t, routes, groups, cached)
 		table, err := router.NewTable(routes, opts)
 		if err == nil {
 			b.regexes.Sweep()
@@ -176,6 +186,14 @@ func (b *Builder) retain(keys []string, routes []router.Route[*Route], services 
 	targets := make(map[string]annotations.ServiceRef, len(b.targets))
 	keepUpstreams := map[string]bool{}
 	for _, r := range routes {
+		for _, s := range r.Value.Shadows {
+			keepUpstreams[s.Route.Upstream.ID()] = true
+			if s.Route.External {
+				s.Route.Upstream.SetEndpoints([]string{s.Route.Target.HostPort()})
+			} else {
+				targets[s.Route.Upstream.ID()] = s.Route.Target
+			}
+		}
 		u := r.Value.Upstream
 		if u == nil {
 			continue
@@ -232,6 +250,39 @@ func sortedSet(set map[string]bool) []string {
 // start from it. The Route behind r.Value may be served by the current
 // snapshot, so a changed weight goes into a copy rather than into the shared
 // Route.
+// attachShadows gives each route the shadow Mappings of its canary group:
+// the same namespace (a team mirrors its own traffic, never another's) and
+// the same match criteria, as Emissary pairs a shadow with its primary.
+func (b *Builder) attachShadows(keys []string, services map[string]*corev1.Service, t *tenancy, routes []router.Route[*Route], groups map[string][]int, cached []*router.Route[*Route]) {
+	byGroup := map[string][]Shadow{}
+	for _, key := range keys {
+		st := b.services[key]
+		if st == nil || st.good == nil {
+			continue
+		}
+		ns := services[key].Namespace
+		for _, gs := range st.compiled.shadows {
+			if v := gs.shadow.Route; !v.External && !t.grantAllows(v.Target.Namespace, ns) {
+				continue
+			}
+			byGroup[gs.group] = append(byGroup[gs.group], gs.shadow)
+		}
+	}
+	for g, members := range groups {
+		shadows := byGroup[g]
+		for _, idx := range members {
+			r := &routes[idx]
+			if len(shadows) == 0 && len(r.Value.Shadows) == 0 || slices.Equal(shadows, r.Value.Shadows) {
+				continue
+			}
+			v := *r.Value
+			v.Shadows = shadows
+			r.Value = &v
+			*cached[idx] = *r
+		}
+	}
+}
+
 func setWeight(r, cached *router.Route[*Route], g string, share int) {
 	r.Group, r.Weight = g, share
 	if r.Value.Weight != share {
@@ -275,6 +326,15 @@ func (b *Builder) bind(key string, from []sourced, u *unit) *compiledService {
 		cs.groups = append(cs.groups, ur.group)
 		cs.routes = append(cs.routes, rr)
 		cs.explicit = append(cs.explicit, ur.m.Weight)
+	}
+	for _, us := range u.shadows {
+		r := us.route.Value
+		r.Upstream = b.upstreams.Get(upstreamID(r))
+		percent := 100
+		if us.m.Weight != nil {
+			percent = *us.m.Weight
+		}
+		cs.shadows = append(cs.shadows, groupShadow{group: us.group, shadow: Shadow{Route: r, Percent: percent}})
 	}
 	return cs
 }

@@ -229,6 +229,9 @@ func options(rt *Route) []string {
 	if c := rt.Caps; c != (Caps{}) {
 		out = append(out, fmt.Sprintf("max-requests=%d max-pending=%d max-retries=%d", c.Requests, c.Pending, c.Retries))
 	}
+	for _, s := range rt.Shadows {
+		out = append(out, fmt.Sprintf("mirror=%s %d%%", s.Route.Mapping, s.Percent))
+	}
 	if rt.MaxRequestBody > 0 {
 		out = append(out, "max-request-body="+strconv.FormatInt(rt.MaxRequestBody, 10))
 	}

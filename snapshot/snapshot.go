@@ -160,6 +160,10 @@ type Route struct {
 	External bool
 	Upstream *upstream.Upstream
 
+	// Shadows are the shadow Mappings of the route's namespace with its
+	// match criteria: each gets a copy of a share of its requests.
+	Shadows []Shadow
+
 	// Retry is the Mapping's retry_policy; nil means no retries.
 	Retry *RetryPolicy
 	// Balance is how an endpoint is picked (load_balancer.policy), and
@@ -178,6 +182,14 @@ type Route struct {
 	// Warnings are the not-yet-enforced settings the Mapping carries, for
 	// routes and explain output.
 	Warnings []string
+}
+
+// Shadow is a shadow Mapping a route's requests are mirrored to: its
+// target, upstream and rewrite (Route) and the percentage of requests
+// mirrored (weight, 100 when unset).
+type Shadow struct {
+	Route   *Route
+	Percent int
 }
 
 // Caps are Emissary's circuit_breakers thresholds (Envoy's defaults, 1024

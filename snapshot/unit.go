@@ -27,6 +27,10 @@ import (
 // gateway nothing it keeps.
 type unit struct {
 	routes []unitRoute
+	// shadows are the Mappings with shadow: true: not routed, they mirror
+	// the traffic of the routes of their namespace with the same match
+	// criteria (their group).
+	shadows []unitRoute
 }
 
 // unitRoute is one routed Mapping.
@@ -81,9 +85,6 @@ func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) 
 				continue
 			}
 			names[m.Name] = src.key
-			if m.Mirrors() {
-				continue // mirroring is not built yet; routing it would steal traffic
-			}
 			if routed++; routed > budgets.MaxRoutes {
 				if !over["routes"] {
 					over["routes"] = true
@@ -160,6 +161,10 @@ func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) 
 				continue
 			}
 			ur.group = svc.Namespace + "\x00" + criteria
+			if m.Mirrors() {
+				u.shadows = append(u.shadows, ur)
+				continue
+			}
 			u.routes = append(u.routes, ur)
 		}
 	}

@@ -61,6 +61,8 @@ type Upstream struct {
 
 	setMu  sync.Mutex // serialises SetEndpoints
 	budget retryBudget
+
+	mirrors atomic.Int32 // mirrored requests in flight to it, as a shadow
 }
 
 // Endpoint is one address of an Upstream, with its load and its passive health.
@@ -227,3 +229,18 @@ func (u *Upstream) Do(attempt Attempt) error {
 // State reports the breaker's state. An open breaker whose timeout has passed
 // reports half-open.
 func (u *Upstream) State() State { return stateOf(u.breaker.State()) }
+
+// TryMirror takes one of max slots for a mirrored request in flight to this
+// upstream as a shadow; false when all are taken (the copy is dropped).
+// MirrorDone gives it back. A slow shadow so costs the gateway at most max
+// requests' worth of memory and goroutines.
+func (u *Upstream) TryMirror(max int) bool {
+	if u.mirrors.Add(1) > int32(max) {
+		u.mirrors.Add(-1)
+		return false
+	}
+	return true
+}
+
+// MirrorDone ends a mirrored request TryMirror allowed.
+func (u *Upstream) MirrorDone() { u.mirrors.Add(-1) }
