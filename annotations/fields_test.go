@@ -220,7 +220,8 @@ func TestParseMappingFields(t *testing.T) {
 		{"allow_upgrade duplicate", mapping + "allow_upgrade: [websocket, WebSocket]\n", []wantProblem{{5, 28, users + ".allow_upgrade[1]", `duplicate protocol "WebSocket" (see line 5, column 17)`, false}}},
 		{"use_websocket", mapping + "use_websocket: true\n", []wantProblem{{5, 1, users + ".use_websocket", "deprecated: use allow_upgrade: [websocket]", true}}},
 		{"use_websocket false", mapping + "use_websocket: false\n", nil},
-		{"grpc", mapping + "grpc: true\n", []wantProblem{{5, 1, users + ".grpc", "grpc is accepted but not enforced yet; upstreams are reached over HTTP/1.1", true}}},
+		{"grpc", mapping + "grpc: true\n", nil},
+		{"http2 and grpc_web", mapping + "http2: true\ngrpc_web: true\n", nil},
 		{"grpc false", mapping + "grpc: false\n", nil},
 		{"shadow", mapping + "shadow: true\nweight: 10\n", nil},
 		{"shadow with retries", mapping + "shadow: true\nretry_policy: {retry_on: 5xx}\n", []wantProblem{

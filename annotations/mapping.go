@@ -239,11 +239,6 @@ func (p *parser) checkHeaderChanges(d *document) {
 	}
 }
 
-// notEnforced is the warning for a field Gatehouse reads but does not act
-// on yet; effect says what that means for requests.
-func notEnforced(field, effect string) string {
-	return fmt.Sprintf("%s is accepted but not enforced yet; %s", field, effect)
-}
 
 func (p *parser) checkRetryPolicy(d *document, m *Mapping) {
 	if m.RetryPolicy == nil {
@@ -516,9 +511,6 @@ func (p *parser) checkRedirect(d *document, m *Mapping) {
 // checkNotEnforced warns about fields that Gatehouse reads but does not act
 // on (yet): the annotation must not silently mean less than it says.
 func (p *parser) checkNotEnforced(d *document, m *Mapping) {
-	if isTrue(m.GRPC) {
-		p.warnAt(d.top.fields["grpc"].key, p.path("grpc"), notEnforced("grpc", "upstreams are reached over HTTP/1.1, which gRPC cannot use"))
-	}
 	if isTrue(m.Shadow) {
 		for _, f := range []string{"rate_limits", "retry_policy", "cors", "circuit_breakers", "load_balancer"} {
 			if loc, ok := d.top.written(f); ok {

@@ -134,7 +134,15 @@ type Mapping struct {
 	// adds "websocket" to AllowUpgrade.
 	AllowUpgrade []string `json:"allow_upgrade,omitempty"`
 	UseWebsocket *bool    `json:"use_websocket,omitempty"`
-	GRPC         *bool    `json:"grpc,omitempty"`
+	// GRPC speaks HTTP/2 to the upstream (cleartext for service: name,
+	// TLS for https://), passes trailers, streams both ways, honours
+	// grpc-timeout, and answers the gateway's own refusals with gRPC
+	// statuses. HTTP2 is the same transport for any HTTP/2 upstream.
+	// GRPCWeb translates gRPC-Web requests from browsers (Gatehouse's own;
+	// Emissary enables it gateway-wide).
+	GRPC    *bool `json:"grpc,omitempty"`
+	HTTP2   *bool `json:"http2,omitempty"`
+	GRPCWeb *bool `json:"grpc_web,omitempty"`
 	// Shadow mirrors requests to Service and discards its answers. Not
 	// enforced yet: a shadow Mapping must not take traffic as a normal route.
 	Shadow *bool `json:"shadow,omitempty"`

@@ -66,7 +66,7 @@ func NewPool(guard func() *upstream.DialGuard) *h1.Pool {
 
 // fastPath reports whether the request goes through the fast path.
 func (h *Handler) fastPath(r *http.Request, ex *exchange, upgrade string) bool {
-	return h.pool != nil && upgrade == "" && ex.route.Target.Scheme == "http" &&
+	return h.pool != nil && upgrade == "" && ex.route.Target.Scheme == "http" && !ex.route.HTTP2 &&
 		r.ContentLength >= 0 && r.ContentLength <= maxBuffered && len(r.TransferEncoding) == 0
 }
 

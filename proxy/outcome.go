@@ -260,6 +260,11 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, ex *exchange, e
 		// Only the client going away cancels without a cause of ours.
 		ex.clientErr = true
 		w.WriteHeader(StatusClientClosed)
+	case errors.Is(cause, errClientDeadline):
+		// The client's own grpc-timeout: its impatience, not the
+		// upstream's fault.
+		ex.clientErr = true
+		h.fail(w, http.StatusGatewayTimeout, "the client's grpc-timeout passed")
 	case timedOut && ex.body.waiting():
 		ex.err = fmt.Errorf("waiting for the request body: %w", cause)
 		h.fail(w, http.StatusRequestTimeout, "request body not received in time")

@@ -36,8 +36,11 @@ const StatusClientClosed = 499
 // Options configure a Handler. Zero values mean defaults.
 type Options struct {
 	// Transport reaches upstreams on the ReverseProxy path; nil means
-	// NewTransport(Guard).
-	Transport http.RoundTripper
+	// NewTransport(Guard). HTTP2Transport reaches the upstreams of routes
+	// that speak HTTP/2 (grpc, http2); nil means NewHTTP2Transport(Guard),
+	// or Transport when that is given.
+	Transport      http.RoundTripper
+	HTTP2Transport http.RoundTripper
 	// Pool reaches plain-HTTP upstreams on the fast path (fast.go); nil
 	// means NewPool(Guard) when Transport is nil too, and no fast path when
 	// a Transport is given alone or NoFastPath is set.
@@ -124,6 +127,28 @@ func NewGuardedTransport(guard func() *upstream.DialGuard) *http.Transport {
 	}
 }
 
+// NewHTTP2Transport is NewGuardedTransport speaking HTTP/2 only: with
+// prior knowledge to http:// upstreams (gRPC servers listen so), by ALPN
+// to https:// ones. An HTTP/2 connection carries many requests at once.
+func NewHTTP2Transport(guard func() *upstream.DialGuard) *http.Transport {
+	t := NewGuardedTransport(guard)
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	p.SetHTTP2(true)
+	t.Protocols = p
+	return t
+}
+
+// byProtocol sends each exchange through the transport its route speaks.
+type byProtocol struct{ http1, http2 http.RoundTripper }
+
+func (b byProtocol) RoundTrip(req *http.Request) (*http.Response, error) {
+	if ex, ok := req.Context().Value(exchangeKey{}).(*exchange); ok && ex.route.HTTP2 {
+		return b.http2.RoundTrip(req)
+	}
+	return b.http1.RoundTrip(req)
+}
+
 // dialer connects to endpoints through a DialGuard.
 type dialer struct{ guard func() *upstream.DialGuard }
 
@@ -149,13 +174,20 @@ func New(opts Options) *Handler {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	transport := opts.Transport
+	transport, h2 := opts.Transport, opts.HTTP2Transport
 	if transport == nil {
 		transport = NewTransport(opts.Guard)
 		if opts.Pool == nil {
 			opts.Pool = NewPool(func() *upstream.DialGuard { return opts.Guard })
 		}
+		if h2 == nil {
+			h2 = NewHTTP2Transport(func() *upstream.DialGuard { return opts.Guard })
+		}
 	}
+	if h2 == nil {
+		h2 = transport
+	}
+	transport = byProtocol{http1: transport, http2: h2}
 	if !opts.NoFastPath {
 		h.pool = opts.Pool
 	}
@@ -307,6 +339,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The writer lives in the exchange: one allocation per request, not two.
 	sw := &ex.sw
 	sw.ResponseWriter = w
+	// gRPC is HTTP/2 only: an HTTP/1.1 request spares the header lookup.
+	sw.grpc = r.ProtoMajor == 2 && isGRPC(r)
 	ex.requestIDs = [2]string{ex.requestID, ex.requestID}
 	// Header.Set, without its allocation; the full slice expression makes
 	// a later Add copy rather than write into the array.
@@ -487,6 +521,16 @@ func (h *Handler) forward(ex *exchange) {
 		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
 		defer cancel()
 	}
+	if rt.GRPC {
+		// The client's deadline, when sooner, ends the exchange here too:
+		// DEADLINE_EXCEEDED from the gateway rather than a stream left to
+		// an upstream nobody waits for.
+		if d, ok := grpcTimeout(firstElement(r.Header["Grpc-Timeout"])); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeoutCause(ctx, d, errClientDeadline)
+			defer cancel()
+		}
+	}
 	if rt.IdleTimeout > 0 && up == "" {
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
@@ -574,6 +618,10 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 }
 
 func (h *Handler) fail(w http.ResponseWriter, status int, msg string) {
+	if sw, ok := w.(*statusWriter); ok && sw.grpc {
+		failGRPC(w, status, msg)
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
@@ -689,6 +737,9 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	// grpc: the request is gRPC, so the gateway's own answers are gRPC
+	// statuses (grpc.go).
+	grpc bool
 	// cors, when set, adds the route's CORS headers to the answer's head
 	// (after the upstream's fields and the route's own changes, so the
 	// policy has the last word); req is the request it answers.

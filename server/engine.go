@@ -43,6 +43,11 @@ func (s *Server) proxyServer() proxyEngine {
 		IdleTimeout:       positive(lim.IdleTimeout),
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// HTTP/2 with prior knowledge on the plain listener: gRPC clients
+		// speak it (h1's server hands such connections over, their
+		// preface not being an HTTP/1.1 request). TLS (issue 13) will
+		// offer h2 by ALPN.
+		Protocols: edgeProtocols(),
 	}
 	if s.cfg.Engine == EngineNetHTTP {
 		return std
@@ -104,4 +109,13 @@ func (c counted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.inFlight.Add(1)
 	defer c.inFlight.Add(-1)
 	c.next.ServeHTTP(w, r)
+}
+
+// edgeProtocols are what the proxy listener speaks: HTTP/1.1, and HTTP/2
+// with prior knowledge (h2c).
+func edgeProtocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return p
 }

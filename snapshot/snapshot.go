@@ -164,6 +164,11 @@ type Route struct {
 	// match criteria: each gets a copy of a share of its requests.
 	Shadows []Shadow
 
+	// HTTP2 reaches the upstream over HTTP/2 (grpc or http2); GRPC also
+	// makes the gateway's own answers gRPC statuses and honours
+	// grpc-timeout; GRPCWeb translates gRPC-Web requests (grpc_web).
+	HTTP2, GRPC, GRPCWeb bool
+
 	// Retry is the Mapping's retry_policy; nil means no retries.
 	Retry *RetryPolicy
 	// Balance is how an endpoint is picked (load_balancer.policy), and

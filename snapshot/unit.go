@@ -332,6 +332,9 @@ func newRoute(svc *corev1.Service, annotation string, m *annotations.Mapping, kn
 	if m.RetryPolicy != nil {
 		r.Retry = retryPolicy(m.RetryPolicy)
 	}
+	r.GRPC = isTrue(m.GRPC) || isTrue(m.GRPCWeb)
+	r.HTTP2 = r.GRPC || isTrue(m.HTTP2)
+	r.GRPCWeb = isTrue(m.GRPCWeb)
 	if lb := m.LoadBalancer; lb != nil {
 		r.Balance, r.Hash = balancePolicy(lb.Policy), hashOn(lb)
 	}
@@ -453,3 +456,5 @@ func balancePolicy(policy string) upstream.Policy {
 	}
 	return upstream.RoundRobin
 }
+
+func isTrue(b *bool) bool { return b != nil && *b }

@@ -1,0 +1,36 @@
+package proxy
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestGRPCTimeout(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"100m": 100 * time.Millisecond, "2S": 2 * time.Second, "1H": time.Hour, "5M": 5 * time.Minute,
+		"7u": 7 * time.Microsecond, "9n": 9, "99999999S": 99999999 * time.Second,
+	} {
+		if got, ok := grpcTimeout(in); !ok || got != want {
+			t.Errorf("grpcTimeout(%q) = %v, %v; want %v", in, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"", "m", "100", "100x", "-1m", "1.5S", "123456789S", "10 m"} {
+		if _, ok := grpcTimeout(bad); ok {
+			t.Errorf("grpcTimeout(%q) accepted", bad)
+		}
+	}
+}
+
+func TestGRPCStatusFor(t *testing.T) {
+	for code, want := range map[int]int{
+		http.StatusNotFound: grpcUnimplemented, http.StatusTooManyRequests: grpcResourceExhausted,
+		http.StatusServiceUnavailable: grpcUnavailable, http.StatusBadGateway: grpcUnavailable,
+		http.StatusGatewayTimeout: grpcDeadlineExceeded, http.StatusBadRequest: grpcInternal,
+		http.StatusForbidden: grpcPermissionDenied, StatusClientClosed: grpcCancelled,
+	} {
+		if got := grpcStatusFor(code); got != want {
+			t.Errorf("grpcStatusFor(%d) = %d, want %d", code, got, want)
+		}
+	}
+}
