@@ -82,6 +82,15 @@ func (h *Handler) retry(w http.ResponseWriter, r *http.Request, ex *exchange, a 
 	if r.Context().Err() != nil || clientHasGone(w) {
 		return false
 	}
+	return h.nextTry(ex, a.Status, err, deadline)
+}
+
+// nextTry is what both paths do once a try may be retried: the route's
+// deadline must leave room for the back-off, the circuit_breakers gate
+// (max_retries) and the upstream's retry budget must have room; then the
+// try's outcome goes to its endpoint, the next endpoint is picked, and the
+// back-off waited out. false leaves the exchange as it is.
+func (h *Handler) nextTry(ex *exchange, status int, err error, deadline time.Time) bool {
 	wait := backoff(ex.tries)
 	if !deadline.IsZero() && !time.Now().Add(wait).Before(deadline) {
 		return false
@@ -99,7 +108,7 @@ func (h *Handler) retry(w http.ResponseWriter, r *http.Request, ex *exchange, a 
 		h.metrics.RetryRefused(u.ID())
 		return false
 	}
-	ex.ep.End(tryOutcome(a.Status, err))
+	ex.ep.End(tryOutcome(status, err))
 	if ex.ntried < maxTried {
 		ex.tried[ex.ntried] = ex.ep
 		ex.ntried++
@@ -202,42 +211,11 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // the route's deadline come through the request's context.
 func (h *Handler) retryRP(req *http.Request, ex *exchange, status int, err error) bool {
 	rp := ex.route.Retry
-	connectFailed := isDialError(err)
-	if ex.tries >= rp.Retries || !retryable(rp.On, status, err, connectFailed) || req.Context().Err() != nil {
+	if ex.tries >= rp.Retries || !retryable(rp.On, status, err, isDialError(err)) || req.Context().Err() != nil {
 		return false
 	}
-	wait := backoff(ex.tries)
-	if d, ok := req.Context().Deadline(); ok && !time.Now().Add(wait).Before(d) {
-		return false
-	}
-	u := ex.route.Upstream
-	if ex.tries == 0 && !ex.route.Gate.TryRetry() {
-		// circuit_breakers max_retries: retries in flight for the route.
-		h.metrics.Overflow(u.ID(), "max_retries")
-		return false
-	}
-	if !u.TryRetry() {
-		if ex.tries == 0 {
-			ex.route.Gate.RetryDone()
-		}
-		h.metrics.RetryRefused(u.ID())
-		return false
-	}
-	ex.ep.End(tryOutcome(status, err))
-	if ex.ntried < maxTried {
-		ex.tried[ex.ntried] = ex.ep
-		ex.ntried++
-	}
-	next, ok := u.Pick(ex.route.Balance, ex.hash, ex.tried[:ex.ntried])
-	if !ok {
-		ex.ep.Begin()
-		return false
-	}
-	ex.tries++
-	ex.ep, ex.endpoint = next, next.Addr()
-	h.metrics.Retried(u.ID())
-	time.Sleep(wait)
-	return true
+	deadline, _ := req.Context().Deadline()
+	return h.nextTry(ex, status, err, deadline)
 }
 
 // isDialError reports whether err is a failure to connect.
