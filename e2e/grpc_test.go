@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	binenc "encoding/binary"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // testService is a real grpc-go server's TestService: every call shape.
@@ -255,4 +257,111 @@ func rawGRPC(t *testing.T, base, host, path, timeout string, body []byte) string
 		return st
 	}
 	return resp.Trailer.Get("Grpc-Status")
+}
+
+// TestGRPCWeb: a browser's gRPC-Web call (here from Go, over HTTP/1.1) is
+// translated to gRPC for a real grpc-go server and the answer back, the
+// status in the trailer frame; binary and text forms; a refusal by the
+// gateway is a gRPC-Web status too.
+func TestGRPCWeb(t *testing.T) {
+	up := startGRPC(t)
+	dir := t.TempDir()
+	const svc = "/grpc.testing.TestService/"
+	writeFile(t, filepath.Join(dir, "web.yaml"), serviceYAML("web",
+		"kind: Mapping\nname: web\nprefix: "+svc+"\nrewrite: "+svc+"\nservice: web\ngrpc_web: true\n", up))
+	writeFile(t, filepath.Join(dir, "empty.yaml"), serviceYAML("empty",
+		"kind: Mapping\nname: empty\nhost: empty.example\nprefix: "+svc+"\nrewrite: "+svc+"\nservice: empty\ngrpc_web: true\n"))
+	g := startGateway(t, dir)
+
+	msg, err := proto.Marshal(&testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("from the browser")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	framed := append([]byte{0, 0, 0, 0, 0}, msg...)
+	binenc.BigEndian.PutUint32(framed[1:], uint32(len(msg)))
+	for _, text := range []bool{false, true} {
+		body, ct := framed, "application/grpc-web+proto"
+		if text {
+			body, ct = []byte(base64.StdEncoding.EncodeToString(framed)), "application/grpc-web-text"
+		}
+		req, _ := http.NewRequest("POST", g.base+svc+"UnaryCall", bytes.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		req.Header.Set("X-Grpc-Web", "1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 1 || resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc-web") {
+			t.Fatalf("text=%v: HTTP/%d %d %q", text, resp.ProtoMajor, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		if text {
+			raw = decodeWebText(t, raw)
+		}
+		messages, trailers := webFrames(t, raw)
+		var got testpb.SimpleResponse
+		if len(messages) != 1 || proto.Unmarshal(messages[0], &got) != nil || string(got.GetPayload().GetBody()) != "from the browser" {
+			t.Fatalf("text=%v: messages %q", text, messages)
+		}
+		if !strings.Contains(trailers, "grpc-status: 0\r\n") {
+			t.Fatalf("text=%v: trailer frame %q, want grpc-status 0", text, trailers)
+		}
+	}
+
+	// No endpoints: the gateway's own 503 reaches the browser as
+	// UNAVAILABLE in a trailer frame, with HTTP 200 as gRPC-Web wants.
+	req, _ := http.NewRequest("POST", g.base+svc+"UnaryCall", bytes.NewReader(framed))
+	req.Host = "empty.example"
+	req.Header.Set("Content-Type", "application/grpc-web+proto")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if _, trailers := webFrames(t, raw); resp.StatusCode != 200 || !strings.Contains(trailers, "grpc-status: 14\r\n") {
+		t.Fatalf("no endpoints: %d, trailers %q; want 200 and grpc-status 14", resp.StatusCode, trailers)
+	}
+	t.Logf("gRPC-Web: binary and text calls answered by a grpc-go server with grpc-status 0 in the trailer frame; no endpoints gave grpc-status 14")
+}
+
+// webFrames splits a gRPC-Web body into its messages and its trailer frame.
+func webFrames(t *testing.T, b []byte) (messages [][]byte, trailers string) {
+	t.Helper()
+	for len(b) > 0 {
+		if len(b) < 5 {
+			t.Fatalf("a truncated frame: %q", b)
+		}
+		n := int(binenc.BigEndian.Uint32(b[1:5]))
+		if len(b) < 5+n {
+			t.Fatalf("a frame of %d bytes with %d left", n, len(b)-5)
+		}
+		if b[0]&0x80 != 0 {
+			trailers = string(b[5 : 5+n])
+		} else {
+			messages = append(messages, b[5:5+n])
+		}
+		b = b[5+n:]
+	}
+	return messages, trailers
+}
+
+// decodeWebText decodes a gRPC-Web text answer: base64 in segments, each
+// padded where the gateway flushed, so it is read a four-character group
+// at a time as browsers' clients read it.
+func decodeWebText(t *testing.T, b []byte) []byte {
+	t.Helper()
+	if len(b)%4 != 0 {
+		t.Fatalf("a text answer of %d characters", len(b))
+	}
+	var out []byte
+	for i := 0; i < len(b); i += 4 {
+		group, err := base64.StdEncoding.DecodeString(string(b[i : i+4]))
+		if err != nil {
+			t.Fatalf("text answer at %d: %v", i, err)
+		}
+		out = append(out, group...)
+	}
+	return out
 }

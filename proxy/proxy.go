@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/cors"
+	"github.com/gatehouse-dev/gatehouse/grpcweb"
 	"github.com/gatehouse-dev/gatehouse/h1"
 	"github.com/gatehouse-dev/gatehouse/limiter"
 	"github.com/gatehouse-dev/gatehouse/metrics"
@@ -385,6 +386,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Every answer from here on, the gateway's own included (429, 503…),
 	// gets the route's CORS headers, so a browser sees the real status.
 	sw.cors, sw.req = rt.CORS, r
+	if rt.GRPCWeb {
+		if ok, _ := grpcweb.Is(r); ok {
+			// A browser's gRPC-Web call becomes gRPC for the upstream, and
+			// everything answered from here on, the gateway's own refusals
+			// included, becomes gRPC-Web for the browser. sw stays outermost:
+			// it logs the real status and gives CORS the same header map.
+			if limit := h.bodyLimit(rt); limit > 0 {
+				r.Body = http.MaxBytesReader(sw, r.Body, limit) // the client's bytes, before decoding
+			}
+			ww, out, finish := grpcweb.Translate(sw.ResponseWriter, r)
+			sw.ResponseWriter, sw.grpc = ww, true
+			r = out
+			defer func() {
+				if ex.panicked == nil { // a broken stream stays broken
+					finish()
+				}
+			}()
+		}
+	}
 
 	var now time.Time
 	if len(rt.Limiters) > 0 {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package grpcweb
+
+const raceEnabled = false
