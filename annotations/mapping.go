@@ -239,7 +239,6 @@ func (p *parser) checkHeaderChanges(d *document) {
 	}
 }
 
-
 func (p *parser) checkRetryPolicy(d *document, m *Mapping) {
 	if m.RetryPolicy == nil {
 		return
