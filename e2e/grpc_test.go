@@ -190,6 +190,11 @@ func TestGRPC(t *testing.T) {
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("deadline: %v, want DEADLINE_EXCEEDED", err)
 	}
+	// The client's impatience is not the upstream's fault: with a breaker
+	// that opens on one failure, the next call still goes through.
+	if _, err := client.UnaryCall(ctx, &testpb.SimpleRequest{}); err != nil {
+		t.Fatalf("after the client deadlines: %v; they must not count against the upstream", err)
+	}
 
 	// A dead upstream: UNAVAILABLE, then the breaker opens (one failure)
 	// and says so, still as a gRPC status, never an HTML or text page.
