@@ -5,11 +5,6 @@ import (
 	"testing"
 )
 
-// notYet is the "accepted but not enforced yet" warning for field at line:col.
-func notYet(line, col int, path, field string) wantProblem {
-	return wantProblem{line, col, users + "." + path, field + " is accepted but not enforced yet; ", true}
-}
-
 func TestParseMappingFields(t *testing.T) {
 	const redirect = "kind: Mapping\nname: users\nprefix: /users/\nservice: https://www.example.com:8443\nhost_redirect: true\n"
 	for _, tc := range []struct {

@@ -110,7 +110,7 @@ func TestWebhook(t *testing.T) {
 	})
 
 	t.Run("valid annotation is admitted, warnings printed", func(t *testing.T) {
-		out, err := apply(serviceManifest(whShop, "cart", "kind: Mapping\nname: cart\nhost: shop.example.com\nprefix: /cart/\nservice: cart\nretry_policy:\n  retry_on: 5xx\n"))
+		out, err := apply(serviceManifest(whShop, "cart", "kind: Mapping\nname: cart\nhost: shop.example.com\nprefix: /cart/\nservice: cart\nretry_policy:\n  num_retries: 2\n"))
 		if err != nil {
 			t.Fatalf("denied: %v\n%s", err, out)
 		}

@@ -573,7 +573,7 @@ func (c *conn) parse(end int) bool {
 		RequestURI:    target,
 	}
 	c.r = end
-	c.body.remaining = f.length
+	c.body.remaining.Store(f.length)
 	if f.length > 0 {
 		c.req.Body = &c.body
 	}
@@ -651,7 +651,7 @@ func (c *conn) finish() bool {
 	if c.broken {
 		return false
 	}
-	if w.closeAfter || c.body.remaining > 0 {
+	if w.closeAfter || c.body.remaining.Load() > 0 {
 		c.closeGracefully()
 		return false
 	}
@@ -675,18 +675,23 @@ func (c *conn) closeGracefully() {
 
 // body is a request body framed by Content-Length: first what is already
 // in the connection's buffer, then the connection.
+//
+// remaining is atomic: a handler may pass the body to a goroutine of its
+// own (a ReverseProxy's transport writes it while the answer comes back)
+// and write its answer meanwhile, and WriteHeader asks what is left.
 type body struct {
 	c         *conn
-	remaining int64
+	remaining atomic.Int64
 }
 
 func (b *body) Read(p []byte) (int, error) {
-	if b.remaining <= 0 {
+	left := b.remaining.Load()
+	if left <= 0 {
 		return 0, io.EOF
 	}
 	c := b.c
-	if int64(len(p)) > b.remaining {
-		p = p[:b.remaining]
+	if int64(len(p)) > left {
+		p = p[:left]
 	}
 	var n int
 	var err error
@@ -696,7 +701,7 @@ func (b *body) Read(p []byte) (int, error) {
 	} else {
 		n, err = c.nc.Read(p)
 	}
-	b.remaining -= int64(n)
+	left = b.remaining.Add(-int64(n))
 	if err != nil {
 		// The rest of the body will never be read: finish closes the
 		// connection after the answer, which can still be sent.
@@ -705,7 +710,7 @@ func (b *body) Read(p []byte) (int, error) {
 		}
 		return n, err
 	}
-	if b.remaining == 0 {
+	if left == 0 {
 		return n, io.EOF
 	}
 	return n, nil
@@ -832,7 +837,7 @@ func (w *response) WriteHeader(code int) {
 	if !w.noBody && w.length < 0 {
 		w.chunked = true
 	}
-	w.closeAfter = c.req.Close || c.srv.shutdown.Load() || c.body.remaining > 0 || HasToken(firstOf(h["Connection"]), "close")
+	w.closeAfter = c.req.Close || c.srv.shutdown.Load() || c.body.remaining.Load() > 0 || HasToken(firstOf(h["Connection"]), "close")
 
 	bw := c.writer()
 	bw.WriteString("HTTP/1.1 ")

@@ -135,7 +135,7 @@ func TestWarningsAndMissingView(t *testing.T) {
 		t.Fatalf("response %+v", resp)
 	}
 	joined := strings.Join(resp.Warnings, "\n")
-	for _, want := range []string{"retry_policy is accepted but not enforced yet", "ownership of hosts, targets in other namespaces and canary weights were not checked"} {
+	for _, want := range []string{"retry_policy without retry_on retries nothing", "ownership of hosts, targets in other namespaces and canary weights were not checked"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("warnings lack %q:\n%s", want, joined)
 		}
