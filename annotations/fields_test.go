@@ -2,6 +2,7 @@ package annotations
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -216,6 +217,12 @@ func TestParseMappingFields(t *testing.T) {
 		{"use_websocket", mapping + "use_websocket: true\n", []wantProblem{{5, 1, users + ".use_websocket", "deprecated: use allow_upgrade: [websocket]", true}}},
 		{"use_websocket false", mapping + "use_websocket: false\n", nil},
 		{"grpc", mapping + "grpc: true\n", nil},
+		{"upstream_tls", strings.Replace(mapping, "service: users", "service: https://users", 1) + "upstream_tls: {ca_secret: users-ca, client_secret: gw-client, sni: users.internal}\n", nil},
+		{"upstream_tls without https", mapping + "upstream_tls: {ca_secret: users-ca}\n", []wantProblem{
+			{5, 1, users + ".upstream_tls", "upstream_tls needs a TLS service", false}}},
+		{"upstream_tls bad names", strings.Replace(mapping, "service: users", "service: https://users", 1) + "upstream_tls: {ca_secret: Users_CA, sni: 'a..b'}\n", []wantProblem{
+			{5, 27, users + ".upstream_tls.ca_secret", `invalid Secret name "Users_CA"`, false},
+			{5, 42, users + ".upstream_tls.sni", `invalid server name "a..b"`, false}}},
 		{"http2 and grpc_web", mapping + "http2: true\ngrpc_web: true\n", nil},
 		{"grpc false", mapping + "grpc: false\n", nil},
 		{"shadow", mapping + "shadow: true\nweight: 10\n", nil},

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // checkMapping checks the meaning of a decoded Mapping, field by field and
@@ -29,6 +30,7 @@ func (p *parser) checkMapping(d *document, m *Mapping) {
 	p.checkCircuitBreakers(d, m)
 	p.checkLoadBalancer(d, m)
 	p.checkCORS(d, m)
+	p.checkUpstreamTLS(d, m)
 	p.checkUpgrades(d, m)
 	p.checkRedirect(d, m)
 	p.checkNotEnforced(d, m)
@@ -236,6 +238,29 @@ func (p *parser) checkHeaderChanges(d *document) {
 			}
 			seen[id] = item
 		}
+	}
+}
+
+func (p *parser) checkUpstreamTLS(d *document, m *Mapping) {
+	t := m.UpstreamTLS
+	sl := d.structs["upstream_tls"]
+	if t == nil || sl == nil {
+		return
+	}
+	for _, f := range []struct{ name, value string }{{"ca_secret", t.CASecret}, {"client_secret", t.ClientSecret}} {
+		if n, ok := sl.usable(f.name); ok && f.value != "" {
+			if errs := validation.IsDNS1123Subdomain(f.value); len(errs) > 0 {
+				p.errorAt(n, p.path("upstream_tls."+f.name), fmt.Sprintf("invalid Secret name %q: %s", f.value, errs[0]))
+			}
+		}
+	}
+	if n, ok := sl.usable("sni"); ok && t.SNI != "" {
+		if msg := hostNameProblem(t.SNI); msg != "" {
+			p.errorAt(n, p.path("upstream_tls.sni"), fmt.Sprintf("invalid server name %q: %s", t.SNI, msg))
+		}
+	}
+	if !d.top.failed["service"] && !strings.HasPrefix(strings.ToLower(m.Service), "https://") {
+		p.errorAt(d.top.fields["upstream_tls"].key, p.path("upstream_tls"), "upstream_tls needs a TLS service: write service: https://…")
 	}
 }
 

@@ -61,6 +61,10 @@ type Mapping struct {
 	// (or a TLSContext name) makes it https://.
 	Service string `json:"service" validate:"required"`
 
+	// UpstreamTLS says how TLS to an https:// service is verified and
+	// authenticated (Gatehouse's own; Emissary takes it from a TLSContext).
+	UpstreamTLS *UpstreamTLS `json:"upstream_tls,omitempty"`
+
 	// Rewrite replaces the matched prefix. Nil means Emissary's default "/";
 	// a pointer to "" disables rewriting.
 	Rewrite *string `json:"rewrite,omitempty"`
@@ -229,6 +233,20 @@ type AddedHeader struct {
 	Value string `json:"value"`
 	// Append nil means true: add another value rather than replace.
 	Append *bool `json:"append,omitempty"`
+}
+
+// UpstreamTLS is upstream_tls. The Secrets are of type kubernetes.io/tls in
+// the Mapping's namespace.
+type UpstreamTLS struct {
+	// CASecret's ca.crt verifies the upstream's certificate instead of the
+	// system roots.
+	CASecret string `json:"ca_secret,omitempty"`
+	// ClientSecret's tls.crt and tls.key are presented to an upstream that
+	// asks for a client certificate (mTLS).
+	ClientSecret string `json:"client_secret,omitempty"`
+	// SNI is the name sent and verified; by default the Service's DNS name
+	// (name.namespace.svc), or the host of an external service.
+	SNI string `json:"sni,omitempty"`
 }
 
 // RetryPolicy is Emissary's retry_policy: which failures are retried, how

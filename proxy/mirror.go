@@ -75,6 +75,17 @@ func (h *Handler) mirrorOne(r *http.Request, ex *exchange, s *snapshot.Shadow, b
 		h.metrics.Mirrored(id, "no_endpoint")
 		return
 	}
+	transport := h.mirrors.transport
+	if s.Route.TLS != nil {
+		c := ex.snap.TLSClient(s.Route)
+		if c.Err != nil {
+			u.MirrorDone()
+			h.mirrors.inFlight.Add(-1)
+			h.metrics.Mirrored(id, "failed")
+			return
+		}
+		transport = h.tlsTransport(c, s.Route.HTTP2)
+	}
 	req, err := h.mirrorRequest(r, ex, s.Route, ep.Addr(), body)
 	if err != nil {
 		u.MirrorDone()
@@ -91,7 +102,7 @@ func (h *Handler) mirrorOne(r *http.Request, ex *exchange, s *snapshot.Shadow, b
 		defer u.MirrorDone()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		resp, err := h.mirrors.transport.RoundTrip(req.WithContext(ctx))
+		resp, err := transport.RoundTrip(req.WithContext(ctx))
 		if err != nil {
 			h.metrics.Mirrored(id, "failed")
 			return
@@ -113,7 +124,7 @@ func (h *Handler) mirrorRequest(r *http.Request, ex *exchange, rt *snapshot.Rout
 	if err != nil {
 		return nil, err
 	}
-	target := "http://" + endpoint + path
+	target := rt.Target.Scheme + "://" + endpoint + path
 	if q := r.URL.RawQuery; q != "" {
 		target += "?" + q
 	}

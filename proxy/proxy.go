@@ -50,6 +50,10 @@ type Options struct {
 	// Guard is what the default Transport dials through; nil means
 	// upstream.DialGuard's defaults. Ignored when Transport is set.
 	Guard *upstream.DialGuard
+	// Guards, when set, is read on every dial instead of Guard: the
+	// transports the handler makes itself (one per upstream_tls setting)
+	// dial through it, as the server's own transports do.
+	Guards func() *upstream.DialGuard
 	// AccessLog receives one JSON line per request (accesslog.go); nil
 	// means no access log. A *LogWriter buffers the lines.
 	AccessLog io.Writer
@@ -85,7 +89,11 @@ type Handler struct {
 	now       func() time.Time
 	trust     trust
 	maxBody   int64 // Options.MaxRequestBody
-	mirrors   mirrorer
+	guards    func() *upstream.DialGuard
+	// tlsTransports are the transports of upstream_tls settings, by
+	// TLSClient ID and protocol; Publish drops those no route uses.
+	tlsTransports sync.Map // tlsKey → *http.Transport
+	mirrors       mirrorer
 	// unmatched counts the requests no route matched.
 	unmatched *metrics.RouteRequests
 }
@@ -140,11 +148,20 @@ func NewHTTP2Transport(guard func() *upstream.DialGuard) *http.Transport {
 	return t
 }
 
-// byProtocol sends each exchange through the transport its route speaks.
-type byProtocol struct{ http1, http2 http.RoundTripper }
+// byProtocol sends each exchange through the transport its route speaks:
+// its own TLS client (upstream_tls, tls.go), HTTP/2, or HTTP/1.1.
+type byProtocol struct {
+	h            *Handler
+	http1, http2 http.RoundTripper
+}
 
 func (b byProtocol) RoundTrip(req *http.Request) (*http.Response, error) {
-	if ex, ok := req.Context().Value(exchangeKey{}).(*exchange); ok && ex.route.HTTP2 {
+	ex, ok := req.Context().Value(exchangeKey{}).(*exchange)
+	switch {
+	case !ok:
+	case ex.tls != nil:
+		return b.h.tlsTransport(ex.tls, ex.route.HTTP2).RoundTrip(req)
+	case ex.route.HTTP2:
 		return b.http2.RoundTrip(req)
 	}
 	return b.http1.RoundTrip(req)
@@ -188,7 +205,11 @@ func New(opts Options) *Handler {
 	if h2 == nil {
 		h2 = transport
 	}
-	transport = byProtocol{http1: transport, http2: h2}
+	h.guards = opts.Guards
+	if h.guards == nil {
+		h.guards = func() *upstream.DialGuard { return opts.Guard }
+	}
+	transport = byProtocol{h: h, http1: transport, http2: h2}
 	if !opts.NoFastPath {
 		h.pool = opts.Pool
 	}
@@ -213,6 +234,7 @@ func (h *Handler) Publish(s *snapshot.Snapshot) {
 		return
 	}
 	p := &published{snap: s}
+	h.retainTLS(s)
 	if h.metrics != nil {
 		p.stats = make(map[*snapshot.Route]*routeStats, s.Table.Len())
 		byRoute := map[string]*metrics.RouteRequests{}
@@ -285,7 +307,9 @@ type exchange struct {
 	tried         [maxTried]*upstream.Endpoint
 	ntried, tries int
 	hash          uint64
-	connectFailed bool // the last try could not connect
+	connectFailed bool                // the last try could not connect
+	tls           *snapshot.TLSClient // the route's upstream TLS client, nil for plain HTTP
+	snap          *snapshot.Snapshot  // what the request is served from
 	// reason is why the gateway answered itself where the status alone
 	// does not say (a circuit_breakers overflow), for the access log.
 	reason string
@@ -369,7 +393,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(sw, http.StatusBadRequest, "bad request path: "+err.Error())
 		return
 	}
-	ex.routed = req.Path
+	ex.routed, ex.snap = req.Path, snap
 	route, ok, preflight := snapshot.MatchPreflight(snap.Table, &req, snapshot.PreflightMethod(r), -1)
 	if !ok {
 		h.fail(sw, http.StatusNotFound, "no route for this host and path")
@@ -474,6 +498,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer g.Leave()
 	}
 
+	if rt.TLS != nil {
+		if ex.tls = snap.TLSClient(rt); ex.tls.Err != nil {
+			// Fail closed: never reach the upstream with weaker TLS than
+			// the Mapping asked for.
+			ex.err = ex.tls.Err
+			h.fail(sw, http.StatusBadGateway, "upstream TLS is not configured: "+ex.tls.Err.Error())
+			return
+		}
+	}
 	ex.hash = h.balanceKey(sw, r, ex)
 	ep, ok := rt.Upstream.Pick(rt.Balance, ex.hash, nil)
 	if !ok {

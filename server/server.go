@@ -154,7 +154,7 @@ func New(cfg Config) *Server {
 		guard, _ = upstream.NewDialGuard(upstream.GuardOptions{Allow: nil})
 	}
 	s.guard.Store(guard)
-	popts := proxy.Options{AccessLog: access, Metrics: m, Transport: proxy.NewGuardedTransport(s.guard.Load), HTTP2Transport: proxy.NewHTTP2Transport(s.guard.Load), TrustedProxies: cfg.TrustedProxies, MaxRequestBody: cfg.MaxRequestBody}
+	popts := proxy.Options{AccessLog: access, Metrics: m, Transport: proxy.NewGuardedTransport(s.guard.Load), HTTP2Transport: proxy.NewHTTP2Transport(s.guard.Load), Guards: s.guard.Load, TrustedProxies: cfg.TrustedProxies, MaxRequestBody: cfg.MaxRequestBody}
 	if cfg.Engine != EngineNetHTTP {
 		popts.Pool = proxy.NewPool(s.guard.Load)
 	}

@@ -23,6 +23,10 @@ type Input struct {
 	// Namespaces matter for their annotations.GrantKey annotations only:
 	// a Mapping may route into another namespace that grants it.
 	Namespaces []*corev1.Namespace
+	// Secrets are the Secrets of type kubernetes.io/tls the gateway can
+	// read, their data trimmed to ca.crt, tls.crt and tls.key: what
+	// upstream_tls names (TLSClient).
+	Secrets []*corev1.Secret
 }
 
 // Report says what happened to one annotation of one Service in a build.
@@ -281,6 +285,9 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report) {
 	snap, isolated := b.compile(keys, services, in.Slices, t)
 	reports = append(reports, isolated...)
 	snap.tenancy, snap.opts = t, b.opts
+	// Resolved at every build, from the Secrets of the moment: a renewed
+	// certificate is picked up without the Mapping changing.
+	snap.TLS = resolveUpstreamTLS(snap.Table.Routes(), in.Secrets)
 	b.last = snap
 	return snap, reports
 }

@@ -28,6 +28,9 @@ type Snapshot struct {
 	// gateway never dials, slices it does not trust, external hosts the
 	// policy does not allow), for logs and Events.
 	Dropped []DroppedEndpoint
+	// TLS are the routes' upstream_tls settings resolved against the
+	// Secrets of this build, by UpstreamTLS key (TLSClient).
+	TLS map[string]*TLSClient
 
 	// What the cross-namespace rules need, as of this snapshot, and the
 	// options it was built with: what Review decides a Service against.
@@ -163,6 +166,10 @@ type Route struct {
 	// Shadows are the shadow Mappings of the route's namespace with its
 	// match criteria: each gets a copy of a share of its requests.
 	Shadows []Shadow
+
+	// TLS is upstream_tls; nil means an https:// upstream is verified
+	// against the system roots with its own name. TLSClient resolves it.
+	TLS *UpstreamTLS
 
 	// HTTP2 reaches the upstream over HTTP/2 (grpc or http2); GRPC also
 	// makes the gateway's own answers gRPC statuses and honours

@@ -332,6 +332,9 @@ func newRoute(svc *corev1.Service, annotation string, m *annotations.Mapping, kn
 	if m.RetryPolicy != nil {
 		r.Retry = retryPolicy(m.RetryPolicy)
 	}
+	if t := m.UpstreamTLS; t != nil {
+		r.TLS = &UpstreamTLS{Namespace: svc.Namespace, CASecret: t.CASecret, ClientSecret: t.ClientSecret, ServerName: t.SNI}
+	}
 	r.GRPC = isTrue(m.GRPC) || isTrue(m.GRPCWeb)
 	r.HTTP2 = r.GRPC || isTrue(m.HTTP2)
 	r.GRPCWeb = isTrue(m.GRPCWeb)
@@ -383,6 +386,19 @@ func newRoute(svc *corev1.Service, annotation string, m *annotations.Mapping, kn
 	}
 	if r.External && !opts.allowsExternal(ref.Host) {
 		return nil, "service", fmt.Errorf("service %q is a host outside the cluster, which %s", m.Service, opts.externalFlag())
+	}
+	if ref.Scheme == "https" {
+		// Every TLS upstream is verified, by name: the gateway dials an
+		// endpoint's address, which is not the name its certificate is for.
+		if r.TLS == nil {
+			r.TLS = &UpstreamTLS{Namespace: svc.Namespace}
+		}
+		if r.TLS.ServerName == "" {
+			r.TLS.ServerName = ref.Host
+			if !r.External {
+				r.TLS.ServerName = ref.Name + "." + ref.Namespace + ".svc"
+			}
+		}
 	}
 	return r, "", nil
 }
