@@ -1,78 +1,24 @@
 package proxy
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gatehouse-dev/gatehouse/annotations"
+	"github.com/gatehouse-dev/gatehouse/internal/testpki"
 	"github.com/gatehouse-dev/gatehouse/limiter"
 	"github.com/gatehouse-dev/gatehouse/snapshot"
 	"github.com/gatehouse-dev/gatehouse/upstream"
 )
-
-// testCA is a CA that signs the certificates a test needs.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue signs a leaf for dnsName (a server) or, with client, a client
-// certificate; it returns the PEM certificate and key.
-func (ca *testCA) issue(t *testing.T, dnsName string, client bool) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	usage := x509.ExtKeyUsageServerAuth
-	if client {
-		usage = x509.ExtKeyUsageClientAuth
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: dnsName},
-		DNSNames: []string{dnsName}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
 
 func tlsSecret(name string, data map[string][]byte) *corev1.Secret {
 	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: name}, Type: corev1.SecretTypeTLS, Data: data}
@@ -83,14 +29,10 @@ func tlsSecret(name string, data map[string][]byte) *corev1.Secret {
 // Secret, fails closed with the wrong CA or a missing Secret, and gets the
 // client certificate of client_secret when it asks for one.
 func TestUpstreamTLS(t *testing.T) {
-	serverCA, clientCA, otherCA := newCA(t), newCA(t), newCA(t)
-	certPEM, keyPEM := serverCA.issue(t, "app.t.svc", false)
-	serverCert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clientPool := x509.NewCertPool()
-	clientPool.AddCert(clientCA.cert)
+	serverCA, clientCA, otherCA := testpki.NewCA(t, "server CA"), testpki.NewCA(t, "client CA"), testpki.NewCA(t, "other CA")
+	certPEM, keyPEM := serverCA.Server(t, "app.t.svc")
+	serverCert := testpki.KeyPair(t, certPEM, keyPEM)
+	clientPool := testpki.Pool(clientCA)
 	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "over TLS")
 	}))
@@ -101,10 +43,10 @@ func TestUpstreamTLS(t *testing.T) {
 	mtls.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientPool}
 	mtls.StartTLS()
 	defer mtls.Close()
-	clientCert, clientKey := clientCA.issue(t, "gateway", true)
+	clientCert, clientKey := clientCA.Client(t, "gateway")
 	secrets := []*corev1.Secret{
-		tlsSecret("ca", map[string][]byte{"ca.crt": serverCA.pem}),
-		tlsSecret("wrong-ca", map[string][]byte{"ca.crt": otherCA.pem}),
+		tlsSecret("ca", map[string][]byte{"ca.crt": serverCA.PEM}),
+		tlsSecret("wrong-ca", map[string][]byte{"ca.crt": otherCA.PEM}),
 		tlsSecret("client", map[string][]byte{"tls.crt": clientCert, "tls.key": clientKey}),
 	}
 	for _, tc := range []struct {
