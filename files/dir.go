@@ -71,10 +71,7 @@ func (d Dir) parse(snap dirFiles) (*Manifests, []Problem) {
 	var problems []Problem
 	for i, name := range snap.names {
 		m, ps := ParseWith(name, snap.data[i], d.Options)
-		all.Services = append(all.Services, m.Services...)
-		all.Slices = append(all.Slices, m.Slices...)
-		all.SliceRefs = append(all.SliceRefs, m.SliceRefs...)
-		all.Namespaces = append(all.Namespaces, m.Namespaces...)
+		all.Append(m)
 		problems = append(problems, ps...)
 	}
 	return all, problems

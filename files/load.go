@@ -1,6 +1,7 @@
-// Package files reads Kubernetes manifests (Services, EndpointSlices and
-// Namespaces) from files, so the gateway can run without a cluster and the
-// CLI can check manifests offline. It keeps enough of the YAML structure to translate a
+// Package files reads Kubernetes manifests (Services, EndpointSlices,
+// Namespaces and Secrets of type kubernetes.io/tls) from files, so the
+// gateway can run without a cluster and the CLI can check manifests
+// offline. It keeps enough of the YAML structure to translate a
 // position inside a Service's annotation into a position in the file itself,
 // and checks every object of a kind it knows against that kind's Kubernetes
 // schema, so that a misspelt field or an annotation under the wrong key is
@@ -86,6 +87,19 @@ type Manifests struct {
 	SliceRefs []Pos // where each slice came from, parallel to Slices
 	// Namespaces matter for their grant annotations (annotations.GrantKey).
 	Namespaces []*corev1.Namespace
+	// Secrets are those of type kubernetes.io/tls, trimmed as
+	// snapshot.Input.Secrets says (see readSecret).
+	Secrets []*corev1.Secret
+}
+
+// Append adds what o holds to m, so every reader that merges files (a
+// directory, -f given twice) merges every kind.
+func (m *Manifests) Append(o *Manifests) {
+	m.Services = append(m.Services, o.Services...)
+	m.Slices = append(m.Slices, o.Slices...)
+	m.SliceRefs = append(m.SliceRefs, o.SliceRefs...)
+	m.Namespaces = append(m.Namespaces, o.Namespaces...)
+	m.Secrets = append(m.Secrets, o.Secrets...)
 }
 
 // Parse reads the multi-document YAML (or JSON) in data in native mode; see
@@ -95,9 +109,10 @@ func Parse(file string, data []byte) (*Manifests, []Problem) {
 }
 
 // ParseWith reads the multi-document YAML (or JSON) in data. Services,
-// EndpointSlices and Namespaces are returned; documents of other kinds (a
-// Deployment in a single-manifest app, say) are only checked. Problems are
-// reported per document; a bad document does not hide the good ones.
+// EndpointSlices, Namespaces and Secrets of type kubernetes.io/tls are
+// returned; documents of other kinds (a Deployment in a single-manifest
+// app, an Opaque Secret) are only checked. Problems are reported per
+// document; a bad document does not hide the good ones.
 //
 // Every document of a kind in checkedKinds is checked against its
 // Kubernetes schema and for routing annotations in the wrong place. Those
@@ -193,6 +208,16 @@ func ParseWith(file string, data []byte, opts Options) (*Manifests, []Problem) {
 				continue
 			}
 			m.Namespaces = append(m.Namespaces, ns)
+		case kind == "Secret" && apiVersion == "v1":
+			sec, p, err := readSecret(file, root, at)
+			switch {
+			case err != nil:
+				undecodable(err)
+			case p != nil:
+				problems = append(problems, *p)
+			case sec != nil:
+				m.Secrets = append(m.Secrets, sec)
+			}
 		}
 	}
 	clampLines(problems, data)

@@ -36,10 +36,10 @@ import (
 
 type typeKey struct{ apiVersion, kind string }
 
-// checkedKinds are the kinds whose schema is checked: the three the gateway
-// reads and those an onboarding manifest or the install manifest puts beside
-// them. Every other kind (CRDs above all, whose schema is not known here) is
-// left alone.
+// checkedKinds are the kinds whose schema is checked: the four the gateway
+// reads (of Secrets, those of type kubernetes.io/tls) and those an
+// onboarding manifest or the install manifest puts beside them. Every other
+// kind (CRDs above all, whose schema is not known here) is left alone.
 var checkedKinds = map[typeKey]func() any{
 	{"v1", "Service"}:                        func() any { return new(corev1.Service) },
 	{"v1", "Namespace"}:                      func() any { return new(corev1.Namespace) },

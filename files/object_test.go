@@ -201,6 +201,7 @@ func FuzzParseObjects(f *testing.F) {
 		svc + "  labels:\n    getambassador.io/config: x\n  name: t\n",
 		deploy + "spec:\n  template:\n    spec:\n      containers:\n      - resources: {requests: {cpu: lots}}\n",
 		"apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {a: '!!!'}\n",
+		"apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/tls\nstringData: {tls.crt: a}\ndata: {tls.key: '!!!'}\n",
 		"a: &a [*a]\n",
 		"base: &b {frob: 1}\n---\napiVersion: v1\nkind: Service\nmetadata: {<<: *b, name: s}\n",
 		`{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "j", "annotation": {}}}`,

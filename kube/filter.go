@@ -39,6 +39,8 @@ func (s *Source) trim(obj any) (any, error) {
 		return s.trimService(o), nil
 	case *discoveryv1.EndpointSlice:
 		return trimSlice(o), nil
+	case *corev1.Secret:
+		return trimSecret(o), nil
 	}
 	// cache.DeletedFinalStateUnknown and anything else pass untouched.
 	return obj, nil

@@ -1,7 +1,7 @@
 // Package kube feeds the gateway from the Kubernetes API: informers watch
-// Services and EndpointSlices, one event loop turns their changes into
-// snapshot builds, and Events on each Service tell its owner whether the
-// gateway took the Service's annotations.
+// Services, EndpointSlices and Secrets of type kubernetes.io/tls, one event
+// loop turns their changes into snapshot builds, and Events on each Service
+// tell its owner whether the gateway took the Service's annotations.
 package kube
 
 import (
@@ -30,12 +30,17 @@ const (
 	DefaultMaxDelay = 50 * time.Millisecond
 )
 
-// Client lists and watches what a Source reads: Services and EndpointSlices
-// of one namespace (of all when it is corev1.NamespaceAll), and Namespaces.
-// kube/api's Client is the real one; tests list and watch a fake.
+// Client lists and watches what a Source reads: Services, EndpointSlices
+// and Secrets of type kubernetes.io/tls of one namespace (of all when it is
+// corev1.NamespaceAll), and Namespaces. kube/api's Client is the real one;
+// tests list and watch a fake.
 type Client interface {
 	Services(namespace string) cache.ListerWatcher
 	EndpointSlices(namespace string) cache.ListerWatcher
+	// TLSSecrets must have the API server filter by type (a field
+	// selector), so that no other Secret is ever sent to the gateway. The
+	// Source keeps nothing of any other type it is sent all the same.
+	TLSSecrets(namespace string) cache.ListerWatcher
 	Namespaces() cache.ListerWatcher
 }
 
@@ -144,7 +149,7 @@ func New(cfg Config) *Source {
 
 // watched is one namespace's (or the whole cluster's) caches.
 type watched struct {
-	services, slices cache.Store
+	services, slices, secrets cache.Store
 }
 
 // Run watches the cluster and applies its state until ctx ends. It returns
@@ -177,6 +182,10 @@ func (s *Source) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("watching EndpointSlices in %q: %w", nsName(ns), err)
 		}
+		secrets, err := newInformer(s.client.TLSSecrets(ns), &corev1.Secret{}, s.trim)
+		if err != nil {
+			return fmt.Errorf("watching Secrets in %q: %w", nsName(ns), err)
+		}
 		// Objects of the initial list are in the cache once it has synced,
 		// and the first build reads them all: their adds are not changes.
 		if _, err := svcs.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
@@ -201,9 +210,34 @@ func (s *Source) Run(ctx context.Context) error {
 		}); err != nil {
 			return fmt.Errorf("watching EndpointSlices in %q: %w", nsName(ns), err)
 		}
-		all = append(all, watched{services: svcs.GetStore(), slices: slices.GetStore()})
+		// A Secret is configuration (a Mapping's CA or client
+		// certificate): a change rebuilds, as a Service's does, and the
+		// build reads the certificates anew.
+		if _, err := secrets.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+			AddFunc: func(obj any, initial bool) {
+				if !initial && isTLSSecret(obj) {
+					s.configEvent()
+				}
+			},
+			UpdateFunc: func(oldObj, newObj any) {
+				old, ok1 := oldObj.(*corev1.Secret)
+				cur, ok2 := newObj.(*corev1.Secret)
+				if ok1 && ok2 && secretChanged(old, cur) {
+					s.configEvent()
+				}
+			},
+			DeleteFunc: func(obj any) {
+				if isTLSSecret(deletedObject(obj)) {
+					s.configEvent()
+				}
+			},
+		}); err != nil {
+			return fmt.Errorf("watching Secrets in %q: %w", nsName(ns), err)
+		}
+		all = append(all, watched{services: svcs.GetStore(), slices: slices.GetStore(), secrets: secrets.GetStore()})
 		start(svcs)
 		start(slices)
+		start(secrets)
 	}
 
 	// Namespaces are cluster-scoped: one informer, whatever --namespace
@@ -320,7 +354,7 @@ func (s *Source) sliceUpdate(oldObj, newObj any) {
 }
 
 // configEvent wakes the loop for a change that needs a rebuild but is not
-// about one Service: a Namespace's grant.
+// about one Service: a Namespace's grant, a Secret.
 func (s *Source) configEvent() {
 	s.mu.Lock()
 	s.services = true
@@ -397,6 +431,11 @@ func (s *Source) sync(all []watched) {
 				in.Slices = append(in.Slices, es)
 			}
 		}
+		for _, obj := range w.secrets.List() {
+			if sec, ok := obj.(*corev1.Secret); ok && sec.Type == corev1.SecretTypeTLS {
+				in.Secrets = append(in.Secrets, sec)
+			}
+		}
 	}
 	// Caches list in map order; sorting keeps builds reproducible.
 	sort.Slice(in.Services, func(i, j int) bool {
@@ -405,6 +444,10 @@ func (s *Source) sync(all []watched) {
 	})
 	sort.Slice(in.Slices, func(i, j int) bool {
 		a, b := in.Slices[i], in.Slices[j]
+		return a.Namespace < b.Namespace || a.Namespace == b.Namespace && a.Name < b.Name
+	})
+	sort.Slice(in.Secrets, func(i, j int) bool {
+		a, b := in.Secrets[i], in.Secrets[j]
 		return a.Namespace < b.Namespace || a.Namespace == b.Namespace && a.Name < b.Name
 	})
 

@@ -47,6 +47,19 @@ func (f fakeClient) EndpointSlices(ns string) cache.ListerWatcher {
 		})
 }
 
+// TLSSecrets passes the options through as given: the fake clientset
+// ignores field selectors anyway, so what the Source keeps of the Secrets it
+// is sent is its own doing (kube/api's test checks the selector is sent).
+func (f fakeClient) TLSSecrets(ns string) cache.ListerWatcher {
+	return f.listWatch(
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return f.c.CoreV1().Secrets(ns).List(ctx, o)
+		},
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return f.c.CoreV1().Secrets(ns).Watch(ctx, o)
+		})
+}
+
 func (f fakeClient) Namespaces() cache.ListerWatcher {
 	return f.listWatch(
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -74,8 +87,10 @@ func TestSourceLoop(t *testing.T) {
 	)
 	// The fake clientset loses changes made between an informer's list
 	// and its watch (a real API server replays them), so changes wait
-	// until both watches run.
-	watching := make(chan string, 2)
+	// until both watches run. Room for every informer's watch and its
+	// renewals: the fake runs reactors under its lock, so a send that
+	// blocked would stall the whole clientset.
+	watching := make(chan string, 64)
 	client.PrependWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
 		var opts metav1.ListOptions
 		if wa, ok := a.(k8stesting.WatchActionImpl); ok {
@@ -116,8 +131,8 @@ func TestSourceLoop(t *testing.T) {
 	}()
 
 	in := <-applied
-	for range 2 {
-		<-watching
+	for seen := map[string]bool{}; !seen["services"] || !seen["endpointslices"]; {
+		seen[<-watching] = true
 	}
 	if len(in.Services) != 1 || len(in.Slices) != 1 {
 		t.Fatalf("first Apply: %d Services, %d slices; want the synced cache (1, 1)", len(in.Services), len(in.Slices))

@@ -25,7 +25,9 @@ type Input struct {
 	Namespaces []*corev1.Namespace
 	// Secrets are the Secrets of type kubernetes.io/tls the gateway can
 	// read, their data trimmed to ca.crt, tls.crt and tls.key: what
-	// upstream_tls names (TLSClient).
+	// upstream_tls names (TLSClient). Data is nil exactly when the kept
+	// keys exceeded the reader's bound (kube.MaxSecretData,
+	// files.MaxSecretData).
 	Secrets []*corev1.Secret
 }
 

@@ -95,6 +95,9 @@ func newTLSClient(u *UpstreamTLS, secrets map[string]*corev1.Secret) *TLSClient 
 		if !ok {
 			return &TLSClient{Err: fmt.Errorf("upstream_tls: Secret %s/%s (type kubernetes.io/tls) not found", u.Namespace, u.CASecret)}
 		}
+		if s.Data == nil {
+			return &TLSClient{Err: tooLarge(u.Namespace, u.CASecret)}
+		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(s.Data[secretCA]) {
 			return &TLSClient{Err: fmt.Errorf("upstream_tls: Secret %s/%s has no PEM certificate in %s", u.Namespace, u.CASecret, secretCA)}
@@ -106,6 +109,9 @@ func newTLSClient(u *UpstreamTLS, secrets map[string]*corev1.Secret) *TLSClient 
 		s, ok := secrets[u.Namespace+"/"+u.ClientSecret]
 		if !ok {
 			return &TLSClient{Err: fmt.Errorf("upstream_tls: Secret %s/%s (type kubernetes.io/tls) not found", u.Namespace, u.ClientSecret)}
+		}
+		if s.Data == nil {
+			return &TLSClient{Err: tooLarge(u.Namespace, u.ClientSecret)}
 		}
 		cert, err := tls.X509KeyPair(s.Data[secretCert], s.Data[secretKey])
 		if err != nil {
@@ -128,4 +134,11 @@ func (s *Snapshot) TLSClient(rt *Route) *TLSClient {
 		return c
 	}
 	return &TLSClient{Err: fmt.Errorf("upstream_tls: not resolved in this snapshot")}
+}
+
+// tooLarge is the problem of a Secret the gateway kept without its data:
+// what it keeps of one is bounded (kube.MaxSecretData), so a tenant cannot
+// make every replica hold megabytes per Secret.
+func tooLarge(ns, name string) error {
+	return fmt.Errorf("upstream_tls: Secret %s/%s holds more certificate data than the gateway keeps (256 KiB)", ns, name)
 }

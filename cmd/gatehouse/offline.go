@@ -30,12 +30,10 @@ func compileFiles(paths []string, opts snapshot.Options) (*files.Manifests, *sna
 		}
 		m, problems := files.ParseWith(name, data, files.Options{Emissary: opts.Emissary})
 		findings = append(findings, files.FileFindings(problems)...)
-		all.Services = append(all.Services, m.Services...)
-		all.Slices = append(all.Slices, m.Slices...)
-		all.Namespaces = append(all.Namespaces, m.Namespaces...)
+		all.Append(m)
 	}
 	b := snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), upstream.NewRegistry(upstream.RegistryOptions{}), opts)
-	snap, reports := b.Build(snapshot.Input{Services: all.ServiceObjects(), Slices: all.Slices, Namespaces: all.Namespaces})
+	snap, reports := b.Build(manifestInput(all))
 	for _, r := range reports {
 		findings = append(findings, all.Locate(r.Service, r.Annotation, r.Problems)...)
 	}
@@ -44,6 +42,12 @@ func compileFiles(paths []string, opts snapshot.Options) (*files.Manifests, *sna
 	}
 	files.SortFindings(findings)
 	return all, snap, findings, nil
+}
+
+// manifestInput is what manifests give a build, for serve --from-dir and
+// the offline commands alike, so the two cannot differ in what they read.
+func manifestInput(m *files.Manifests) snapshot.Input {
+	return snapshot.Input{Services: m.ServiceObjects(), Slices: m.Slices, Namespaces: m.Namespaces, Secrets: m.Secrets}
 }
 
 func hasErrors(fs []files.Finding) bool {

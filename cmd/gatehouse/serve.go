@@ -196,7 +196,7 @@ func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func
 		defer close(watchDone)
 		dir := files.Dir{Path: f.dir, Interval: f.reloadInterval, Options: files.Options{Emissary: opts.Emissary}}
 		dir.Watch(ctx, func(m *files.Manifests, problems []files.Problem) {
-			reports := srv.Apply(snapshot.Input{Services: m.ServiceObjects(), Slices: m.Slices, Namespaces: m.Namespaces})
+			reports := srv.Apply(manifestInput(m))
 			findings := files.FileFindings(problems)
 			for _, r := range reports {
 				findings = append(findings, m.Locate(r.Service, r.Annotation, r.Problems)...)

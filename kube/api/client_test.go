@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -145,6 +146,71 @@ func TestListWatch(t *testing.T) {
 		// As the generated clients ask for built-in types.
 		if g.accept != "application/vnd.kubernetes.protobuf,application/json" || g.userAgent != "gatehouse/test" {
 			t.Errorf("request %d: Accept %q, User-Agent %q", i, g.accept, g.userAgent)
+		}
+	}
+}
+
+// TestTLSSecrets: every list and watch of Secrets asks the API server for
+// type kubernetes.io/tls alone, whatever selector the caller passed, so no
+// other Secret is ever sent to the gateway.
+func TestTLSSecrets(t *testing.T) {
+	c, seen := fakeServer(t, func(r *http.Request) (int, any) {
+		if r.URL.Query().Get("watch") == "true" {
+			return http.StatusOK, metav1.WatchEvent{Type: "ADDED", Object: runtime.RawExtension{
+				Raw: []byte(`{"apiVersion":"v1","kind":"Secret","type":"kubernetes.io/tls","metadata":{"name":"ca","namespace":"shop","resourceVersion":"4"}}`),
+			}}
+		}
+		return http.StatusOK, corev1.SecretList{
+			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "SecretList"},
+			ListMeta: metav1.ListMeta{ResourceVersion: "3"},
+			Items:    []corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Name: "ca", Namespace: "shop"}, Type: corev1.SecretTypeTLS}},
+		}
+	})
+	obj, err := c.TLSSecrets("shop").List(metav1.ListOptions{ResourceVersion: "0", Limit: 500})
+	if l, ok := obj.(*corev1.SecretList); err != nil || !ok || len(l.Items) != 1 || l.Items[0].Name != "ca" {
+		t.Errorf("List: %v, %#v", err, obj)
+	}
+	if _, err := c.TLSSecrets("").List(metav1.ListOptions{FieldSelector: "type=Opaque"}); err != nil {
+		t.Fatal(err)
+	}
+	timeout := int64(60)
+	w, err := c.TLSSecrets("").Watch(metav1.ListOptions{ResourceVersion: "3", TimeoutSeconds: &timeout, FieldSelector: "metadata.name=x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-w.ResultChan():
+		if s, ok := ev.Object.(*corev1.Secret); !ok || s.Type != corev1.SecretTypeTLS {
+			t.Errorf("watch event %v %#v", ev.Type, ev.Object)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no watch event")
+	}
+	w.Stop()
+
+	want := []struct {
+		path string
+		rest url.Values // the query but for fieldSelector
+	}{
+		{"/api/v1/namespaces/shop/secrets", url.Values{"limit": {"500"}, "resourceVersion": {"0"}}},
+		{"/api/v1/secrets", url.Values{}},
+		{"/api/v1/secrets", url.Values{"resourceVersion": {"3"}, "timeout": {"1m0s"}, "timeoutSeconds": {"60"}, "watch": {"true"}}},
+	}
+	got := seen()
+	if len(got) != len(want) {
+		t.Fatalf("%d requests, want %d: %+v", len(got), len(want), got)
+	}
+	for i, g := range got {
+		q, err := url.ParseQuery(g.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sel := q["fieldSelector"]; len(sel) != 1 || sel[0] != "type=kubernetes.io/tls" {
+			t.Errorf("request %d (%s?%s): fieldSelector %q, want exactly type=kubernetes.io/tls", i, g.path, g.query, sel)
+		}
+		q.Del("fieldSelector")
+		if g.method != "GET" || g.path != want[i].path || q.Encode() != want[i].rest.Encode() {
+			t.Errorf("request %d: %s %s?%s, want GET %s with %s", i, g.method, g.path, g.query, want[i].path, want[i].rest.Encode())
 		}
 	}
 }

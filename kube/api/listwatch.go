@@ -16,26 +16,45 @@ import (
 // Services lists and watches the Services of namespace, of all namespaces
 // when it is corev1.NamespaceAll (""), for an informer.
 func (c *Client) Services(namespace string) cache.ListerWatcher {
-	return c.listWatch(c.core, "services", namespace, func() runtime.Object { return &corev1.ServiceList{} })
+	return c.listWatch(c.core, "services", namespace, "", func() runtime.Object { return &corev1.ServiceList{} })
 }
 
 // EndpointSlices lists and watches the EndpointSlices of namespace, of all
 // namespaces when it is corev1.NamespaceAll (""), for an informer.
 func (c *Client) EndpointSlices(namespace string) cache.ListerWatcher {
-	return c.listWatch(c.discovery, "endpointslices", namespace, func() runtime.Object { return &discoveryv1.EndpointSliceList{} })
+	return c.listWatch(c.discovery, "endpointslices", namespace, "", func() runtime.Object { return &discoveryv1.EndpointSliceList{} })
 }
 
 // Namespaces lists and watches Namespaces, for an informer.
 func (c *Client) Namespaces() cache.ListerWatcher {
-	return c.listWatch(c.core, "namespaces", "", func() runtime.Object { return &corev1.NamespaceList{} })
+	return c.listWatch(c.core, "namespaces", "", "", func() runtime.Object { return &corev1.NamespaceList{} })
+}
+
+// TLSSecretSelector is the field selector TLSSecrets sends: the API server
+// filters by type, so Secrets of every other type (ServiceAccount tokens,
+// registry credentials, applications' own) are never sent to the gateway
+// at all, rather than sent and dropped. RBAC cannot enforce it (a rule
+// cannot name a field selector); it is the gateway's own restraint.
+const TLSSecretSelector = "type=" + string(corev1.SecretTypeTLS)
+
+// TLSSecrets lists and watches the Secrets of type kubernetes.io/tls of
+// namespace, of all namespaces when it is corev1.NamespaceAll (""), for an
+// informer. Every request carries TLSSecretSelector, whatever field
+// selector the caller passed (the reflector passes none).
+func (c *Client) TLSSecrets(namespace string) cache.ListerWatcher {
+	return c.listWatch(c.core, "secrets", namespace, TLSSecretSelector, func() runtime.Object { return &corev1.SecretList{} })
 }
 
 // listWatch makes the list and watch requests of a generated client's List
 // and Watch. The reflector passes the options (resourceVersion, limit and
 // continue for paging, timeoutSeconds, bookmarks, and sendInitialEvents
-// when it streams the initial list); they go through as given.
-func (c *Client) listWatch(rc *rest.RESTClient, resource, namespace string, newList func() runtime.Object) cache.ListerWatcher {
+// when it streams the initial list); they go through as given, except that
+// fieldSelector, when not "", replaces the options' own.
+func (c *Client) listWatch(rc *rest.RESTClient, resource, namespace, fieldSelector string, newList func() runtime.Object) cache.ListerWatcher {
 	req := func(opts *metav1.ListOptions) *rest.Request {
+		if fieldSelector != "" {
+			opts.FieldSelector = fieldSelector
+		}
 		return rc.Get().
 			UseProtobufAsDefault().
 			NamespaceIfScoped(namespace, namespace != "").

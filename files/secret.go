@@ -1,0 +1,87 @@
+package files
+
+import (
+	yaml "go.yaml.in/yaml/v3"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// MaxSecretData bounds what is kept of one Secret: the values of ca.crt,
+// tls.crt and tls.key together. A Secret over it is kept with no data (Data
+// nil), so the snapshot builder can report it as too large. It is
+// kube.MaxSecretData (see there for why 256 KiB), so a Secret serves the
+// same from a directory as from the cluster.
+const MaxSecretData = 256 << 10
+
+// caKey is where a TLS Secret holds the CA bundle that verifies its peer,
+// as cert-manager writes it.
+const caKey = "ca.crt"
+
+// readSecret returns what the gateway keeps of a Secret document, as kube
+// keeps it of one from the cluster: only a Secret of type
+// kubernetes.io/tls, and of it only its identity, its type and the data
+// keys ca.crt, tls.crt and tls.key (within MaxSecretData). It returns nil
+// for a Secret of another type (which nothing reads: skipped like any kind
+// the gateway does not read) and, with a problem, for a TLS Secret the API
+// server would refuse for lacking tls.crt or tls.key.
+//
+// data is base64 and stringData plain text, as kubectl writes them;
+// stringData wins where both name a key, as it does on the API server.
+// Nothing else is kept, labels and annotations included: another key may
+// be a private key nothing here reads.
+func readSecret(file string, root *yaml.Node, at Pos) (*corev1.Secret, *Problem, error) {
+	// Read from the document, not decoded: a Secret of another type is
+	// never decoded, so a problem with its data is reported once, by the
+	// schema check, and not again as a reason it is not read.
+	if corev1.SecretType(scalarAt(root, "type")) != corev1.SecretTypeTLS {
+		return nil, nil, nil
+	}
+	sec, err := decodeObject[corev1.Secret](root)
+	if err != nil {
+		return nil, nil, err
+	}
+	data := func(k string) ([]byte, bool) {
+		if v, ok := sec.StringData[k]; ok {
+			return []byte(v), true
+		}
+		v, ok := sec.Data[k]
+		return v, ok
+	}
+	_, hasCert := data(corev1.TLSCertKey)
+	_, hasKey := data(corev1.TLSPrivateKeyKey)
+	if !hasCert || !hasKey {
+		pos := at
+		if d := valueAt(root, "data"); d != nil {
+			pos = Pos{d.Line, d.Column}
+		}
+		return nil, &Problem{File: file, Pos: pos, Path: objectLabel("Secret", root) + ".data",
+			Message: "a Secret of type kubernetes.io/tls must have data keys tls.crt and tls.key (the API server refuses it without them; write them empty for a CA bundle alone), so the Secret is not read"}, nil
+	}
+	out := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            sec.Name,
+			Namespace:       sec.Namespace,
+			UID:             sec.UID,
+			ResourceVersion: sec.ResourceVersion,
+		},
+		Type: sec.Type,
+	}
+	if out.Namespace == "" {
+		out.Namespace = "default"
+	}
+	size := 0
+	for _, k := range [...]string{caKey, corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
+		v, _ := data(k)
+		size += len(v)
+	}
+	if size > MaxSecretData {
+		return out, nil, nil
+	}
+	out.Data = make(map[string][]byte, 3)
+	for _, k := range [...]string{caKey, corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
+		if v, ok := data(k); ok {
+			out.Data[k] = v
+		}
+	}
+	return out, nil, nil
+}
