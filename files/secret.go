@@ -3,24 +3,14 @@ package files
 import (
 	yaml "go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gatehouse-dev/gatehouse/snapshot"
 )
-
-// MaxSecretData bounds what is kept of one Secret: the values of ca.crt,
-// tls.crt and tls.key together. A Secret over it is kept with no data (Data
-// nil), so the snapshot builder can report it as too large. It is
-// kube.MaxSecretData (see there for why 256 KiB), so a Secret serves the
-// same from a directory as from the cluster.
-const MaxSecretData = 256 << 10
-
-// caKey is where a TLS Secret holds the CA bundle that verifies its peer,
-// as cert-manager writes it.
-const caKey = "ca.crt"
 
 // readSecret returns what the gateway keeps of a Secret document, as kube
 // keeps it of one from the cluster: only a Secret of type
 // kubernetes.io/tls, and of it only its identity, its type and the data
-// keys ca.crt, tls.crt and tls.key (within MaxSecretData). It returns nil
+// keys ca.crt, tls.crt and tls.key (snapshot.TrimTLSSecret). It returns nil
 // for a Secret of another type (which nothing reads: skipped like any kind
 // the gateway does not read) and, with a problem, for a TLS Secret the API
 // server would refuse for lacking tls.crt or tls.key.
@@ -57,31 +47,19 @@ func readSecret(file string, root *yaml.Node, at Pos) (*corev1.Secret, *Problem,
 		return nil, &Problem{File: file, Pos: pos, Path: objectLabel("Secret", root) + ".data",
 			Message: "a Secret of type kubernetes.io/tls must have data keys tls.crt and tls.key (the API server refuses it without them; write them empty for a CA bundle alone), so the Secret is not read"}, nil
 	}
-	out := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            sec.Name,
-			Namespace:       sec.Namespace,
-			UID:             sec.UID,
-			ResourceVersion: sec.ResourceVersion,
-		},
-		Type: sec.Type,
+	// stringData wins where both name a key, as on the API server; then
+	// the same trim and bound as a Secret from the cluster.
+	merged := *sec
+	merged.Data = make(map[string][]byte, len(sec.Data)+len(sec.StringData))
+	for k, v := range sec.Data {
+		merged.Data[k] = v
 	}
+	for k, v := range sec.StringData {
+		merged.Data[k] = []byte(v)
+	}
+	out := snapshot.TrimTLSSecret(&merged)
 	if out.Namespace == "" {
 		out.Namespace = "default"
-	}
-	size := 0
-	for _, k := range [...]string{caKey, corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
-		v, _ := data(k)
-		size += len(v)
-	}
-	if size > MaxSecretData {
-		return out, nil, nil
-	}
-	out.Data = make(map[string][]byte, 3)
-	for _, k := range [...]string{caKey, corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
-		if v, ok := data(k); ok {
-			out.Data[k] = v
-		}
 	}
 	return out, nil, nil
 }

@@ -2,6 +2,7 @@ package files
 
 import (
 	"encoding/base64"
+	"github.com/gatehouse-dev/gatehouse/snapshot"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -28,7 +29,7 @@ func tlsKept(ns, name string, data map[string]string) *corev1.Secret {
 }
 
 func TestSecrets(t *testing.T) {
-	big := strings.Repeat("x", MaxSecretData/2+1)
+	big := strings.Repeat("x", snapshot.MaxSecretData/2+1)
 	for _, c := range []struct {
 		name, doc string
 		want      *corev1.Secret // nil: not read

@@ -65,7 +65,7 @@ func TestTrimSecret(t *testing.T) {
 	s := testSource()
 	full := map[string]string{"ca.crt": "CA", "tls.crt": "CERT", "tls.key": "KEY", "ca.key": "CA KEY", "password": "hunter2"}
 	three := map[string]string{"ca.crt": "CA", "tls.crt": "CERT", "tls.key": "KEY"}
-	big := string(bytes.Repeat([]byte{'x'}, MaxSecretData/2))
+	big := string(bytes.Repeat([]byte{'x'}, snapshot.MaxSecretData/2))
 	for _, c := range []struct {
 		name string
 		in   *corev1.Secret
@@ -105,7 +105,7 @@ func TestSecretChanged(t *testing.T) {
 	relabelled.Annotations["cert-manager.io/issuer"] = "x"
 	recreated := secret("ca", "2", corev1.SecretTypeTLS, ca)
 	recreated.UID = "uid-other"
-	big := string(bytes.Repeat([]byte{'x'}, MaxSecretData+1))
+	big := string(bytes.Repeat([]byte{'x'}, snapshot.MaxSecretData+1))
 	for _, c := range []struct {
 		name     string
 		old, cur *corev1.Secret

@@ -26,8 +26,7 @@ type Input struct {
 	// Secrets are the Secrets of type kubernetes.io/tls the gateway can
 	// read, their data trimmed to ca.crt, tls.crt and tls.key: what
 	// upstream_tls names (TLSClient). Data is nil exactly when the kept
-	// keys exceeded the reader's bound (kube.MaxSecretData,
-	// files.MaxSecretData).
+	// keys exceeded MaxSecretData (TrimTLSSecret).
 	Secrets []*corev1.Secret
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gatehouse-dev/gatehouse/router"
 )
@@ -46,9 +47,64 @@ type TLSClient struct {
 // Secret data keys, as cert-manager and kubectl create secret tls write them.
 const (
 	secretCA   = "ca.crt"
-	secretCert = "tls.crt"
-	secretKey  = "tls.key"
+	secretCert = corev1.TLSCertKey
+	secretKey  = corev1.TLSPrivateKeyKey
 )
+
+// MaxSecretData bounds what the gateway keeps of one Secret: the values of
+// its kept keys (TrimTLSSecret) together. A Secret over it is kept with no
+// data at all (Data nil), so the builder can tell a Mapping's owner that
+// the Secret is too large rather than that it is missing.
+//
+// Why 256 KiB and not more: the API server already refuses a Secret whose
+// data passes 1 MiB (corev1.MaxSecretSize), so a bound of 1 MiB would never
+// act. What a Mapping needs is a PEM CA bundle and a certificate chain with
+// its key, a few KB each; even a whole public CA bundle (Debian's: 144
+// roots, 215 KB) fits. Any tenant can create TLS Secrets and every replica
+// caches all of them, so this is the most one Secret costs each replica;
+// how many Secrets there are is bounded only by the cluster's
+// ResourceQuotas (count/secrets).
+const MaxSecretData = 256 << 10
+
+// TrimTLSSecret is what the gateway keeps of a Secret, from the cluster
+// (kube) or a file (files) alike: its identity, its type and the data keys
+// ca.crt, tls.crt and tls.key. Labels, annotations (kubectl's
+// last-applied-configuration holds the whole Secret again, data included),
+// managedFields, owners and every other data key go: a key nobody reads is
+// key material the gateway's memory should not hold. A Secret of another
+// type keeps no data. Data is nil when the kept keys pass MaxSecretData and
+// non-nil otherwise, even when none is there. Idempotent, as an informer's
+// transform must be: a Secret without data keeps none, so one dropped for
+// its size stays dropped.
+func TrimTLSSecret(sec *corev1.Secret) *corev1.Secret {
+	out := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            sec.Name,
+			Namespace:       sec.Namespace,
+			UID:             sec.UID,
+			ResourceVersion: sec.ResourceVersion,
+		},
+		Type: sec.Type,
+	}
+	if sec.Type != corev1.SecretTypeTLS || sec.Data == nil {
+		return out
+	}
+	keys := [...]string{secretCA, secretCert, secretKey}
+	size := 0
+	for _, k := range keys {
+		size += len(sec.Data[k])
+	}
+	if size > MaxSecretData {
+		return out
+	}
+	out.Data = make(map[string][]byte, len(keys))
+	for _, k := range keys {
+		if v, ok := sec.Data[k]; ok {
+			out.Data[k] = v
+		}
+	}
+	return out
+}
 
 // resolveUpstreamTLS builds the TLS clients the routes need from secrets.
 func resolveUpstreamTLS(routes []router.Route[*Route], secrets []*corev1.Secret) map[string]*TLSClient {
@@ -137,7 +193,7 @@ func (s *Snapshot) TLSClient(rt *Route) *TLSClient {
 }
 
 // tooLarge is the problem of a Secret the gateway kept without its data:
-// what it keeps of one is bounded (kube.MaxSecretData), so a tenant cannot
+// what it keeps of one is bounded (MaxSecretData), so a tenant cannot
 // make every replica hold megabytes per Secret.
 func tooLarge(ns, name string) error {
 	return fmt.Errorf("upstream_tls: Secret %s/%s holds more certificate data than the gateway keeps (256 KiB)", ns, name)
