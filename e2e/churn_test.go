@@ -30,54 +30,57 @@ const churnChanges = 1000
 // reloads and never be built, and 1,000 writes would test some twenty swaps.
 const churnWaitEvery = 50
 
-// load sends GETs for one path over a keep-alive client until stopped, and
-// counts what went wrong. A keep-alive client is the demanding case: its
-// connections live across snapshot swaps, so a swap that disturbed open
-// connections would show up as a failure here.
+// load is workers goroutines, each with its own keep-alive client, sending
+// GETs for one URL at most one every interval until stopped, and counting
+// what went wrong. A keep-alive client is the demanding case: its
+// connections live across snapshot swaps and endpoint failures, so
+// anything that disturbed open connections would show up as a failure.
+// Pacing matters on two cores: an unpaced client starves the API server
+// and the gateway of the CPU the changes need, which only makes a test
+// slow.
 type load struct {
 	ok, failed atomic.Int64
 	mu         sync.Mutex
 	firsts     []string // the first few failures, for the failure message
 	stop       chan struct{}
-	done       chan struct{}
+	wg         sync.WaitGroup
 }
 
-// startLoad starts one goroutine sending GET base+path, at most one every
-// loadInterval; good judges a reply. The load ends with the test at the
-// latest. Pacing matters on two cores: an unpaced client starves the API
-// server and the gateway of the CPU the changes need, which only makes the
-// test slow.
-func startLoad(t *testing.T, base, path string, good func(reply) bool) *load {
+// startLoad starts the load on url; good judges a reply. The load ends
+// with the test at the latest.
+func startLoad(t *testing.T, url string, workers int, interval time.Duration, good func(reply) bool) *load {
 	t.Helper()
-	const loadInterval = time.Millisecond
-	l := &load{stop: make(chan struct{}), done: make(chan struct{})}
-	tr := &http.Transport{MaxIdleConnsPerHost: 4}
-	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	go func() {
-		defer close(l.done)
-		defer tr.CloseIdleConnections()
-		tick := time.NewTicker(loadInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-l.stop:
-				return
-			case <-tick.C:
+	l := &load{stop: make(chan struct{})}
+	for range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			tr := &http.Transport{MaxIdleConnsPerHost: 1}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for {
+				select {
+				case <-l.stop:
+					return
+				case <-tick.C:
+				}
+				resp, err := c.Get(url)
+				if err != nil {
+					l.fail(err.Error())
+					continue
+				}
+				r := readReply(resp)
+				resp.Body.Close()
+				if !good(r) {
+					l.fail(fmt.Sprintf("status %d from %q: %.200s", r.status, r.echo.Service, strings.TrimSpace(r.body)))
+					continue
+				}
+				l.ok.Add(1)
 			}
-			resp, err := c.Get(base + path)
-			if err != nil {
-				l.fail(err.Error())
-				continue
-			}
-			r := readReply(resp)
-			resp.Body.Close()
-			if !good(r) {
-				l.fail(fmt.Sprintf("status %d from %q: %.200s", r.status, r.echo.Service, r.body))
-				continue
-			}
-			l.ok.Add(1)
-		}
-	}()
+		}()
+	}
 	t.Cleanup(l.end)
 	return l
 }
@@ -91,6 +94,9 @@ func (l *load) fail(what string) {
 	}
 }
 
+// total is how many requests were answered or failed so far.
+func (l *load) total() int64 { return l.ok.Load() + l.failed.Load() }
+
 // end stops the load and waits for its last request; idempotent.
 func (l *load) end() {
 	select {
@@ -98,7 +104,7 @@ func (l *load) end() {
 	default:
 		close(l.stop)
 	}
-	<-l.done
+	l.wg.Wait()
 }
 
 // check ends the load and fails t unless it had requests and no failures.
@@ -176,7 +182,7 @@ func TestChurnFileMode(t *testing.T) {
 	g.eventually("the first moving route is served", func() bool { return servedBy("/churn-0/x", "moving") })
 
 	before := generation(t, g.admin)
-	l := startLoad(t, g.base, "/stable/x", func(r reply) bool { return r.status == 200 && r.echo.Service == "stable" })
+	l := startLoad(t, g.base+"/stable/x", 1, time.Millisecond, func(r reply) bool { return r.status == 200 && r.echo.Service == "stable" })
 	for i := 1; i <= churnChanges; i++ {
 		prefix := fmt.Sprintf("/churn-%d/", i)
 		writeFile(t, movingFile, serviceYAML("moving", churnMapping("moving", prefix, "moving"), moving))
@@ -205,7 +211,7 @@ func TestChurnClusterMode(t *testing.T) {
 	waitFor(t, "the first moving route is served", 20*time.Second, func() bool { return served(g.base, "/churn-0/x", podB, "/x") })
 
 	before := generation(t, g.admin)
-	l := startLoad(t, g.base, "/stable/x", func(r reply) bool {
+	l := startLoad(t, g.base+"/stable/x", 1, time.Millisecond, func(r reply) bool {
 		return r.status == 200 && r.echo.Service == podA.name && r.echo.Path == "/x"
 	})
 	for i := 1; i <= churnChanges; i++ {

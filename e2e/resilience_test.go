@@ -159,75 +159,6 @@ func ejections(g *gateway) []ejection {
 	return out
 }
 
-// pacedLoad is workers goroutines, each with its own keep-alive client,
-// sending GETs at most one every interval until stopped, and counting the
-// answers that are not a 2xx echo (or no answer at all) as failed.
-type pacedLoad struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	firsts     []string // the first few failures, for the failure message
-	stop       chan struct{}
-	wg         sync.WaitGroup
-}
-
-func startPacedLoad(t *testing.T, url string, workers int, interval time.Duration) *pacedLoad {
-	t.Helper()
-	l := &pacedLoad{stop: make(chan struct{})}
-	for range workers {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			tr := &http.Transport{MaxIdleConnsPerHost: 1}
-			defer tr.CloseIdleConnections()
-			c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-			tick := time.NewTicker(interval)
-			defer tick.Stop()
-			for {
-				select {
-				case <-l.stop:
-					return
-				case <-tick.C:
-				}
-				resp, err := c.Get(url)
-				if err != nil {
-					l.fail(err.Error())
-					continue
-				}
-				r := readReply(resp)
-				resp.Body.Close()
-				if r.status/100 != 2 || r.echo.Service == "" {
-					l.fail(fmt.Sprintf("status %d: %.200s", r.status, strings.TrimSpace(r.body)))
-					continue
-				}
-				l.ok.Add(1)
-			}
-		}()
-	}
-	t.Cleanup(l.end)
-	return l
-}
-
-func (l *pacedLoad) fail(what string) {
-	l.failed.Add(1)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.firsts) < 5 {
-		l.firsts = append(l.firsts, what)
-	}
-}
-
-func (l *pacedLoad) total() int64 { return l.ok.Load() + l.failed.Load() }
-
-// end stops the load and waits for its last requests; idempotent.
-func (l *pacedLoad) end() {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
-	l.wg.Wait()
-}
-
 // TestKillOneEndpointUnderLoad: one of three endpoints is SIGKILLed under
 // steady load. Retries send what it fails (the requests it had in flight,
 // then refused connections) to the other two, and outlier detection ejects
@@ -271,7 +202,7 @@ retry_policy: {retry_on: gateway-error, num_retries: 2}
 		t.Fatalf("before the load: status %d from %q, want 200 from kill", r.status, r.echo.Service)
 	}
 
-	l := startPacedLoad(t, g.base+"/kill/x", workers, interval)
+	l := startLoad(t, g.base+"/kill/x", workers, interval, func(r reply) bool { return r.status/100 == 2 && r.echo.Service != "" })
 	waitFor(t, fmt.Sprintf("%d requests before the kill", beforeKill), 60*time.Second, func() bool {
 		return l.total() >= beforeKill
 	})
