@@ -107,3 +107,16 @@ func grpcTimeout(v string) (time.Duration, bool) {
 	}
 	return time.Duration(n) * unit, true
 }
+
+// deadlineSlack is how early, before the client's grpc-timeout ends, a
+// failure still counts as that deadline's doing. The upstream enforces the
+// same deadline (grpc-timeout travels with the request) and may reset the
+// stream a moment before the gateway's own timer fires; that reset is the
+// deadline, not the upstream failing.
+const deadlineSlack = 50 * time.Millisecond
+
+// pastClientDeadline reports whether the exchange failed at (or just
+// before) the client's own grpc-timeout.
+func (ex *exchange) pastClientDeadline() bool {
+	return !ex.clientDeadline.IsZero() && !time.Now().Before(ex.clientDeadline.Add(-deadlineSlack))
+}

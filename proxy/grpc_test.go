@@ -34,3 +34,20 @@ func TestGRPCStatusFor(t *testing.T) {
 		}
 	}
 }
+
+func TestPastClientDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		deadline time.Time
+		want     bool
+	}{
+		{time.Time{}, false},
+		{time.Now().Add(time.Second), false},
+		{time.Now().Add(deadlineSlack / 2), true}, // the upstream's timer fired a moment first
+		{time.Now().Add(-time.Millisecond), true},
+	} {
+		ex := &exchange{clientDeadline: tc.deadline}
+		if got := ex.pastClientDeadline(); got != tc.want {
+			t.Errorf("deadline %v from now: %v, want %v", time.Until(tc.deadline).Round(time.Millisecond), got, tc.want)
+		}
+	}
+}

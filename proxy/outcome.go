@@ -260,7 +260,7 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, ex *exchange, e
 		// Only the client going away cancels without a cause of ours.
 		ex.clientErr = true
 		w.WriteHeader(StatusClientClosed)
-	case errors.Is(cause, errClientDeadline):
+	case errors.Is(cause, errClientDeadline) || ex.pastClientDeadline():
 		// The client's own grpc-timeout: its impatience, not the
 		// upstream's fault.
 		ex.clientErr = true

@@ -309,7 +309,9 @@ type exchange struct {
 	hash          uint64
 	connectFailed bool                // the last try could not connect
 	tls           *snapshot.TLSClient // the route's upstream TLS client, nil for plain HTTP
-	snap          *snapshot.Snapshot  // what the request is served from
+	// clientDeadline is when the client's grpc-timeout ends (zero: none).
+	clientDeadline time.Time
+	snap           *snapshot.Snapshot // what the request is served from
 	// reason is why the gateway answered itself where the status alone
 	// does not say (a circuit_breakers overflow), for the access log.
 	reason string
@@ -582,6 +584,7 @@ func (h *Handler) forward(ex *exchange) {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeoutCause(ctx, d, errClientDeadline)
 			defer cancel()
+			ex.clientDeadline = time.Now().Add(d)
 		}
 	}
 	if rt.IdleTimeout > 0 && up == "" {
