@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/annotations"
+	"github.com/gatehouse-dev/gatehouse/h1"
 )
 
 // RegexPrefix starts an origin that is a regular expression rather than
@@ -205,7 +206,7 @@ func CompileOptions(c *annotations.CORS, o Options) (*Policy, error) {
 		case m == "*":
 			p.anyMethod = true
 			continue
-		case !isToken(m):
+		case !h1.IsToken(m):
 			fail(field, fmt.Sprintf("invalid method %q: a method has only letters, digits and !#$%%&'*+-.^_`|~", m))
 			continue
 		}
@@ -249,7 +250,7 @@ func CompileOptions(c *annotations.CORS, o Options) (*Policy, error) {
 func headerList(name string, list []string, fail func(field, reason string)) (string, []string) {
 	var out []string
 	for i, h := range list {
-		if !isToken(h) {
+		if !h1.IsToken(h) {
 			fail(fmt.Sprintf("%s[%d]", name, i), fmt.Sprintf("invalid header name %q: a header name has only letters, digits and !#$%%&'*+-.^_`|~", h))
 			continue
 		}
@@ -482,24 +483,6 @@ func hostByte(c byte) bool {
 	return isLetter(c) || isDigit(c) || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
-// isToken reports whether s is an RFC 9110 token: what methods and header
-// names are made of.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenByte(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func tokenByte(c byte) bool {
-	return isLetter(c) || isDigit(c) || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
-
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {
@@ -728,7 +711,7 @@ func wellFormed(o string) (upper, ok bool) {
 // methodAllowed checks an Access-Control-Request-Method. Methods are
 // compared as written, as browsers compare them.
 func (p *Policy) methodAllowed(v []string) bool {
-	if len(v) != 1 || !isToken(v[0]) {
+	if len(v) != 1 || !h1.IsToken(v[0]) {
 		return false
 	}
 	switch m := v[0]; {
@@ -754,7 +737,7 @@ func (p *Policy) headersAllowed(v []string) bool {
 			if name == "" {
 				continue
 			}
-			if !isToken(name) || !p.anyHeader && !containsFold(p.headers, name) {
+			if !h1.IsToken(name) || !p.anyHeader && !containsFold(p.headers, name) {
 				return false
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/annotations"
+	"github.com/gatehouse-dev/gatehouse/h1"
 )
 
 // FuzzPolicy compiles arbitrary cors settings and runs arbitrary requests
@@ -135,7 +136,7 @@ func containsStr(list []string, s string) bool {
 func checkFields(t *testing.T, what string, h http.Header) {
 	t.Helper()
 	for k, vs := range h {
-		if !isToken(k) {
+		if !h1.IsToken(k) {
 			t.Fatalf("%s set field name %q", what, k)
 		}
 		for _, v := range vs {

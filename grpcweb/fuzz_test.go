@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse-dev/gatehouse/h1"
 )
 
 // FuzzDecoder holds the text request decoder to two references: where
@@ -65,7 +67,7 @@ func FuzzContentType(f *testing.F) {
 			return
 		}
 		for _, c := range form.codec {
-			if c >= 'A' && c <= 'Z' || c > 0x7f || !tokenByte(byte(c)) {
+			if c >= 'A' && c <= 'Z' || c > 0x7f || !h1.IsToken(string(c)) {
 				t.Fatalf("codec %q", form.codec)
 			}
 		}
@@ -118,7 +120,7 @@ func FuzzTrailerFrame(f *testing.F) {
 		lines := strings.Split(strings.TrimSuffix(payload, "\r\n"), "\r\n")
 		for i, l := range lines {
 			k, v, ok := strings.Cut(l, ": ")
-			if !ok || !isToken(k) || strings.ToLower(k) != k || strings.ContainsAny(v, "\r\n") {
+			if !ok || !h1.IsToken(k) || strings.ToLower(k) != k || strings.ContainsAny(v, "\r\n") {
 				t.Fatalf("line %d %q of %q", i, l, payload)
 			}
 			if i == 0 {

@@ -23,6 +23,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/h1"
 )
 
 // Media types of the two protocols; a codec ("+proto", "+json") may follow.
@@ -65,7 +67,7 @@ func parseWeb(v string) (form, bool) {
 	if rest == "" {
 		return f, true
 	}
-	if rest[0] != '+' || !isToken(rest[1:]) {
+	if rest[0] != '+' || !h1.IsToken(rest[1:]) {
 		return form{}, false
 	}
 	f.codec = strings.ToLower(rest[1:]) // no allocation when already lower case, as clients send it
@@ -82,7 +84,7 @@ func parseGRPC(v string) (codec string, ok bool) {
 	if rest == "" {
 		return "", true
 	}
-	if rest[0] != '+' || !isToken(rest[1:]) {
+	if rest[0] != '+' || !h1.IsToken(rest[1:]) {
 		return "", false // application/grpc-web… among others
 	}
 	return strings.ToLower(rest[1:]), true
@@ -258,25 +260,4 @@ func first(v []string) string {
 
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-// isToken reports whether s is an HTTP token (RFC 9110 §5.6.2).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenByte(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func tokenByte(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

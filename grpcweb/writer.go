@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/h1"
 )
 
 // The writer gets what ReverseProxy makes of the upstream's answer: the
@@ -342,7 +344,7 @@ func appendMessage(b []byte, msg string, encoded bool, limit int) []byte {
 // unless key is not a token, value has a control character other than
 // HTAB (RFC 9110 §5.5), or the line would go past limit.
 func appendField(b []byte, key, value string, limit int) []byte {
-	if !isToken(key) || len(b)+len(key)+len(value)+4 > limit {
+	if !h1.IsToken(key) || len(b)+len(key)+len(value)+4 > limit {
 		return b
 	}
 	for i := 0; i < len(value); i++ {

@@ -27,6 +27,20 @@ import (
 // method or a field name.
 func token(c byte) bool { return tokenTable[c] }
 
+// IsToken reports whether s is an RFC 9110 token (§5.6.2): what methods,
+// field names and media-type parts are made of.
+func IsToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !tokenTable[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
 var tokenTable = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true

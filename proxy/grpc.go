@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -103,6 +104,11 @@ func grpcTimeout(v string) (time.Duration, bool) {
 	case 'n':
 		unit = time.Nanosecond
 	default:
+		return 0, false
+	}
+	if n > uint64(math.MaxInt64/unit) {
+		// Years: no deadline worth keeping (and the product would wrap to
+		// a negative one, failing the call at once).
 		return 0, false
 	}
 	return time.Duration(n) * unit, true

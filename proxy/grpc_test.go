@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,4 +51,26 @@ func TestPastClientDeadline(t *testing.T) {
 			t.Errorf("deadline %v from now: %v, want %v", time.Until(tc.deadline).Round(time.Millisecond), got, tc.want)
 		}
 	}
+}
+
+// FuzzGRPCTimeout: any header value is refused or read as PROTOCOL-HTTP2.md
+// allows: at most 8 digits and one unit, never a negative duration.
+func FuzzGRPCTimeout(f *testing.F) {
+	for _, s := range []string{"100m", "1H", "99999999S", "", "m", "-1m", "1.5S", "123456789S", "10 m"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		d, ok := grpcTimeout(v)
+		if !ok {
+			return
+		}
+		if d < 0 || len(v) < 2 || len(v) > 9 || !strings.ContainsRune("HMSmun", rune(v[len(v)-1])) {
+			t.Fatalf("grpcTimeout(%q) = %v", v, d)
+		}
+		for _, c := range v[:len(v)-1] {
+			if c < '0' || c > '9' {
+				t.Fatalf("grpcTimeout(%q) accepted a non-digit", v)
+			}
+		}
+	})
 }
