@@ -76,8 +76,10 @@ type gateway struct {
 	t      *testing.T
 	base   string
 	admin  string
+	tls    string // the TLS listener's address, "" without --listen-tls
 	mu     sync.Mutex
 	stderr strings.Builder
+	stdout strings.Builder
 	stop   func() // interrupts the process and waits for it; idempotent
 }
 
@@ -101,7 +103,8 @@ func startProcess(t *testing.T, workDir string, args ...string) *gateway {
 		t.Fatal(err)
 	}
 	g := &gateway{t: t}
-	addrs := make(chan [2]string, 1)
+	cmd.Stdout = lockedWriter{&g.mu, &g.stdout}
+	addrs := make(chan [3]string, 1)
 	go func() {
 		sc := bufio.NewScanner(pipe)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -110,9 +113,9 @@ func startProcess(t *testing.T, workDir string, args ...string) *gateway {
 			g.mu.Lock()
 			g.stderr.WriteString(line + "\n")
 			g.mu.Unlock()
-			var rec struct{ Msg, Proxy, Admin string }
+			var rec struct{ Msg, Proxy, Admin, TLS string }
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-				addrs <- [2]string{rec.Proxy, rec.Admin}
+				addrs <- [3]string{rec.Proxy, rec.Admin, rec.TLS}
 			}
 		}
 	}()
@@ -135,7 +138,7 @@ func startProcess(t *testing.T, workDir string, args ...string) *gateway {
 	})
 	select {
 	case a := <-addrs:
-		g.base, g.admin = "http://"+a[0], "http://"+a[1]
+		g.base, g.admin, g.tls = "http://"+a[0], "http://"+a[1], a[2]
 	case <-time.After(30 * time.Second):
 		t.Fatalf("gateway did not start; stderr:\n%s", g.log())
 	}
@@ -148,6 +151,25 @@ func startProcess(t *testing.T, workDir string, args ...string) *gateway {
 		return resp.StatusCode == 200
 	})
 	return g
+}
+
+// lockedWriter appends to a builder under the gateway's lock.
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// output is what the process printed on stdout so far.
+func (g *gateway) output() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.stdout.String()
 }
 
 func (g *gateway) log() string {

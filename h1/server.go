@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -255,6 +256,13 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	}
 	c.srv, c.nc = s, nc
 	c.remote = nc.RemoteAddr().String()
+	// A connection that arrives over TLS has finished its handshake (the
+	// server's TLS engine does it before handing it over): its state is the
+	// same for every request on it, so it is read once.
+	if tc, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		st := tc.ConnectionState()
+		c.tls = &st
+	}
 	c.out.nc, c.out.clock = nc, s.clock
 	c.out.since.Store(0)
 	// The first request's head is due from the accept on, as net/http
@@ -276,7 +284,7 @@ func (s *Server) release(c *conn, reuse bool) {
 		return
 	}
 	c.releaseWriter()
-	c.nc, c.srv, c.remote = nil, nil, ""
+	c.nc, c.srv, c.remote, c.tls = nil, nil, "", nil
 	c.out.nc = nil
 	c.r, c.w, c.broken = 0, 0, false
 	clear(c.hdr)
@@ -297,6 +305,7 @@ type conn struct {
 	srv    *Server
 	nc     net.Conn
 	remote string
+	tls    *tls.ConnectionState // nil for plain HTTP
 	state  atomic.Int32
 	since  atomic.Int64 // when state was entered, by the server's clock
 
@@ -571,6 +580,7 @@ func (c *conn) parse(end int) bool {
 		Host:          f.host,
 		RemoteAddr:    c.remote,
 		RequestURI:    target,
+		TLS:           c.tls,
 	}
 	c.r = end
 	c.body.remaining.Store(f.length)
@@ -747,6 +757,11 @@ type replayConn struct {
 }
 
 func (r *replayConn) Write(p []byte) (int, error) { return r.out.Write(p) }
+
+// NetConn is the connection handed over: a *tls.Conn when the client came
+// over TLS, which is how the fallback server learns it (net/http itself
+// only looks for a *tls.Conn at the top).
+func (r *replayConn) NetConn() net.Conn { return r.Conn }
 
 // Close forgets the connection in the server's list of handed-over ones.
 func (r *replayConn) Close() error {

@@ -23,6 +23,10 @@ const (
 	ReasonInvalidConfig = "InvalidConfig"
 	// ReasonProgrammed (Normal): a changed annotation now serves traffic.
 	ReasonProgrammed = "Programmed"
+	// ReasonCertificateNotServed (Warning): a Host's Secret does not hold
+	// a usable certificate (or client CAs); the host keeps its last good
+	// one, or has none. The Service's routes are unaffected.
+	ReasonCertificateNotServed = "CertificateNotServed"
 )
 
 // Component is the source Events are recorded under.
@@ -57,7 +61,12 @@ func (discard) Event(runtime.Object, string, string, string) {}
 // gateway must still say what it refuses to serve.
 func (s *Source) recordEvents(services []*corev1.Service, reports []snapshot.Report, observed map[string]time.Time, now time.Time) {
 	byService := map[string][]snapshot.Report{}
+	certs := map[string][]snapshot.Report{}
 	for _, r := range reports {
+		if r.Certificates {
+			certs[r.Service] = append(certs[r.Service], r)
+			continue
+		}
 		byService[r.Service] = append(byService[r.Service], r)
 	}
 	first := s.applied == nil
@@ -69,6 +78,7 @@ func (s *Source) recordEvents(services []*corev1.Service, reports []snapshot.Rep
 		}
 		key := svc.Namespace + "/" + svc.Name
 		applied[key] = fingerprint(ours)
+		s.recordCertificates(svc, key, certs[key])
 		rs := byService[key]
 		if rejected(rs) {
 			msg := problemText(rs)
@@ -103,7 +113,29 @@ func (s *Source) recordEvents(services []*corev1.Service, reports []snapshot.Rep
 			delete(s.warned, key) // deleted, or no longer annotated
 		}
 	}
+	for key := range s.certWarned {
+		if _, ok := applied[key]; !ok {
+			delete(s.certWarned, key)
+		}
+	}
 	s.applied = applied
+}
+
+// recordCertificates records a Warning when the Service's Hosts cannot
+// serve their Secrets as they are, once per distinct text, as rejections
+// are recorded.
+func (s *Source) recordCertificates(svc *corev1.Service, key string, rs []snapshot.Report) {
+	if len(rs) == 0 {
+		delete(s.certWarned, key)
+		return
+	}
+	msg := problemText(rs)
+	if s.certWarned[key] == msg {
+		return
+	}
+	s.certWarned[key] = msg
+	s.log.Warn("certificate not served", "service", key, "problems", msg)
+	s.recorder.Event(svc, corev1.EventTypeWarning, ReasonCertificateNotServed, msg)
 }
 
 func rejected(rs []snapshot.Report) bool {

@@ -108,6 +108,8 @@ type Source struct {
 	// Owned by the loop goroutine.
 	applied map[string][32]byte // Service key → fingerprint of its annotations at the last Apply; nil before it
 	warned  map[string]string   // Service key → message of its last Warning Event
+	// certWarned is the same for CertificateNotServed Events.
+	certWarned map[string]string
 }
 
 // New returns a Source; Run starts it.
@@ -125,6 +127,7 @@ func New(cfg Config) *Source {
 		wake:       make(chan struct{}, 1),
 		observed:   map[string]time.Time{},
 		warned:     map[string]string{},
+		certWarned: map[string]string{},
 	}
 	if s.recorder == nil {
 		s.recorder = discard{}

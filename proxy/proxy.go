@@ -76,13 +76,16 @@ type Options struct {
 // Handler serves requests from the current snapshot. Safe for concurrent use.
 type Handler struct {
 	current atomic.Pointer[published]
-	rp      *httputil.ReverseProxy
-	pool    *h1.Pool // nil: no fast path
-	bufs    *bufferPool
-	bodies  bodies
-	log     io.Writer  // the access log; nil: none
-	logBuf  *LogWriter // log, when it buffers lines
-	lines   sync.Pool  // *[]byte: access lines being built
+	// httpsPort is where plain requests for redirecting Hosts are sent
+	// (SetHTTPSPort).
+	httpsPort atomic.Int32
+	rp        *httputil.ReverseProxy
+	pool      *h1.Pool // nil: no fast path
+	bufs      *bufferPool
+	bodies    bodies
+	log       io.Writer  // the access log; nil: none
+	logBuf    *LogWriter // log, when it buffers lines
+	lines     sync.Pool  // *[]byte: access lines being built
 	// exchanges are reused: one is the largest allocation of a request.
 	exchanges sync.Pool
 	metrics   *metrics.Set
@@ -312,6 +315,9 @@ type exchange struct {
 	// clientDeadline is when the client's grpc-timeout ends (zero: none).
 	clientDeadline time.Time
 	snap           *snapshot.Snapshot // what the request is served from
+	// clientCert is the verified client certificate's identity, for the
+	// access log ("" without one).
+	clientCert string
 	// reason is why the gateway answered itself where the status alone
 	// does not say (a circuit_breakers overflow), for the access log.
 	reason string
@@ -396,6 +402,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.routed, ex.snap = req.Path, snap
+	if _, sent := r.Header[clientCertHeader]; sent {
+		delete(r.Header, clientCertHeader)
+	}
+	if edge := snap.Edge; edge.Len() > 0 && !h.edgePolicy(sw, r, ex, edge, req.Path) {
+		return
+	}
 	route, ok, preflight := snapshot.MatchPreflight(snap.Table, &req, snapshot.PreflightMethod(r), -1)
 	if !ok {
 		h.fail(sw, http.StatusNotFound, "no route for this host and path")
@@ -755,6 +767,9 @@ func (h *Handler) logRequest(r *http.Request, ex *exchange, sw *statusWriter, st
 	}
 	if ex.reason != "" {
 		a.str("reason", ex.reason)
+	}
+	if ex.clientCert != "" {
+		a.str("client_cert", ex.clientCert)
 	}
 	a.end()
 	if h.logBuf != nil {

@@ -24,12 +24,19 @@ import (
 // leaves no TIME_WAIT entry behind per refused connection, which a flood
 // would otherwise pile up.
 //
-// max <= 0 means no cap; connections are still counted.
+// max <= 0 means no cap; connections are still counted. The plain and the
+// TLS listener share one count (open): the cap is on the process's
+// descriptors and memory, whichever port a client chose.
 type connLimiter struct {
 	net.Listener
 	max      int64
-	open     atomic.Int64
+	open     *atomic.Int64
 	rejected prometheus.Counter
+}
+
+// on is a limiter of the same count and cap over another listener.
+func (l *connLimiter) on(ln net.Listener) *connLimiter {
+	return &connLimiter{Listener: ln, max: l.max, open: l.open, rejected: l.rejected}
 }
 
 func (l *connLimiter) Accept() (net.Conn, error) {
@@ -38,9 +45,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		// Only this goroutine adds, so the check and the Add cannot let two
-		// connections take the last slot.
-		if l.max > 0 && l.open.Load() >= l.max {
+		if !l.take() {
 			l.rejected.Inc()
 			if tc, ok := c.(*net.TCPConn); ok {
 				_ = tc.SetLinger(0)
@@ -48,8 +53,21 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		l.open.Add(1)
 		return &countedConn{Conn: c, l: l}, nil
+	}
+}
+
+// take claims a slot. Two listeners' accept loops add to the one count,
+// so the check and the add are one compare-and-swap.
+func (l *connLimiter) take() bool {
+	for {
+		n := l.open.Load()
+		if l.max > 0 && n >= l.max {
+			return false
+		}
+		if l.open.CompareAndSwap(n, n+1) {
+			return true
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -90,6 +91,18 @@ type Config struct {
 	// admin listener is not capped, so probes and scrapes still reach a
 	// gateway whose proxy listener is full.
 	Limits Limits
+
+	// ListenTLS is the HTTPS address; "" serves no TLS. The proxy and TLS
+	// listeners share Limits, the connection cap included.
+	ListenTLS string
+	// DefaultCert answers handshakes for names no Host has a certificate
+	// for, and clients that send no server name; nil refuses them.
+	// (CertFiles.Certificate, say).
+	DefaultCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// HTTPSPort is the port plain-HTTP requests are redirected to for
+	// Hosts that redirect (a load balancer's 443 in front of ListenTLS,
+	// say); 0 means ListenTLS's port.
+	HTTPSPort int
 }
 
 // Server is one gateway process's data plane and admin endpoints.
@@ -117,7 +130,13 @@ type Server struct {
 	// the ports its listeners were bound to.
 	guard atomic.Pointer[upstream.DialGuard]
 
-	proxyAddr, adminAddr atomic.Pointer[string]
+	proxyAddr, adminAddr, tlsAddr atomic.Pointer[string]
+
+	// tlsConfig starts every handshake on the TLS listener; defaultTLS
+	// serves names without a Host of their own (nil: refused).
+	tlsConfig       *tls.Config
+	defaultTLS      *tls.Config
+	handshakeErrors *prometheus.CounterVec
 }
 
 // New builds a Server that serves nothing until the first Apply.
@@ -139,6 +158,17 @@ func New(cfg Config) *Server {
 	m := metrics.New(reg)
 	s := &Server{cfg: cfg, log: cfg.Logger, registry: reg, metrics: m, limits: cfg.Limits.withDefaults()}
 	s.registerLimitMetrics(reg)
+	s.handshakeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_tls_handshake_errors_total",
+		Help: "TLS handshakes on --listen-tls that failed, by reason: unknown_name (no certificate for the server name and no default), client_certificate (a Host's client certificate check), client_alert (the client gave up, often on our certificate), timeout, other.",
+	}, []string{"reason"})
+	reg.MustRegister(s.handshakeErrors)
+	s.tlsConfig = s.tlsBase()
+	if cfg.DefaultCert != nil {
+		s.defaultTLS = s.tlsConfig.Clone()
+		s.defaultTLS.GetConfigForClient = nil
+		s.defaultTLS.GetCertificate = cfg.DefaultCert
+	}
 	var access io.Writer
 	if cfg.AccessLog {
 		access = cfg.LogOutput
@@ -146,7 +176,7 @@ func New(cfg Config) *Server {
 			access = os.Stderr
 		}
 	}
-	guard, err := s.newGuard(cfg.Listen, cfg.Admin)
+	guard, err := s.newGuard(cfg.Listen, cfg.Admin, cfg.ListenTLS)
 	if err != nil {
 		// Only a wildcard listener on a machine whose addresses cannot be
 		// listed gets here; refusing every upstream is the safe answer.
@@ -185,7 +215,8 @@ func New(cfg Config) *Server {
 // refused on the proxy listener, and the bodies cut for being too slow.
 func (s *Server) registerLimitMetrics(reg prometheus.Registerer) {
 	s.conns = &connLimiter{
-		max: int64(s.limits.MaxConnections),
+		max:  int64(s.limits.MaxConnections),
+		open: new(atomic.Int64),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_connections_rejected_total",
 			Help: "Connections to the proxy listener closed on arrival because --max-connections were open.",
@@ -249,6 +280,11 @@ func (s *Server) Apply(in snapshot.Input) []snapshot.Report {
 	start := time.Now()
 	snap, reports := s.builder.Build(in)
 	for _, r := range reports {
+		if r.Certificates {
+			// About a Host's Secret, not whether the Service's
+			// configuration was accepted.
+			continue
+		}
 		s.metrics.ConfigRejected(r.Service, r.Rejected)
 		if r.Rejected {
 			s.rejected[r.Service] = true
@@ -297,6 +333,15 @@ func (s *Server) logDropped(dropped []snapshot.DroppedEndpoint) {
 	for _, d := range dropped {
 		s.log.Warn("endpoint not used", "service", d.Service, "reason", d.String())
 	}
+}
+
+// TLSAddr is the address the TLS listener is bound to, once Run has bound
+// it ("" before, and without ListenTLS).
+func (s *Server) TLSAddr() string {
+	if a := s.tlsAddr.Load(); a != nil {
+		return *a
+	}
+	return ""
 }
 
 // Addrs returns the addresses the listeners are bound to, once Run has
@@ -356,11 +401,32 @@ func (s *Server) Run(ctx context.Context, onListen func(proxyAddr, adminAddr str
 		pl.Close()
 		return fmt.Errorf("listening for admin: %w", err)
 	}
+	var tl net.Listener
+	if s.cfg.ListenTLS != "" {
+		if tl, err = lc.Listen(ctx, "tcp", s.cfg.ListenTLS); err != nil {
+			pl.Close()
+			al.Close()
+			return fmt.Errorf("listening for TLS: %w", err)
+		}
+	}
 	pa, aa := pl.Addr().String(), al.Addr().String()
 	s.proxyAddr.Store(&pa)
 	s.adminAddr.Store(&aa)
+	bound := []string{pa, aa}
+	if tl != nil {
+		ta := tl.Addr().String()
+		s.tlsAddr.Store(&ta)
+		bound = append(bound, ta)
+		port := s.cfg.HTTPSPort
+		if port == 0 {
+			port = tl.Addr().(*net.TCPAddr).Port
+		}
+		s.handler.SetHTTPSPort(port)
+	} else if s.cfg.HTTPSPort != 0 {
+		s.handler.SetHTTPSPort(s.cfg.HTTPSPort)
+	}
 	// Now the ports are known even where the configuration said :0.
-	if g, err := s.newGuard(pa, aa); err == nil {
+	if g, err := s.newGuard(bound...); err == nil {
 		s.guard.Store(g)
 	}
 
@@ -374,9 +440,14 @@ func (s *Server) Run(ctx context.Context, onListen func(proxyAddr, adminAddr str
 	proxySrv := s.proxyServer()
 	adminSrv := &http.Server{Handler: s.adminMux(), ReadHeaderTimeout: 5 * time.Second}
 
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	go func() { errs <- proxySrv.Serve(s.conns) }()
 	go func() { errs <- adminSrv.Serve(al) }()
+	var tlsSrv *tlsEngine
+	if tl != nil {
+		tlsSrv = s.tlsServer()
+		go func() { errs <- tlsSrv.Serve(s.conns.on(tl)) }()
+	}
 	if onListen != nil {
 		onListen(pa, aa)
 	}
@@ -389,7 +460,11 @@ func (s *Server) Run(ctx context.Context, onListen func(proxyAddr, adminAddr str
 	s.ready.Store(false)
 	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Drain)
 	defer cancel()
-	shutdownErr := errors.Join(proxySrv.Shutdown(drainCtx), adminSrv.Shutdown(drainCtx))
+	var tlsErr error
+	if tlsSrv != nil {
+		tlsErr = tlsSrv.Shutdown(drainCtx)
+	}
+	shutdownErr := errors.Join(proxySrv.Shutdown(drainCtx), adminSrv.Shutdown(drainCtx), tlsErr)
 	if runErr != nil && !errors.Is(runErr, http.ErrServerClosed) {
 		return runErr
 	}

@@ -43,6 +43,11 @@ type Budgets struct {
 	// MaxRateLimits bounds the RateLimit policies of one Service; each keeps
 	// a bucket table of bounded size.
 	MaxRateLimits int
+
+	// MaxHosts bounds the Host documents (edge certificates) of one
+	// Service: each holds a parsed certificate chain and key in every
+	// replica and costs a Secret lookup and parse at every build.
+	MaxHosts int
 }
 
 // DefaultBudgets are generous for hand-written annotations (the largest
@@ -61,6 +66,7 @@ func DefaultBudgets() Budgets {
 		MaxRegexInput:   2048,
 		MaxPrecedence:   1 << 20,
 		MaxRateLimits:   64,
+		MaxHosts:        64,
 	}
 }
 
@@ -80,6 +86,7 @@ func (b Budgets) withDefaults() Budgets {
 	fill(&b.MaxRegexInput, d.MaxRegexInput)
 	fill(&b.MaxPrecedence, d.MaxPrecedence)
 	fill(&b.MaxRateLimits, d.MaxRateLimits)
+	fill(&b.MaxHosts, d.MaxHosts)
 	return b
 }
 

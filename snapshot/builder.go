@@ -46,6 +46,11 @@ type Report struct {
 	// ServingLastGood is true when a rejected Service still serves routes
 	// from earlier annotations.
 	ServingLastGood bool
+	// Certificates marks a report about the Secrets of an accepted
+	// Service's Host documents: its Problems are warnings saying which
+	// certificate could not be served as the Secret is now, and what is
+	// served instead (the last good one, or none).
+	Certificates bool
 }
 
 // Builder turns Inputs into Snapshots. It remembers each Service's last good
@@ -53,16 +58,20 @@ type Report struct {
 // and upstream registries so bucket and breaker state survive rebuilds. A
 // Builder is used by one goroutine.
 type Builder struct {
-	opts       Options
-	keys       []string // annotation keys read, in order
-	limiters   *limiter.Registry
-	upstreams  *upstream.Registry
-	regexes    *router.RegexCache // compiled expressions, kept across rebuilds
-	services   map[string]*serviceState
-	gates      map[string]*upstream.Gate         // by route ID and thresholds, kept across rebuilds
-	targets    map[string]annotations.ServiceRef // upstream ID → target, as last compiled
-	resolved   map[string]resolvedFrom           // upstream ID → what its endpoints came from
-	last       *Snapshot                         // the last snapshot built
+	opts      Options
+	keys      []string // annotation keys read, in order
+	limiters  *limiter.Registry
+	upstreams *upstream.Registry
+	regexes   *router.RegexCache // compiled expressions, kept across rebuilds
+	services  map[string]*serviceState
+	gates     map[string]*upstream.Gate         // by route ID and thresholds, kept across rebuilds
+	targets   map[string]annotations.ServiceRef // upstream ID → target, as last compiled
+	resolved  map[string]resolvedFrom           // upstream ID → what its endpoints came from
+	edge      edgeState                         // last good edge certificates
+	// now is the clock certificates' validity is judged by; package
+	// tests set it.
+	now        func() time.Time
+	last       *Snapshot // the last snapshot built
 	generation uint64
 	accepted   uint64 // Services accepted so far: the order of their claims
 }
@@ -116,6 +125,7 @@ func NewBuilder(limiters *limiter.Registry, upstreams *upstream.Registry, opts O
 		gates:     map[string]*upstream.Gate{},
 		targets:   map[string]annotations.ServiceRef{},
 		resolved:  map[string]resolvedFrom{},
+		now:       time.Now,
 	}
 }
 
@@ -289,6 +299,9 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report) {
 	// Resolved at every build, from the Secrets of the moment: a renewed
 	// certificate is picked up without the Mapping changing.
 	snap.TLS = resolveUpstreamTLS(snap.Table.Routes(), in.Secrets)
+	var certs []Report
+	snap.Edge, certs = b.resolveEdgeTLS(keys, services, t, in.Secrets, b.now())
+	reports = append(reports, certs...)
 	b.last = snap
 	return snap, reports
 }

@@ -45,6 +45,7 @@ type compiledService struct {
 	limiters []string // limiter policy IDs the routes use
 	gates    []string // IDs of the circuit_breakers gates its routes use
 	shadows  []groupShadow
+	hosts    []unitHost // Host documents: edge certificates (resolveEdgeTLS)
 }
 
 // groupShadow is a shadow Mapping bound to its upstream, with the canary
@@ -297,7 +298,7 @@ func setWeight(r, cached *router.Route[*Route], g string, share int) {
 // state: rate-limit buckets, upstreams and in-flight counters, kept across
 // rebuilds by ID so a Service that changes keeps what did not.
 func (b *Builder) bind(key string, from []sourced, u *unit) *compiledService {
-	cs := &compiledService{from: from}
+	cs := &compiledService{from: from, hosts: u.hosts}
 	for _, ur := range u.routes {
 		rr := ur.route
 		r := rr.Value // the unit's own: not served by any snapshot yet

@@ -31,6 +31,9 @@ type Snapshot struct {
 	// TLS are the routes' upstream_tls settings resolved against the
 	// Secrets of this build, by UpstreamTLS key (TLSClient).
 	TLS map[string]*TLSClient
+	// Edge is what the TLS listener serves: certificates and policies of
+	// the Host documents, resolved against the Secrets of this build.
+	Edge *EdgeTLS
 
 	// What the cross-namespace rules need, as of this snapshot, and the
 	// options it was built with: what Review decides a Service against.

@@ -216,6 +216,18 @@ func (t *tenancy) check(svc *corev1.Service, u *unit, opts *Options) (claims, ma
 	for _, x := range t.routes[key] {
 		served[x.id] = x.group
 	}
+	for _, uh := range u.hosts {
+		// A certificate is attached only by the namespace that owns the
+		// host; a Host claims it as an exact Mapping does (a wildcard Host
+		// claims the wildcard name itself).
+		h := uh.h
+		if owner, ok := t.mayServe(h.Hostname, ns); !ok {
+			problems[uh.src] = append(problems[uh.src], annotations.Problem{Pos: h.FieldPos("hostname"), Path: fmt.Sprintf("Host %q.hostname", h.Name), Message: fmt.Sprintf("host %q belongs to namespace %q (claimed first by Service %s); only it and the namespaces it delegates to (the %s annotation of Namespace %q) may attach a certificate to it", h.Hostname, owner.namespace, owner.service, DelegateKey, owner.namespace)})
+		}
+		if !slices.Contains(c.hosts, h.Hostname) {
+			c.hosts = append(c.hosts, h.Hostname)
+		}
+	}
 	for i := range u.routes {
 		ur := &u.routes[i]
 		m := ur.m

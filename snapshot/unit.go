@@ -31,6 +31,9 @@ type unit struct {
 	// the traffic of the routes of their namespace with the same match
 	// criteria (their group).
 	shadows []unitRoute
+	// hosts are the Host documents: certificates for hostnames the
+	// Service's namespace owns.
+	hosts []unitHost
 }
 
 // unitRoute is one routed Mapping.
@@ -60,8 +63,9 @@ func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) 
 	names := map[string]string{}            // Mapping name → annotation key
 	regexes := map[regexKey]int{}           // distinct expressions → program size
 	rewrites := map[string]*regexp.Regexp{} // regex_rewrite patterns, compiled once
-	var programs, routed, limits int
-	over := map[string]bool{} // budgets already reported: one problem each is enough
+	var programs, routed, limits, hostDocs int
+	hostnames := map[string]string{} // Host hostname → annotation key
+	over := map[string]bool{}        // budgets already reported: one problem each is enough
 	for _, src := range srcs {
 		problem := func(pos annotations.Position, path, msg string) {
 			problems[src.key] = append(problems[src.key], annotations.Problem{Pos: pos, Path: path, Message: msg})
@@ -76,6 +80,22 @@ func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) 
 				continue
 			}
 			policies[rl.Name] = policy(key, rl)
+		}
+		for i := range src.cfg.Hosts {
+			h := &src.cfg.Hosts[i]
+			if hostDocs++; hostDocs > budgets.MaxHosts {
+				if !over["hosts"] {
+					over["hosts"] = true
+					problem(h.FieldPos("name"), fmt.Sprintf("Host %q", h.Name), fmt.Sprintf("the Service declares more than %s Hosts", budgetFlag("max-hosts-per-service", budgets.MaxHosts)))
+				}
+				continue
+			}
+			if other, dup := hostnames[h.Hostname]; dup {
+				problem(h.FieldPos("hostname"), fmt.Sprintf("Host %q.hostname", h.Name), fmt.Sprintf("hostname %q has a Host in annotation %s already", h.Hostname, other))
+				continue
+			}
+			hostnames[h.Hostname] = src.key
+			u.hosts = append(u.hosts, unitHost{src: src.key, h: h})
 		}
 		for i := range src.cfg.Mappings {
 			m := &src.cfg.Mappings[i]

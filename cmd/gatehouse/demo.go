@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +50,26 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gatehouse demo: %v\n", err)
 		return 1
 	}
-	return serveDir(ctx, f, stderr, func(proxyAddr, adminAddr string) {
+	// HTTPS too, with a certificate made now for the names the quickstart
+	// answers, signed by a CA of its own that curl is told to trust.
+	var cert demo.Certificate
+	if f.listenTLS == "" {
+		f.listenTLS = "127.0.0.1:8443"
+	}
+	if f.tlsCert == "" {
+		dir, err := os.MkdirTemp("", "gatehouse-demo-tls-")
+		if err != nil {
+			fmt.Fprintf(stderr, "gatehouse demo: %v\n", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		if cert, err = demo.SelfSigned(dir, "localhost", "shop.example.com", "127.0.0.1"); err != nil {
+			fmt.Fprintf(stderr, "gatehouse demo: %v\n", err)
+			return 1
+		}
+		f.tlsCert, f.tlsKey = cert.Cert, cert.Key
+	}
+	return serveDir(ctx, f, stderr, func(proxyAddr, adminAddr, tlsAddr string) {
 		where := f.dir
 		if embedded {
 			where = "the built-in quickstart"
@@ -59,6 +79,12 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "Edit the files and the gateway reloads. Try:")
 		for _, t := range examples.QuickstartTries() {
 			fmt.Fprintf(stdout, "\n  # %s\n  curl -s %s\n", t.What, strings.ReplaceAll(t.Curl, "GATEWAY", "http://"+proxyAddr))
+		}
+		if tlsAddr != "" && cert.CA != "" {
+			_, port, _ := net.SplitHostPort(tlsAddr)
+			fmt.Fprintf(stdout, "\nOver HTTPS (HTTP/2 or HTTP/1.1) on https://%s, with a certificate made at start for localhost and shop.example.com:\n", tlsAddr)
+			fmt.Fprintf(stdout, "\n  curl -s --http2 --cacert %s https://localhost:%s/users/42\n", cert.CA, port)
+			fmt.Fprintf(stdout, "  curl -s --cacert %s --resolve shop.example.com:%s:127.0.0.1 https://shop.example.com:%s/orders/7\n", cert.CA, port, port)
 		}
 		fmt.Fprintln(stdout, "\nStop with Ctrl-C.")
 	})

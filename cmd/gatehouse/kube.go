@@ -35,7 +35,7 @@ func (n *namespaceList) Set(v string) error {
 // in-cluster) until ctx ends, watching namespaces (none means all). Logs,
 // client-go's included, go to stderr as JSON. onListen, when set, is told
 // the bound addresses.
-func serveKube(ctx context.Context, f serveFlags, wh webhookFlags, kubeconfig string, namespaces []string, stderr io.Writer, onListen func(proxyAddr, adminAddr string)) int {
+func serveKube(ctx context.Context, f serveFlags, wh webhookFlags, kubeconfig string, namespaces []string, stderr io.Writer, onListen func(proxyAddr, adminAddr, tlsAddr string)) int {
 	logs := proxy.NewLogWriter(stderr, logFlushInterval)
 	defer logs.Close()
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
@@ -61,6 +61,10 @@ func serveKube(ctx context.Context, f serveFlags, wh webhookFlags, kubeconfig st
 
 	cfgServer := f.serverConfig(opts, logger)
 	cfgServer.LogOutput = logs
+	if err := f.defaultCert(&cfgServer, logger); err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", err)
+		return 2
+	}
 	if wh.listen != "" {
 		cfgServer.Self = append(cfgServer.Self, wh.listen)
 	}
@@ -117,9 +121,9 @@ func serveKube(ctx context.Context, f serveFlags, wh webhookFlags, kubeconfig st
 	}
 
 	err = srv.Run(ctx, func(p, a string) {
-		logger.Info("listening", "proxy", p, "admin", a, "api_server", cfg.Host, "namespaces", namespaces)
+		logger.Info("listening", "proxy", p, "admin", a, "tls", srv.TLSAddr(), "api_server", cfg.Host, "namespaces", namespaces)
 		if onListen != nil {
-			onListen(p, a)
+			onListen(p, a, srv.TLSAddr())
 		}
 	})
 	cancel()

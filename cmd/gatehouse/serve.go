@@ -37,6 +37,10 @@ type serveFlags struct {
 	pprof          bool
 	engine         string
 
+	// Edge TLS.
+	listenTLS, tlsCert, tlsKey string
+	httpsPort                  int
+
 	// Limits on slow and greedy clients (server.Limits).
 	readHeaderTimeout, bodyIdleTimeout, idleTimeout, sendTimeout time.Duration
 	bodyMinRate, maxRequestBody                                  int64
@@ -46,6 +50,10 @@ type serveFlags struct {
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address for traffic")
 	fs.StringVar(&f.admin, "admin", "127.0.0.1:8877", "address for /healthz, /readyz and /metrics")
+	fs.StringVar(&f.listenTLS, "listen-tls", "", "address for HTTPS (HTTP/2 and HTTP/1.1 by ALPN); certificates come from Host documents by server name (none: no TLS listener)")
+	fs.StringVar(&f.tlsCert, "tls-cert-file", "", "PEM certificate (chain) served to clients whose server name no Host has a certificate for, and to those that send none; reloaded when the file changes (none: such handshakes are refused)")
+	fs.StringVar(&f.tlsKey, "tls-key-file", "", "PEM private key of --tls-cert-file")
+	fs.IntVar(&f.httpsPort, "https-redirect-port", 0, "port in the https:// URLs plain-HTTP requests are redirected to, when a load balancer's port differs from --listen-tls's (0: --listen-tls's port; 443 is left out of URLs)")
 	fs.BoolVar(&f.accessLog, "access-log", true, "log one JSON line per request")
 	fs.UintVar(&f.breakerFails, "breaker-failures", 5, "consecutive upstream failures that open an upstream's circuit breaker")
 	fs.DurationVar(&f.breakerOpen, "breaker-open-timeout", 10*time.Second, "how long a breaker stays open before letting a probe through")
@@ -87,6 +95,8 @@ func (f *serveFlags) serverConfig(opts snapshot.Options, logger *slog.Logger) se
 	cfg := server.Config{
 		Build:     opts,
 		Listen:    f.listen,
+		ListenTLS: f.listenTLS,
+		HTTPSPort: f.httpsPort,
 		Admin:     f.admin,
 		Logger:    logger,
 		AccessLog: f.accessLog,
@@ -127,6 +137,32 @@ func (f *serveFlags) serverConfig(opts snapshot.Options, logger *slog.Logger) se
 	return cfg
 }
 
+// checkTLS checks the TLS flags go together.
+func (f *serveFlags) checkTLS() error {
+	switch {
+	case (f.tlsCert == "") != (f.tlsKey == ""):
+		return fmt.Errorf("--tls-cert-file and --tls-key-file go together")
+	case f.tlsCert != "" && f.listenTLS == "":
+		return fmt.Errorf("--tls-cert-file needs --listen-tls")
+	case f.httpsPort < 0 || f.httpsPort > 65535:
+		return fmt.Errorf("--https-redirect-port must be a port number")
+	}
+	return nil
+}
+
+// defaultCert loads the default certificate into cfg, when one is set.
+func (f *serveFlags) defaultCert(cfg *server.Config, logger *slog.Logger) error {
+	if f.tlsCert == "" {
+		return nil
+	}
+	c, err := server.LoadCertFiles(f.tlsCert, f.tlsKey, logger)
+	if err != nil {
+		return err
+	}
+	cfg.DefaultCert = c.Certificate
+	return nil
+}
+
 // logFlushInterval is how long an access log line may wait in the buffer
 // (proxy.LogWriter): short enough that a person tailing the log sees a
 // request as it happens.
@@ -155,6 +191,10 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "gatehouse serve: --engine must be %s or %s\n", server.EngineFast, server.EngineNetHTTP)
 		return 2
 	}
+	if err := f.checkTLS(); err != nil {
+		fmt.Fprintln(stderr, "gatehouse serve:", err)
+		return 2
+	}
 	if f.dir != "" && (kubeconfig != "" || len(namespaces) > 0) {
 		fmt.Fprintln(stderr, "gatehouse serve: --from-dir cannot be combined with --kubeconfig or --namespace")
 		return 2
@@ -173,7 +213,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // to stderr as JSON; problems in manifests are printed as FILE:LINE:COL lines
 // too, since people read them. onListen, when set, is told the bound
 // addresses.
-func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func(proxyAddr, adminAddr string)) int {
+func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func(proxyAddr, adminAddr, tlsAddr string)) int {
 	logs := proxy.NewLogWriter(stderr, logFlushInterval)
 	defer logs.Close()
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
@@ -184,6 +224,10 @@ func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func
 	}
 	cfg := f.serverConfig(opts, logger)
 	cfg.LogOutput = logs
+	if err := f.defaultCert(&cfg, logger); err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", err)
+		return 1
+	}
 	// File mode serves demos and tests whose upstreams are on loopback;
 	// the gateway's own listeners stay refused.
 	cfg.AllowLoopback = true
@@ -217,9 +261,9 @@ func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func
 	}()
 
 	err = srv.Run(ctx, func(p, a string) {
-		logger.Info("listening", "proxy", p, "admin", a, "from_dir", f.dir)
+		logger.Info("listening", "proxy", p, "admin", a, "tls", srv.TLSAddr(), "from_dir", f.dir)
 		if onListen != nil {
-			onListen(p, a)
+			onListen(p, a, srv.TLSAddr())
 		}
 	})
 	cancel()
