@@ -18,8 +18,9 @@ import (
 // whose identity the upstream is told of.
 
 // clientCertHeader tells the upstream who the client is, as Envoy's
-// x-forwarded-client-cert does. Whatever a client sends under that name
-// is removed: only the gateway's own verification speaks for a client.
+// x-forwarded-client-cert does. A client's own is dropped with the rest
+// of the X-Forwarded family (origin.dropped); a trusted proxy's is passed
+// on unless this gateway verified a certificate itself, which replaces it.
 const clientCertHeader = "X-Forwarded-Client-Cert"
 
 // acmePrefix is where ACME HTTP-01 challenges are answered (RFC 8555
@@ -76,7 +77,7 @@ func (h *Handler) edgePolicy(sw *statusWriter, r *http.Request, ex *exchange, ed
 	}
 	leaf := r.TLS.VerifiedChains[0][0]
 	ex.clientCert = certIdentity(leaf)
-	r.Header[clientCertHeader] = []string{forwardedClientCert(leaf)}
+	ex.origin.clientCert = forwardedClientCert(leaf)
 	return true
 }
 

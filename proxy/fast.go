@@ -416,7 +416,7 @@ func (h *Handler) writeRequest(bw *bufio.Writer, r *http.Request, ex *exchange, 
 	bw.WriteString("\r\n")
 	conn := r.Header["Connection"]
 	for k, vs := range r.Header {
-		if forwardSkips(k) || ex.origin.dropped(k) || anyHasToken(conn, k) || routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, k) {
+		if forwardSkips(k) || ex.origin.dropped(k) || anyHasToken(conn, k) || routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, k) || ex.origin.clientCert != "" && k == clientCertHeader {
 			continue
 		}
 		if k == "Te" {
@@ -435,6 +435,9 @@ func (h *Handler) writeRequest(bw *bufio.Writer, r *http.Request, ex *exchange, 
 		if f[i] != "" && !routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, name) {
 			h1.WriteField(bw, name, f[i])
 		}
+	}
+	if ex.origin.clientCert != "" {
+		h1.WriteField(bw, clientCertHeader, ex.origin.clientCert)
 	}
 	if !routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, "X-Request-Id") {
 		h1.WriteField(bw, "X-Request-Id", ex.requestID)

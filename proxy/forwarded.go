@@ -110,6 +110,11 @@ type origin struct {
 	client netip.Addr
 	// trusted is set when peer is a trusted proxy.
 	trusted bool
+	// clientCert is the X-Forwarded-Client-Cert value of a client
+	// certificate this gateway verified (edge.go), "" for none. It
+	// replaces what a trusted proxy in front sent under that name; an
+	// untrusted client's is dropped like the rest of the family.
+	clientCert string
 	// chain holds what a trusted peer vouches for, client first: the
 	// addresses of X-Forwarded-For from the client on. Empty when the
 	// peer is not trusted or named nobody.
@@ -239,6 +244,9 @@ func (o *origin) setHeaders(pr *httputil.ProxyRequest) {
 		} else {
 			out[name] = vals[i : i+1 : i+1]
 		}
+	}
+	if o.clientCert != "" {
+		out[clientCertHeader] = []string{o.clientCert}
 	}
 }
 

@@ -138,7 +138,7 @@ func (h *Handler) mirrorRequest(r *http.Request, ex *exchange, rt *snapshot.Rout
 	}
 	conn := r.Header["Connection"]
 	for k, vs := range r.Header {
-		if forwardSkips(k) || ex.origin.dropped(k) || anyHasToken(conn, k) || k == "Te" {
+		if forwardSkips(k) || ex.origin.dropped(k) || anyHasToken(conn, k) || k == "Te" || ex.origin.clientCert != "" && k == clientCertHeader {
 			continue
 		}
 		c := make([]string, len(vs))
@@ -152,6 +152,9 @@ func (h *Handler) mirrorRequest(r *http.Request, ex *exchange, rt *snapshot.Rout
 		if f[i] != "" {
 			req.Header[name] = []string{strings.Clone(f[i])}
 		}
+	}
+	if ex.origin.clientCert != "" {
+		req.Header[clientCertHeader] = []string{ex.origin.clientCert}
 	}
 	req.Header.Set("X-Request-Id", strings.Clone(ex.requestID))
 	host := r.Host

@@ -402,9 +402,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.routed, ex.snap = req.Path, snap
-	if _, sent := r.Header[clientCertHeader]; sent {
-		delete(r.Header, clientCertHeader)
-	}
 	if edge := snap.Edge; edge.Len() > 0 && !h.edgePolicy(sw, r, ex, edge, req.Path) {
 		return
 	}

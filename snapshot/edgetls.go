@@ -112,7 +112,7 @@ func (e *EdgeTLS) Lookup(name string) *HostTLS {
 		return nil
 	}
 	i := strings.IndexByte(name, '.')
-	if i <= 0 {
+	if i <= 0 || name[0] == '*' {
 		return nil
 	}
 	h := e.wild[name[i+1:]]

@@ -188,6 +188,11 @@ func (t *tenancy) owner(h string) (hostClaim, bool) {
 func (t *tenancy) owners() map[string][]string {
 	out := make(map[string][]string, len(t.hosts))
 	for h := range t.hosts {
+		if strings.HasPrefix(h, "*.") {
+			// A wildcard Host's claim: it decides who attaches a
+			// certificate to the wildcard, not who routes its hosts.
+			continue
+		}
 		c, _ := t.owner(h)
 		d := t.delegates[c.namespace]
 		if d.All {

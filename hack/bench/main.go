@@ -3,18 +3,22 @@
 // same load from wrk, and for every row the request rate, the median and
 // 99th-percentile latency, the proxy's CPU time per request and its memory.
 // It prints a Markdown table with each row's ratio to nginx; it has no
-// thresholds, so a slow figure is reported, never failed. Optional rows put
-// the figures in context: the backend alone (the load side's ceiling),
-// nginx with an access log and limit_req, and net/http's ReverseProxy alone
-// (what the standard-library pieces Gatehouse is built on cost by
-// themselves).
+// thresholds, so a slow figure is reported, never failed. The HTTPS rows
+// (nginx-tls, gatehouse-tls) are the plain nginx and Gatehouse rows with wrk
+// speaking HTTP/1.1 over TLS to the proxy, both proxies serving one
+// certificate made for the run; Gatehouse's is compared with nginx's over
+// HTTPS. Optional rows put the figures in context: the backend alone (the
+// load side's ceiling), nginx with an access log and limit_req, and
+// net/http's ReverseProxy alone (what the standard-library pieces Gatehouse
+// is built on cost by themselves).
 // docs/benchmarks.md ("End to end against nginx") records a run.
 //
 // Usage (from the repository root; as root when nginx or wrk must be
 // installed from Debian):
 //
 //	go run ./hack/bench [-duration 10s] [-warmup 2s] [-connections 64,256]
-//	    [-configs nginx,gatehouse,gatehouse-full] [-gatehouse BIN] [-cpuprofile DIR]
+//	    [-configs nginx,gatehouse,gatehouse-full,nginx-tls,gatehouse-tls]
+//	    [-gatehouse BIN] [-cpuprofile DIR]
 package main
 
 import (

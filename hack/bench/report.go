@@ -24,16 +24,18 @@ func printReport(w io.Writer, o options, f facts, rows []row) {
 		"Gatehouse runs with GOMAXPROCS=1, the counterpart of nginx's `worker_processes 1`. "+
 		"Each row: %v warm-up, then %v measured with keep-alive connections; the backend answers every GET with %d bytes.\n\n",
 		proxyCPU, proxyCPU, o.threads, loadCPU, o.warmup, o.duration, bodySize)
+	for _, r := range rows {
+		if r.config.tls {
+			fmt.Fprint(w, "HTTPS rows: wrk speaks HTTP/1.1 over TLS to the proxy; nginx and Gatehouse serve the same ECDSA P-256 certificate and forward plain HTTP to the backend. "+
+				"Their ratios are to nginx's HTTPS row.\n\n")
+			break
+		}
+	}
 
 	fmt.Fprintln(w, "| proxy | conns | req/s | p50 | p99 | CPU µs/req | RSS MiB (anon) | req/s vs nginx | CPU/req vs nginx | p99 vs nginx | proxy CPU | CPU 0 / 1 busy | errors |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	nginx := map[int]row{}
-	for _, r := range rows {
-		if r.config.name == "nginx" {
-			nginx[r.conns] = r
-		}
-	}
-	for _, r := range rows {
+	base := baselines(rows)
+	for i, r := range rows {
 		cpu, rss, proxyCPU := "—", "—", "—"
 		if r.proxy {
 			cpu = fmt.Sprintf("%.1f", float64(r.cpuPerRequest())/float64(time.Microsecond))
@@ -43,7 +45,7 @@ func printReport(w io.Writer, o options, f facts, rows []row) {
 			}
 		}
 		rpsRatio, cpuRatio, p99Ratio := "—", "—", "—"
-		if n, ok := nginx[r.conns]; ok {
+		if n, ok := base[i]; ok {
 			rpsRatio = ratio(r.wrk.RPS, n.wrk.RPS)
 			if r.proxy {
 				cpuRatio = ratio(float64(r.cpuPerRequest()), float64(n.cpuPerRequest()))
@@ -61,7 +63,29 @@ func printReport(w io.Writer, o options, f facts, rows []row) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "CPU µs/req: the proxy's process tree (utime+stime from /proc/PID/stat) over the measured run, per completed request. "+
 		"RSS: VmRSS after the run (nginx: master + worker), and in brackets its anonymous part (RssAnon: heap and stacks; the rest is pages of the executable and libraries). proxy CPU: that CPU time over the run's wall time (100% = one core). "+
-		"CPU 0 / 1 busy: each core over the run from /proc/stat, whatever ran there. errors: socket errors plus responses not 2xx/3xx.")
+		"CPU 0 / 1 busy: each core over the run from /proc/stat, whatever ran there. errors: socket errors plus responses not 2xx/3xx. "+
+		"vs nginx: against nginx's row of the same connection count, over HTTPS for the HTTPS rows.")
+}
+
+// baselines pairs each row, by index, with the row its ratios are taken
+// against: its config's baseline at the same connection count, when the
+// run measured it.
+func baselines(rows []row) map[int]row {
+	type key struct {
+		config string
+		conns  int
+	}
+	measured := map[key]row{}
+	for _, r := range rows {
+		measured[key{r.config.name, r.conns}] = r
+	}
+	out := map[int]row{}
+	for i, r := range rows {
+		if b, ok := measured[key{r.config.baseline, r.conns}]; ok {
+			out[i] = b
+		}
+	}
+	return out
 }
 
 // Thresholds for notes under the table. A busy figure within a few points

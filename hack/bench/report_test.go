@@ -54,3 +54,57 @@ func TestReport(t *testing.T) {
 		t.Errorf("want exactly two notes:\n%s", out)
 	}
 }
+
+// TestReportPairsProtocols checks that each row's ratios are to its own
+// baseline at the same connection count: an HTTPS row to nginx's HTTPS
+// row, never to the plain one, and a row whose baseline did not run gets
+// none.
+func TestReportPairsProtocols(t *testing.T) {
+	cfg := func(name string) config {
+		t.Helper()
+		c, ok := configByName(name)
+		if !ok {
+			t.Fatalf("no config %q", name)
+		}
+		return c
+	}
+	at := func(name string, conns int, rps float64, cpu time.Duration, p99 time.Duration) row {
+		return row{config: cfg(name), conns: conns, proxy: true, wall: 10 * time.Second,
+			wrk: wrkResult{Requests: int64(rps) * 10, RPS: rps, P50: p99 / 2, P99: p99}, cpu: cpu}
+	}
+	rows := []row{
+		at("nginx", 64, 10000, 1*time.Second, 2*time.Millisecond),
+		at("gatehouse", 64, 8000, 1*time.Second, 4*time.Millisecond),
+		at("nginx-tls", 64, 5000, 1*time.Second, 4*time.Millisecond),
+		at("gatehouse-tls", 64, 4000, 2*time.Second, 2*time.Millisecond),
+		at("gatehouse-tls", 256, 4000, 2*time.Second, 2*time.Millisecond),
+		at("gatehouse-full", 64, 5000, 1*time.Second, 2*time.Millisecond),
+	}
+	base := baselines(rows)
+	for i, want := range []int{0, 0, 2, 2, -1, 0} {
+		got, ok := base[i]
+		switch {
+		case want < 0 && ok:
+			t.Errorf("row %d (%s at %d): baseline %s at %d, want none", i, rows[i].config.name, rows[i].conns, got.config.name, got.conns)
+		case want >= 0 && (!ok || got.config.name != rows[want].config.name || got.conns != rows[want].conns):
+			t.Errorf("row %d (%s at %d): baseline %+v (found %v), want row %d", i, rows[i].config.name, rows[i].conns, got.config.name, ok, want)
+		}
+	}
+
+	var b bytes.Buffer
+	printReport(&b, options{threads: 2, warmup: 2 * time.Second, duration: 10 * time.Second}, facts{}, rows)
+	out := b.String()
+	for _, want := range []string{
+		"| nginx | 64 | 10,000 | 1.00 ms | 2.00 ms | 10.0 | 0.0 (0.0) | 1.00× | 1.00× | 1.00× |",
+		"| Gatehouse | 64 | 8,000 | 2.00 ms | 4.00 ms | 12.5 | 0.0 (0.0) | 0.80× | 1.25× | 2.00× |",
+		"| nginx, HTTPS | 64 | 5,000 | 2.00 ms | 4.00 ms | 20.0 | 0.0 (0.0) | 1.00× | 1.00× | 1.00× |",
+		"| Gatehouse, HTTPS | 64 | 4,000 | 1.00 ms | 2.00 ms | 50.0 | 0.0 (0.0) | 0.80× | 2.50× | 0.50× |",
+		"| Gatehouse, HTTPS | 256 | 4,000 | 1.00 ms | 2.00 ms | 50.0 | 0.0 (0.0) | — | — | — |",
+		"| Gatehouse, access log + rate limit | 64 | 5,000 | 1.00 ms | 2.00 ms | 20.0 | 0.0 (0.0) | 0.50× | 2.00× | 1.00× |",
+		"HTTPS rows: wrk speaks HTTP/1.1 over TLS",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}

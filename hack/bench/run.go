@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -42,12 +43,14 @@ func run(ctx context.Context, o options, c *cleanups) error {
 		return fmt.Errorf("needs two CPUs (one for the proxy, one for wrk and the backend); this process may use %d", n)
 	}
 	var cfgs []config
-	needNginx, needGatehouse := false, false
+	needNginx, needGatehouse, needTLS, gatehouseTLS := false, false, false, false
 	for _, name := range o.configs {
 		cfg, _ := configByName(name)
 		cfgs = append(cfgs, cfg)
 		needNginx = needNginx || cfg.nginx
 		needGatehouse = needGatehouse || cfg.gatehouse
+		needTLS = needTLS || cfg.tls
+		gatehouseTLS = gatehouseTLS || cfg.gatehouse && cfg.tls
 	}
 	tools := []tool{toolTaskset, toolWrk}
 	if needNginx {
@@ -72,6 +75,16 @@ func run(ctx context.Context, o options, c *cleanups) error {
 	if needGatehouse {
 		if e.gatehouse, err = buildGatehouse(ctx, o); err != nil {
 			return err
+		}
+	}
+	if gatehouseTLS {
+		if err := checkTLSFlags(ctx, e.gatehouse, o.configs); err != nil {
+			return err
+		}
+	}
+	if needTLS {
+		if e.cert, err = writeCert(filepath.Join(tmp, "tls"), time.Now()); err != nil {
+			return fmt.Errorf("making the HTTPS rows' certificate: %w", err)
 		}
 	}
 	if o.cpuprofile != "" {
@@ -160,6 +173,27 @@ func buildGatehouse(ctx context.Context, o options) (string, error) {
 		return "", fmt.Errorf("building ./cmd/gatehouse: %w", err)
 	}
 	return bin, nil
+}
+
+// checkTLSFlags fails early, before any row is measured, when bin predates
+// the HTTPS listener (a -gatehouse binary of an older commit), and says
+// which of the rows asked for it can still measure.
+func checkTLSFlags(ctx context.Context, bin string, names []string) error {
+	// serve -h prints the flags and exits 2; output keeps them either way.
+	if strings.Contains(output(ctx, bin, "serve", "-h"), "-listen-tls") {
+		return nil
+	}
+	var rest []string
+	for _, n := range names {
+		if cfg, ok := configByName(n); ok && !cfg.tls {
+			rest = append(rest, n)
+		}
+	}
+	err := fmt.Errorf("%s serve has no --listen-tls, which the HTTPS rows need", bin)
+	if len(rest) > 0 {
+		err = fmt.Errorf("%w: leave them out (-configs %s)", err, strings.Join(rest, ","))
+	}
+	return err
 }
 
 // measure warms t up, then loads it for the measured duration while

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -26,7 +28,13 @@ type config struct {
 	label     string // in the table
 	nginx     bool   // needs nginx installed
 	gatehouse bool   // needs the gatehouse binary
-	start     func(ctx context.Context, e *env, c *cleanups) (*target, error)
+	tls       bool   // clients speak HTTPS: needs the run's certificate
+	// baseline names the row the ratios are taken against, at the same
+	// connection count: nginx over the same protocol, so that an HTTPS
+	// row is not charged for TLS. The -full rows are compared with plain
+	// nginx, so that their ratios include what the log and limit cost.
+	baseline string
+	start    func(ctx context.Context, e *env, c *cleanups) (*target, error)
 }
 
 // target is a started config.
@@ -38,16 +46,39 @@ type target struct {
 }
 
 var configs = []config{
-	{"backend", "backend alone (no proxy)", false, false, startDirect},
-	{"nginx", "nginx", true, false, startNginx(false)},
-	{"nginx-full", "nginx, access log + limit_req", true, false, startNginx(true)},
-	{"go-reverseproxy", "net/http ReverseProxy alone", false, false, startGoProxy},
-	{"gatehouse", "Gatehouse", false, true, startGatehouse(false)},
-	{"gatehouse-full", "Gatehouse, access log + rate limit", false, true, startGatehouse(true)},
+	{name: "backend", label: "backend alone (no proxy)", baseline: "nginx", start: startDirect},
+	{name: "nginx", label: "nginx", nginx: true, baseline: "nginx", start: startNginx(plain)},
+	{name: "nginx-full", label: "nginx, access log + limit_req", nginx: true, baseline: "nginx", start: startNginx(logAndLimit)},
+	{name: "go-reverseproxy", label: "net/http ReverseProxy alone", baseline: "nginx", start: startGoProxy},
+	{name: "gatehouse", label: "Gatehouse", gatehouse: true, baseline: "nginx", start: startGatehouse(plain)},
+	{name: "gatehouse-full", label: "Gatehouse, access log + rate limit", gatehouse: true, baseline: "nginx", start: startGatehouse(logAndLimit)},
+	{name: "nginx-tls", label: "nginx, HTTPS", nginx: true, tls: true, baseline: "nginx-tls", start: startNginx(overTLS)},
+	{name: "gatehouse-tls", label: "Gatehouse, HTTPS", gatehouse: true, tls: true, baseline: "nginx-tls", start: startGatehouse(overTLS)},
 }
 
-// defaultConfigs fit the default run in about two minutes.
-var defaultConfigs = []string{"nginx", "gatehouse", "gatehouse-full"}
+// defaultConfigs fit the default run in a little over two minutes (five
+// configs, two connection counts, 12 s each, and the starts and stops).
+var defaultConfigs = []string{"nginx", "gatehouse", "gatehouse-full", "nginx-tls", "gatehouse-tls"}
+
+// variant is what a proxy's row adds to its plain setup; its suffix ends
+// the row's name.
+type variant int
+
+const (
+	plain       variant = iota
+	logAndLimit         // an access log line per request and a rate limit that never rejects
+	overTLS             // clients speak HTTP/1.1 over TLS to the proxy
+)
+
+func (v variant) suffix() string {
+	switch v {
+	case logAndLimit:
+		return "-full"
+	case overTLS:
+		return "-tls"
+	}
+	return ""
+}
 
 func configNames() []string {
 	var out []string
@@ -85,9 +116,10 @@ func configByName(name string) (config, bool) {
 // env is what every config starts from.
 type env struct {
 	o         options
-	tmp       string // removed at exit
-	backend   string // host:port of the backend
-	gatehouse string // binary
+	tmp       string    // removed at exit
+	backend   string    // host:port of the backend
+	gatehouse string    // binary
+	cert      certFiles // for the HTTPS rows; zero when none runs
 }
 
 // startBackend runs this program again as the backend on loadCPU, on a
@@ -115,7 +147,7 @@ func startBackend(ctx context.Context, e *env, c *cleanups) error {
 	}
 	c.add(p.stop)
 	e.backend = ln.Addr().String()
-	return waitReady(ctx, p, "http://"+e.backend+"/")
+	return waitReady(ctx, p, "http://"+e.backend+"/", nil)
 }
 
 func startDirect(ctx context.Context, e *env, c *cleanups) (*target, error) {
@@ -125,14 +157,12 @@ func startDirect(ctx context.Context, e *env, c *cleanups) (*target, error) {
 // startNginx runs nginx as the equivalent of Gatehouse's proxy: one worker,
 // upstream keep-alive, the same headers to the backend (client Host,
 // X-Forwarded-*, X-Request-Id, also returned to the client) and the same
-// 3 s bounds. full adds what gatehouse-full adds: an access log line per
-// request and a rate limit that never rejects.
-func startNginx(full bool) func(context.Context, *env, *cleanups) (*target, error) {
+// 3 s bounds. logAndLimit adds what gatehouse-full adds: an access log
+// line per request and a rate limit that never rejects. overTLS serves
+// HTTPS with the run's certificate, as gatehouse-tls does.
+func startNginx(v variant) func(context.Context, *env, *cleanups) (*target, error) {
 	return func(ctx context.Context, e *env, c *cleanups) (*target, error) {
-		name := "nginx"
-		if full {
-			name = "nginx-full"
-		}
+		name := "nginx" + v.suffix()
 		dir := filepath.Join(e.tmp, name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
@@ -141,7 +171,7 @@ func startNginx(full bool) func(context.Context, *env, *cleanups) (*target, erro
 		if err != nil {
 			return nil, err
 		}
-		conf := nginxConf(dir, port, e.backend, e.o.keepalive, full)
+		conf := nginxConf(dir, port, e.backend, e.o.keepalive, v, e.cert)
 		confPath := filepath.Join(dir, "nginx.conf")
 		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 			return nil, err
@@ -154,19 +184,22 @@ func startNginx(full bool) func(context.Context, *env, *cleanups) (*target, erro
 			return nil, err
 		}
 		c.add(p.stop)
-		url := "http://127.0.0.1:" + strconv.Itoa(port) + "/"
-		if err := waitReady(ctx, p, url); err != nil {
+		url, roots := proxyURL(v, port, e.cert)
+		if err := waitReady(ctx, p, url, roots); err != nil {
 			return nil, fmt.Errorf("%w\n%s", err, readFile(filepath.Join(dir, "error.log")))
 		}
 		t := &target{url: url, proc: p}
-		if full {
+		if v == logAndLimit {
 			t.log = filepath.Join(dir, "access.log")
 		}
 		return t, nil
 	}
 }
 
-func nginxConf(dir string, port int, backend string, keepalive int, full bool) string {
+// nginxConf is nginx's configuration for variant v; cert is used by
+// overTLS only.
+func nginxConf(dir string, port int, backend string, keepalive int, v variant, cert certFiles) string {
+	full := v == logAndLimit
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Generated by hack/bench: nginx as the equivalent of Gatehouse's proxy.
 worker_processes 1;
@@ -201,9 +234,24 @@ http {
         keepalive_requests 1000000000;
     }
     server {
-        listen 127.0.0.1:%d;
-        location / {
-`, backend, keepalive, port)
+`, backend, keepalive)
+	if v == overTLS {
+		fmt.Fprintf(&b, `        listen 127.0.0.1:%d ssl;
+        ssl_certificate %s;
+        ssl_certificate_key %s;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        # The suite Go's server picks for wrk's OpenSSL on hardware with
+        # AES (TLS_AES_128_GCM_SHA256): by default nginx takes the client's
+        # first choice, OpenSSL's TLS_AES_256_GCM_SHA384, and would
+        # encrypt every answer at a different cost from Gatehouse.
+        ssl_prefer_server_ciphers on;
+        ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+`, port, cert.cert, cert.key)
+	} else {
+		fmt.Fprintf(&b, "        listen 127.0.0.1:%d;\n", port)
+	}
+	b.WriteString("        location / {\n")
 	if full {
 		// nginx counts in milliseconds: without a burst, two requests in
 		// the same millisecond would be over the limit whatever the rate.
@@ -229,14 +277,15 @@ http {
 }
 
 // startGatehouse serves one Mapping, prefix /, to the backend from a
-// manifest directory. full turns the access log on and adds a RateLimit of
-// 10^9 a second, which never rejects, so the limiter runs on every request.
-func startGatehouse(full bool) func(context.Context, *env, *cleanups) (*target, error) {
+// manifest directory. logAndLimit turns the access log on and adds a
+// RateLimit of 10^9 a second, which never rejects, so the limiter runs on
+// every request. overTLS adds the HTTPS listener with the run's
+// certificate as the default one (no Host document), and wrk loads that
+// listener instead of the plain one.
+func startGatehouse(v variant) func(context.Context, *env, *cleanups) (*target, error) {
 	return func(ctx context.Context, e *env, c *cleanups) (*target, error) {
-		name := "gatehouse"
-		if full {
-			name = "gatehouse-full"
-		}
+		name := "gatehouse" + v.suffix()
+		full := v == logAndLimit
 		dir := filepath.Join(e.tmp, name)
 		manifests := filepath.Join(dir, "manifests")
 		if err := os.MkdirAll(manifests, 0o755); err != nil {
@@ -263,6 +312,15 @@ func startGatehouse(full bool) func(context.Context, *env, *cleanups) (*target, 
 			"--access-log=" + strconv.FormatBool(full),
 			// Nothing is in flight when the benchmark stops it.
 			"--drain", "1s"}
+		loaded := listen // the listener wrk loads
+		if v == overTLS {
+			// serve always has its plain listener; this row leaves it idle.
+			if loaded, err = freePort(); err != nil {
+				return nil, err
+			}
+			args = append(args, "--listen-tls", "127.0.0.1:"+strconv.Itoa(loaded),
+				"--tls-cert-file", e.cert.cert, "--tls-key-file", e.cert.key)
+		}
 		if e.o.cpuprofile != "" {
 			args = append(args, "--pprof")
 		}
@@ -275,8 +333,8 @@ func startGatehouse(full bool) func(context.Context, *env, *cleanups) (*target, 
 			return nil, err
 		}
 		c.add(p.stop)
-		url := "http://127.0.0.1:" + strconv.Itoa(listen) + "/"
-		if err := waitReady(ctx, p, url); err != nil {
+		url, roots := proxyURL(v, loaded, e.cert)
+		if err := waitReady(ctx, p, url, roots); err != nil {
 			return nil, err
 		}
 		t := &target{url: url, proc: p, admin: adminAddr}
@@ -333,11 +391,34 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
+// proxyURL is the URL wrk loads a proxy's row at, and for HTTPS the CA
+// that the readiness probe trusts (nil for plain HTTP).
+func proxyURL(v variant, port int, cert certFiles) (string, *x509.CertPool) {
+	if v == overTLS {
+		return "https://127.0.0.1:" + strconv.Itoa(port) + "/", cert.roots
+	}
+	return "http://127.0.0.1:" + strconv.Itoa(port) + "/", nil
+}
+
+// probeClient is the readiness probe's client: HTTP/1.1 only, trusting
+// roots alone for HTTPS (the system's roots when nil), on a transport of
+// its own so that its connections go with it.
+func probeClient(roots *x509.CertPool) *http.Client {
+	var h1 http.Protocols
+	h1.SetHTTP1(true)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, Protocols: &h1}
+	return &http.Client{Timeout: time.Second, Transport: tr}
+}
+
 // waitReady polls url until it answers 200 with the backend's body, which
-// for a proxy also proves the route to the backend works. It gives up
-// after 15 s or as soon as p exits.
-func waitReady(ctx context.Context, p *process, url string) error {
-	client := &http.Client{Timeout: time.Second}
+// for a proxy also proves the route to the backend works. An https url
+// must present a certificate for its host that roots signed, so the probe
+// also proves the proxy serves the run's certificate; the probe speaks
+// HTTP/1.1 there, as wrk does. It gives up after 15 s or as soon as p
+// exits.
+func waitReady(ctx context.Context, p *process, url string, roots *x509.CertPool) error {
+	client := probeClient(roots)
+	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(15 * time.Second)
 	var last string
 	for {
@@ -347,7 +428,6 @@ func waitReady(ctx context.Context, p *process, url string) error {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK && len(b) == bodySize {
-				client.CloseIdleConnections()
 				return nil
 			}
 			last = fmt.Sprintf("status %d, %d-byte body", resp.StatusCode, len(b))

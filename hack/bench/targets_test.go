@@ -24,18 +24,45 @@ func TestConfigsAreEquivalent(t *testing.T) {
 			}
 		}
 	}
-	plain := nginxConf("/tmp/d", 8080, "127.0.0.1:9090", 128, false)
-	has("nginx.conf", plain, "worker_processes 1;", "daemon off;", "pid /tmp/d/nginx.pid;", "access_log off;",
+	cert := certFiles{cert: "/tmp/d/tls/cert.pem", key: "/tmp/d/tls/key.pem"}
+	plainConf := nginxConf("/tmp/d", 8080, "127.0.0.1:9090", 128, plain, cert)
+	has("nginx.conf", plainConf, "worker_processes 1;", "daemon off;", "pid /tmp/d/nginx.pid;", "access_log off;",
 		"server 127.0.0.1:9090;", "keepalive 128;", "listen 127.0.0.1:8080;", "proxy_http_version 1.1;",
 		`proxy_set_header Connection "";`, "keepalive_requests 1000000000;")
-	lacks("nginx.conf", plain, "limit_req")
-	full := nginxConf("/tmp/d", 8080, "127.0.0.1:9090", 128, true)
-	has("full nginx.conf", full, "access_log /tmp/d/access.log", "limit_req zone=never burst=", "rate=1000000000r/s")
-	lacks("full nginx.conf", full, "access_log off;")
+	lacks("nginx.conf", plainConf, "limit_req", "ssl")
+	fullConf := nginxConf("/tmp/d", 8080, "127.0.0.1:9090", 128, logAndLimit, cert)
+	has("full nginx.conf", fullConf, "access_log /tmp/d/access.log", "limit_req zone=never burst=", "rate=1000000000r/s")
+	lacks("full nginx.conf", fullConf, "access_log off;", "ssl")
+	// The HTTPS row is the plain one with a TLS listener: every line of
+	// the plain configuration but the listen line is in it.
+	tlsConf := nginxConf("/tmp/d", 8080, "127.0.0.1:9090", 128, overTLS, cert)
+	has("HTTPS nginx.conf", tlsConf, "listen 127.0.0.1:8080 ssl;", "ssl_certificate /tmp/d/tls/cert.pem;",
+		"ssl_certificate_key /tmp/d/tls/key.pem;", "ssl_protocols TLSv1.2 TLSv1.3;", "ssl_session_cache shared:SSL:10m;")
+	for _, line := range strings.Split(plainConf, "\n") {
+		if !strings.Contains(line, "listen ") {
+			has("HTTPS nginx.conf", tlsConf, line)
+		}
+	}
 
 	m := gatehouseManifest("9090", false)
 	has("manifest", m, "prefix: /\n", "service: backend\n", "port: 9090\n", `addresses: ["127.0.0.1"]`)
 	lacks("manifest", m, "RateLimit")
 	m = gatehouseManifest("9090", true)
 	has("full manifest", m, "      rate_limits: [never]\n", "      kind: RateLimit\n", "      rate: 1000000000\n", "      unit: second\n")
+}
+
+// TestBaselines checks that every row is compared with an nginx row over
+// the same protocol, and that an nginx row is its own baseline.
+func TestBaselines(t *testing.T) {
+	for _, c := range configs {
+		b, ok := configByName(c.baseline)
+		switch {
+		case !ok:
+			t.Errorf("%s: baseline %q is not a config", c.name, c.baseline)
+		case !b.nginx || b.baseline != b.name:
+			t.Errorf("%s: baseline %s is not an nginx row compared with itself", c.name, b.name)
+		case b.tls != c.tls:
+			t.Errorf("%s (tls %v): baseline %s has tls %v", c.name, c.tls, b.name, b.tls)
+		}
+	}
 }
