@@ -99,11 +99,11 @@ func startProcess(t *testing.T, workDir string, args ...string) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g := &gateway{t: t}
+	cmd.Stdout = lockedWriter{&g.mu, &g.stdout}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{t: t}
-	cmd.Stdout = lockedWriter{&g.mu, &g.stdout}
 	addrs := make(chan [3]string, 1)
 	go func() {
 		sc := bufio.NewScanner(pipe)
