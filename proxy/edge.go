@@ -85,7 +85,7 @@ func (h *Handler) edgePolicy(sw *statusWriter, r *http.Request, ex *exchange, ed
 // and HEAD as browsers expect, 308 otherwise so the method and body are
 // sent again as they were.
 func (h *Handler) redirectHTTPS(sw *statusWriter, r *http.Request) {
-	host := hostName(r.Host)
+	host := strings.ToLower(hostName(r.Host))
 	if strings.IndexByte(host, ':') >= 0 {
 		host = "[" + host + "]"
 	}
