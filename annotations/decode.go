@@ -154,7 +154,11 @@ func (p *parser) unknownField(k *yaml.Node, t reflect.Type, frel string, fs []fi
 	path := p.path(frel)
 	emissaryField := ignoredByGatehouse(t, name)
 	if p.opts.Dialect == Emissary && emissaryField && reason == "" {
-		p.warnAt(k, path, "ignored: Gatehouse does not implement "+name+emissaryFieldHint(name))
+		if msg := refusedEmissaryField(t, name); msg != "" {
+			p.errorAt(k, path, msg)
+			return
+		}
+		p.warnAt(k, path, "ignored: Gatehouse does not implement "+name+emissaryFieldHint(t, name))
 		return
 	}
 	msg := fmt.Sprintf("unknown field %q", name)
@@ -165,6 +169,8 @@ func (p *parser) unknownField(k *yaml.Node, t reflect.Type, frel string, fs []fi
 		msg += ": an Emissary field that Gatehouse does not implement"
 	case frel == name && flatHint(name) != "" && p.opts.Dialect == Native:
 		msg += flatHint(name)
+	case t == hostType && hostFieldHint(name) != "":
+		msg += fmt.Sprintf(" (did you mean %q?)", hostFieldHint(name))
 	default:
 		candidates := make([]string, 0, len(fs))
 		for _, f := range fs {
@@ -213,6 +219,12 @@ func (p *parser) decodeValue(n *yaml.Node, v reflect.Value, rel string) bool {
 			p.errorAt(n, path, fmt.Sprintf("expected a duration, got %s; write a duration such as %q", describe(n), durationExample(n.Value)))
 			return false
 		}
+		if isTLSVersionField(rel) && isNumber(n) {
+			// min_tls_version: 1.2 is how people write it; the number's
+			// text is checked like any other spelling.
+			v.SetString(n.Value)
+			return true
+		}
 		s, ok := p.decodeString(n, path)
 		v.SetString(s)
 		return ok
@@ -220,7 +232,7 @@ func (p *parser) decodeValue(n *yaml.Node, v reflect.Value, rel string) bool {
 		b, ok := p.decodeBool(n, path)
 		v.SetBool(b)
 		return ok
-	case reflect.Int:
+	case reflect.Int, reflect.Int64:
 		i, ok := p.decodeInt(n, path)
 		v.SetInt(int64(i))
 		return ok
@@ -278,6 +290,12 @@ func (p *parser) decodeCommaList(n *yaml.Node, v reflect.Value, rel string) bool
 var durationFields = []string{"retry_policy.per_try_timeout", "load_balancer.cookie.ttl"}
 
 func isDurationField(rel string) bool { return slices.Contains(durationFields, rel) }
+
+// tlsVersionFields are the string fields holding a TLS version, which an
+// unquoted 1.2 writes as a number.
+var tlsVersionFields = []string{"min_tls_version", "tls.min_tls_version", "tls.minTlsVersion"}
+
+func isTLSVersionField(rel string) bool { return slices.Contains(tlsVersionFields, rel) }
 
 func isNumber(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!int" || n.ShortTag() == "!!float")

@@ -21,14 +21,25 @@ const EmissaryKey = "getambassador.io/config"
 // automaticID in a document's ambassador_id makes every gateway take it.
 const automaticID = "_automatic_"
 
-// emissaryKinds are the kinds the Emissary dialect knows: Mapping is read,
-// the rest are ignored with a warning.
+// kindTLSContext is Emissary's TLSContext, which the Emissary dialect reads
+// into Hosts.
+const kindTLSContext = "TLSContext"
+
+// emissaryKinds are the kinds the Emissary dialect knows: the first
+// emissaryReadKinds are read (Mapping into Mappings, Host and TLSContext
+// into Hosts), the rest are ignored with a warning.
 var emissaryKindList = []string{
-	KindMapping, KindRateLimit,
+	KindMapping, KindHost, kindTLSContext,
+	KindRateLimit,
 	"Module", "AuthService", "RateLimitService", "TracingService", "LogService",
-	"TLSContext", "Host", "Listener", "TCPMapping",
+	"Listener", "TCPMapping",
 	"KubernetesServiceResolver", "KubernetesEndpointResolver", "ConsulResolver", "DevPortal",
 }
+
+const emissaryReadKinds = 3
+
+// emissaryReadChoice names the kinds the Emissary dialect reads, for messages.
+const emissaryReadChoice = "Mapping, Host and TLSContext"
 
 func emissaryKinds() []string { return emissaryKindList }
 
@@ -59,6 +70,14 @@ func ignoredByGatehouse(t reflect.Type, name string) bool {
 	switch t {
 	case mappingType:
 		return slices.Contains(ignoredMappingFields, name)
+	case emissaryHostSpecType:
+		return slices.Contains(ignoredHostFields, name)
+	case emissaryHostTLSType:
+		return slices.Contains(ignoredHostTLSFields, name) || refusedEmissaryField(t, name) != ""
+	case emissaryTLSContextType:
+		return slices.Contains(ignoredTLSContextFields, name) || refusedEmissaryField(t, name) != ""
+	case emissaryInsecureType:
+		return name == "additionalPort"
 	case retryPolicyType:
 		return name == "retry_back_off"
 	case corsType:
@@ -71,12 +90,38 @@ func ignoredByGatehouse(t reflect.Type, name string) bool {
 	return false
 }
 
-// emissaryFieldHint says what to write instead of an ignored field, where
-// ignoring it changes what reaches the upstream.
-func emissaryFieldHint(name string) string {
-	switch name {
-	case "auto_host_rewrite":
+// emissaryFieldHint says what to write instead of an ignored field of the
+// type t stands for, or what ignoring it changes.
+func emissaryFieldHint(t reflect.Type, name string) string {
+	switch {
+	case t == mappingType && name == "auto_host_rewrite":
 		return "; the upstream receives the client's Host header (set host_rewrite to change it)"
+	case t == emissaryHostSpecType && name == "acmeProvider":
+		return "; ACME is not supported: issue certificates with cert-manager and name the Secret in tlsSecret"
+	case t == emissaryHostSpecType && (name == "selector" || name == "mappingSelector"):
+		return "; a Mapping's host or hostname decides which requests it serves, not labels"
+	case t == emissaryInsecureType:
+		return "; plain HTTP is answered on the gateway's own HTTP port"
+	case strings.HasSuffix(name, "_file") || strings.HasSuffix(name, "File"):
+		return "; files on the gateway's disk are never read: certificates come from Secrets of the Host's namespace"
+	case t == emissaryHostTLSType && (name == "redirect_cleartext_from" || name == "redirectCleartextFrom"):
+		return "; requestPolicy.insecure.action says what plain HTTP gets"
+	case t == emissaryTLSContextType && name == "sni":
+		return "; sni names the upstream in TLS Emissary originates"
+	}
+	return ""
+}
+
+// refusedEmissaryField says why an Emissary field is an error rather than
+// ignored, or returns "": ignoring it would accept what the annotation
+// refuses.
+func refusedEmissaryField(t reflect.Type, name string) string {
+	if t != emissaryHostTLSType && t != emissaryTLSContextType {
+		return ""
+	}
+	switch name {
+	case "crl_secret", "crlSecret", "crl_file", "crlFile":
+		return fmt.Sprintf("%s is not supported: Gatehouse does not check certificate revocation lists, so it would accept the client certificates this one revokes; remove %s to accept them knowingly", name, name)
 	}
 	return ""
 }
@@ -133,11 +178,10 @@ func (p *parser) emissaryDocument(d *document) {
 		return
 	}
 
-	m := &Mapping{Pos: nodePos(root), Kind: KindMapping, AmbassadorID: ids}
 	if _, kindVal := lookup(root, "kind"); kindVal != nil {
 		p.record("kind", kindVal)
 	}
-	m.APIVersion = p.emissaryAPIVersion(d)
+	apiVersion := p.emissaryAPIVersion(d)
 	container := root
 	if crd {
 		p.emissaryRoot(d)
@@ -145,14 +189,30 @@ func (p *parser) emissaryDocument(d *document) {
 			return
 		}
 	}
-	if !p.emissaryName(d, container, m) {
+	name, ok := p.emissaryName(d, container)
+	if !ok {
 		return
 	}
 	p.emissaryNamespace(d, container)
 
-	// rate_limits and tls mean something else in Emissary than in
-	// Gatehouse, or nothing in Gatehouse's Mapping: they are read below.
-	except := notHere{{"apiVersion", ""}, {"kind", ""}, {"name", ""}, {"namespace", ""}, {"ambassador_id", ""}, {"rate_limits", ""}, {"tls", ""}}
+	switch d.kind {
+	case KindMapping:
+		p.emissaryMapping(d, body, crd, ids, apiVersion, name)
+	case KindHost:
+		p.emissaryHost(d, body, crd, apiVersion, name)
+	case kindTLSContext:
+		if !p.emissaryTLSContext(d, body, crd, apiVersion, name) {
+			return
+		}
+	}
+	p.docs = append(p.docs, d)
+}
+
+// emissaryExcept is what decodeFields leaves to emissaryDocument, plus the
+// extra keys a kind reads itself. In a CRD-shaped document the keys that
+// belong elsewhere are reported as such.
+func emissaryExcept(crd bool, extra ...string) notHere {
+	except := notHere{{"apiVersion", ""}, {"kind", ""}, {"name", ""}, {"namespace", ""}, {"ambassador_id", ""}}
 	if crd {
 		except = notHere{
 			{"apiVersion", "apiVersion belongs at the top level, next to kind"},
@@ -160,16 +220,24 @@ func (p *parser) emissaryDocument(d *document) {
 			{"name", "name belongs in metadata"},
 			{"namespace", "namespace belongs in metadata"},
 			{"ambassador_id", ""},
-			{"rate_limits", ""},
-			{"tls", ""},
 		}
 	}
+	for _, name := range extra {
+		except = append(except, struct{ name, reason string }{name, ""})
+	}
+	return except
+}
+
+// emissaryMapping reads the fields of an Emissary Mapping.
+func (p *parser) emissaryMapping(d *document, body *yaml.Node, crd bool, ids []string, apiVersion, name string) {
+	m := &Mapping{Pos: nodePos(d.root), Kind: KindMapping, AmbassadorID: ids, APIVersion: apiVersion, Name: name}
+	// rate_limits and tls mean something else in Emissary than in
+	// Gatehouse, or nothing in Gatehouse's Mapping: they are read below.
 	d.mapping = m
-	d.top = p.decodeFields(body, reflect.ValueOf(m).Elem(), "", except)
+	d.top = p.decodeFields(body, reflect.ValueOf(m).Elem(), "", emissaryExcept(crd, "rate_limits", "tls"))
 	p.emissaryRateLimits(body)
 	p.emissaryTLS(d, m, body)
 	p.checkMapping(d, m)
-	p.docs = append(p.docs, d)
 }
 
 // emissaryRateLimits warns about rate_limits: in Emissary it is ambassador/v0's
@@ -274,7 +342,7 @@ func (p *parser) selected(ids []string) bool {
 	return slices.Contains(ids, want) || slices.Contains(ids, automaticID)
 }
 
-// emissaryKind checks kind and reports whether the document is a Mapping
+// emissaryKind checks kind and reports whether the document is of a kind
 // to read; other known kinds are ignored with a warning.
 func (p *parser) emissaryKind(d *document) bool {
 	kindKey, kindVal := lookup(d.root, "kind")
@@ -292,17 +360,17 @@ func (p *parser) emissaryKind(d *document) bool {
 		// Emissary and Edge Stack have kinds this list lacks (FilterPolicy,
 		// WebApplicationFirewall, ...), and more come with new releases;
 		// none of them is a Mapping, so none can change routing here.
-		p.warnAt(kindVal, d.prefix+".kind", fmt.Sprintf("unknown kind %q is ignored by Gatehouse, which reads Mapping documents", kindVal.Value))
+		p.warnAt(kindVal, d.prefix+".kind", fmt.Sprintf("unknown kind %q is ignored by Gatehouse, which reads %s documents", kindVal.Value, emissaryReadChoice))
 		return false
-	case d.kind != kindVal.Value && d.kind == KindMapping:
-		// A near miss of Mapping is read as one, so the rest of the
-		// document is checked in the same pass.
+	case d.kind != kindVal.Value && slices.Contains(emissaryKindList[:emissaryReadKinds], d.kind):
+		// A near miss of a kind Gatehouse reads is read as that kind, so
+		// the rest of the document is checked in the same pass.
 		p.errorAt(kindVal, d.prefix+".kind", fmt.Sprintf("unknown kind %q (did you mean %q?)", kindVal.Value, d.kind))
 		return true
 	case d.kind != kindVal.Value:
-		p.warnAt(kindVal, d.prefix+".kind", fmt.Sprintf("unknown kind %q (did you mean %q?) is ignored by Gatehouse, which reads Mapping documents", kindVal.Value, d.kind))
+		p.warnAt(kindVal, d.prefix+".kind", fmt.Sprintf("unknown kind %q (did you mean %q?) is ignored by Gatehouse, which reads %s documents", kindVal.Value, d.kind, emissaryReadChoice))
 		return false
-	case d.kind == KindMapping:
+	case slices.Contains(emissaryKindList[:emissaryReadKinds], d.kind):
 		return true
 	case d.kind == KindRateLimit:
 		p.warnAt(kindVal, d.prefix+".kind", "RateLimit is ignored here: it is an Edge Stack CRD that Emissary never reads from annotations; declare RateLimit documents in the "+Key+" annotation")
@@ -390,7 +458,7 @@ func (p *parser) emissaryMetadata(d *document, meta *yaml.Node) *yaml.Node {
 // emissaryName reads the name from container (the document, or its
 // metadata) and reports whether the document is to be read. Emissary drops
 // a document without a name.
-func (p *parser) emissaryName(d *document, container *yaml.Node, m *Mapping) bool {
+func (p *parser) emissaryName(d *document, container *yaml.Node) (string, bool) {
 	k, v := lookup(container, "name")
 	if v == nil || isNull(v) || isStringScalar(v) && v.Value == "" {
 		at := container
@@ -398,21 +466,20 @@ func (p *parser) emissaryName(d *document, container *yaml.Node, m *Mapping) boo
 			at = k
 		}
 		p.warnAt(at, d.prefix, "document has no name; Emissary drops it, and so does Gatehouse")
-		return false
+		return "", false
 	}
 	if !isStringScalar(v) {
 		p.errorAt(v, d.namePath, "expected a string, got "+describe(v))
-		return false
+		return "", false
 	}
-	m.Name = v.Value
 	d.nameNode = v
 	p.record("name", v)
-	return true
+	return v.Value, true
 }
 
 // emissaryNamespace checks a namespace written in the document: Emissary
-// would create the Mapping there, but an annotation must never create
-// routes in another namespace.
+// would create the Mapping (or Host) there, but an annotation must never
+// create routes, or serve certificates, in another namespace.
 func (p *parser) emissaryNamespace(d *document, container *yaml.Node) {
 	_, v := lookup(container, "namespace")
 	if v == nil || isNull(v) {
@@ -428,7 +495,7 @@ func (p *parser) emissaryNamespace(d *document, container *yaml.Node) {
 	}
 	p.record("namespace", v)
 	if p.opts.Namespace != "" && v.Value != p.opts.Namespace {
-		p.errorAt(v, path, fmt.Sprintf("a Mapping in Service namespace %s cannot declare namespace %s", p.opts.Namespace, v.Value))
+		p.errorAt(v, path, fmt.Sprintf("a %s in Service namespace %s cannot declare namespace %s", d.kind, p.opts.Namespace, v.Value))
 	}
 }
 

@@ -86,11 +86,13 @@ func TestParseEmissary(t *testing.T) {
 		{"rate limit", v3 + "kind: RateLimit\nname: r\ndomain: ambassador\nlimits: []\n", 0, []wantProblem{
 			{2, 7, `RateLimit "r".kind`, "RateLimit is ignored here: it is an Edge Stack CRD", true}}},
 		{"unknown kind", v3 + "kind: FilterPolicy\nname: r\nrules: [{host: '*', filters: null}]\n---\n" + emMapping, 1, []wantProblem{
-			{2, 7, "document 1.kind", `unknown kind "FilterPolicy" is ignored by Gatehouse, which reads Mapping documents`, true}}},
+			{2, 7, "document 1.kind", `unknown kind "FilterPolicy" is ignored by Gatehouse, which reads Mapping, Host and TLSContext documents`, true}}},
 		{"unknown kind alone", v3 + "kind: WebApplicationFirewall\n", 0, []wantProblem{
 			{2, 7, "document 1.kind", `unknown kind "WebApplicationFirewall" is ignored`, true}}},
-		{"near miss of an ignored kind", v3 + "kind: TLSContex\nname: t\n---\n" + emMapping, 1, []wantProblem{
-			{2, 7, `TLSContext "t".kind`, `unknown kind "TLSContex" (did you mean "TLSContext"?) is ignored by Gatehouse`, true}}},
+		{"near miss of an ignored kind", v3 + "kind: AuthServic\nname: t\n---\n" + emMapping, 1, []wantProblem{
+			{2, 7, `AuthService "t".kind`, `unknown kind "AuthServic" (did you mean "AuthService"?) is ignored by Gatehouse`, true}}},
+		{"near miss of a read kind", v3 + "kind: TLSContex\nname: t\nhosts: [a.com]\nsecret: s\n", 0, []wantProblem{
+			{2, 7, `TLSContext "t".kind`, `unknown kind "TLSContex" (did you mean "TLSContext"?)`, false}}},
 		{"kind near miss", v3 + "kind: mapping\nname: users\nprefix: /\nservice: s\nprefx: 1\n", 0, []wantProblem{
 			{2, 7, users + ".kind", `unknown kind "mapping" (did you mean "Mapping"?)`, false},
 			{6, 1, users + ".prefx", "unknown field", true}}},
@@ -147,7 +149,8 @@ func TestParseEmissary(t *testing.T) {
 }
 
 func TestParseEmissaryIgnoredKinds(t *testing.T) {
-	for _, kind := range emissaryKindList[2:] {
+	// The kinds read come first, then RateLimit, which has its own message.
+	for _, kind := range emissaryKindList[emissaryReadKinds+1:] {
 		src := "apiVersion: getambassador.io/v3alpha1\nkind: " + kind + "\nname: x\nanything: [goes]\n---\n" + emMapping
 		cfg := checkProblemsWith(t, emissary, src, wantProblem{2, 7, kind + ` "x".kind`, "kind " + kind + " is ignored by Gatehouse", true})
 		if cfg == nil || len(cfg.Mappings) != 1 {
@@ -219,6 +222,9 @@ func TestParseEmissaryRealistic(t *testing.T) {
 		wantProblem{16, 3, `Mapping "quote-backend.v1".use_websocket`, "deprecated: use allow_upgrade: [websocket]", true},
 		wantProblem{19, 9, `Module "ambassador".kind`, "kind Module is ignored by Gatehouse", true},
 		wantProblem{43, 3, `Mapping "quote-regex".spec.host`, "host is ignored when hostname is set", true},
+		wantProblem{54, 3, `Host "quote-host".spec.acmeProvider`, "ignored: Gatehouse does not implement acmeProvider; ACME is not supported: issue certificates with cert-manager and name the Secret in tlsSecret", true},
+		wantProblem{61, 7, `Host "quote-host".spec.requestPolicy.insecure.additionalPort`, "ignored: Gatehouse does not implement additionalPort", true},
+		wantProblem{76, 3, `TLSContext "partners-mtls".alpn_protocols`, "ignored: Gatehouse does not implement alpn_protocols", true},
 	)
 	if cfg == nil {
 		return
@@ -253,6 +259,35 @@ func TestParseEmissaryRealistic(t *testing.T) {
 	}}
 	if !reflect.DeepEqual(cfg.Mappings, want) {
 		t.Errorf("mappings:\n got %+v\nwant %+v", cfg.Mappings, want)
+	}
+	for i := range cfg.Hosts {
+		cfg.Hosts[i].Positions = nil
+	}
+	partners := Host{
+		APIVersion:     "getambassador.io/v2",
+		Kind:           KindHost,
+		Insecure:       InsecureRedirect, // redirect_cleartext_from
+		TLSSecret:      "partners-example-com-tls",
+		MinTLSVersion:  "v1.2",
+		ClientCASecret: "partners-ca",
+		ClientCert:     ClientCertRequired,
+		Pos:            Position{Line: 66, Column: 3},
+	}
+	partnersAPI := partners
+	partners.Name, partners.Hostname = "partners-mtls:partners.example.com", "partners.example.com"
+	partnersAPI.Name, partnersAPI.Hostname = "partners-mtls:api.partners.example.com", "api.partners.example.com"
+	wantHosts := []Host{{
+		APIVersion:    "getambassador.io/v3alpha1",
+		Kind:          KindHost,
+		Name:          "quote-host",
+		Hostname:      "quote.example.com",
+		TLSSecret:     "quote-example-com-tls",
+		Insecure:      InsecureRedirect,
+		MinTLSVersion: "v1.3",
+		Pos:           Position{Line: 47, Column: 1},
+	}, partners, partnersAPI}
+	if !reflect.DeepEqual(cfg.Hosts, wantHosts) {
+		t.Errorf("hosts:\n got %+v\nwant %+v", cfg.Hosts, wantHosts)
 	}
 }
 

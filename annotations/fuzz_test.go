@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // fuzzSeeds are valid and invalid annotations covering each kind of problem.
@@ -52,6 +54,20 @@ var fuzzSeeds = []string{
 		"regex_rewrite: {pattern: '^/(a)(b)', substitution: '/\\2$1\\\\x\\3\\'}\n---\nkind: FilterPolicy\nname: f\n---\nkind: TLSContex\nname: 'a/b'\n",
 	emMapping + "tls: ctx\nhost_redirect: true\nlabels:\n  d:\n    - g: [{x-a: {header: x-a, omit_if_not_present: yes}}, {y: {header: 'a b'}}, {request_header: {}}]\n  e: 1\n" +
 		"retry_policy: {per_try_timeout: 5}\nredirect_response_code: 200\n---\n" + emMapping + "---\nkind: Mapping\nname: 'a b'\nprefix: /\nservice: s\n",
+	// Hosts, native.
+	host,
+	host + "insecure: route\nhsts: {max_age: 31536000, include_subdomains: true, preload: true}\nmin_tls_version: 1.3\nclient_ca_secret: ca\nclient_cert: optional\n",
+	host + "---\n" + hostWith("'*.Shop.example.com'", "wild-tls") + "---\n" + hostWith("Shop.Example.com", "other") + "---\n" + mapping + "host: shop.example.com\n",
+	"kind: Host\nname: shop\nhostname: '*'\ntls_secret: ns/cert\ninsecure: Redirect\nhsts: {preload: true}\nmin_tls_version: v1.1\nclient_cert: required\nhost: a\n",
+	"kind: host\nname: Shop\nhostname: '[::1]:443'\ntls_secret: cert.other\nhsts: {max_age: 63072001, includeSubDomains: 1}\nmin_tls_version: [1]\nambassador_id: x\n---\nkind: TLSContext\n",
+	hostWith("'^shop\\.example\\.com$'", "Cert") + "client_ca_secret: a/b\nhsts: 5\n---\n" + hostWith("b\u00fccher.example:80", "''"),
+	// Hosts, Emissary.
+	emHost + "requestPolicy: {insecure: {action: Reject, additionalPort: 8080}}\ntls: {minTlsVersion: v1.3, caSecret: ca, certRequired: true, alpn_protocols: h2}\nacmeProvider: {authority: none}\n",
+	emHost + "tlsContext: {name: ctx}\n---\n" + emContext + "ca_secret: ca.ns\ncert_required: true\nredirect_cleartext_from: 8080\ncipher_suites: [x]\ncert_chain_file: /x\n",
+	emHost + "tls: {crl_secret: c, cert_required: true}\ntlsContext: {name: ctx}\nnamespace: other\n---\n" + strings.Replace(emContext, "ctx-tls", "ctx-tls.certs", 1) +
+		"crl_file: /x\nmin_tls_version: v1.0\nsecret_namespacing: no\n---\nkind: TLSContext\nname: upstream\nsecret: a.b\n",
+	"apiVersion: getambassador.io/v3alpha1\nkind: Host\nmetadata: {name: shop-host}\nspec: {hostname: '*', tlsSecret: {name: x, namespace: other}, requestPolicy: {insecure: {action: redirect}}}\n---\n" +
+		"apiVersion: getambassador.io/v3alpha1\nkind: TLSContext\nmetadata: {name: shop-host-context}\nspec: {hosts: ['*', a.com, A.com], secret: s}\n",
 }
 
 // yamlLineCount counts lines as generously as any YAML reader could: every
@@ -123,7 +139,7 @@ func checkConfigInvariants(t *testing.T, cfg *Config, dialect Dialect) {
 	for _, m := range cfg.Mappings {
 		nameProblem := dnsLabelProblem(m.Name)
 		if dialect == Emissary {
-			nameProblem = emissaryNameProblem(m.Name)
+			nameProblem = emissaryNameProblem(KindMapping, m.Name)
 		}
 		if nameProblem != "" || m.Prefix == "" || m.Hostname != strings.ToLower(m.Hostname) || m.Positions == nil {
 			t.Errorf("invalid Mapping accepted: %+v", m)
@@ -183,6 +199,49 @@ func checkConfigInvariants(t *testing.T, cfg *Config, dialect Dialect) {
 			}
 		}
 	}
+	checkHostInvariants(t, cfg, dialect)
+}
+
+// checkHostInvariants asserts what the edge TLS builder may rely on in
+// Config.Hosts.
+func checkHostInvariants(t *testing.T, cfg *Config, dialect Dialect) {
+	t.Helper()
+	hostnames := make(map[string]bool, len(cfg.Hosts))
+	names := make(map[string]bool, len(cfg.Hosts))
+	for _, h := range cfg.Hosts {
+		if got, msg := normalizeHostHostname(h.Hostname); msg != "" || got != h.Hostname {
+			t.Errorf("Host with hostname %q accepted: %s", h.Hostname, msg)
+		}
+		if _, msg := normalizeHostname(h.Hostname); msg != "" {
+			t.Errorf("Host hostname %q is not a Mapping hostname: %s", h.Hostname, msg)
+		}
+		secrets := []string{h.TLSSecret}
+		if h.ClientCASecret != "" {
+			secrets = append(secrets, h.ClientCASecret)
+		}
+		for _, secret := range secrets {
+			if len(validation.IsDNS1123Subdomain(secret)) > 0 || dialect == Native && strings.Contains(secret, ".") {
+				t.Errorf("Host with Secret %q accepted", secret)
+			}
+		}
+		if h.Kind != KindHost || h.Positions == nil || h.Name == "" || strings.ContainsAny(h.Name, "/ \t\r\n") ||
+			dialect == Native && dnsLabelProblem(h.Name) != "" {
+			t.Errorf("invalid Host accepted: %+v", h)
+		}
+		if !slices.Contains([]string{InsecureRedirect, InsecureRoute, InsecureReject}, h.Insecure) || h.MinTLSVersion != "v1.2" && h.MinTLSVersion != "v1.3" {
+			t.Errorf("Host defaults not filled: %+v", h)
+		}
+		if (h.ClientCASecret == "") != (h.ClientCert == "") || h.ClientCert != "" && h.ClientCert != ClientCertRequired && h.ClientCert != ClientCertOptional {
+			t.Errorf("Host client certificates: %+v", h)
+		}
+		if h.HSTS != nil && (h.HSTS.MaxAge < 0 || h.HSTS.MaxAge > hstsMaxAge) {
+			t.Errorf("HSTS max_age %d accepted", h.HSTS.MaxAge)
+		}
+		if hostnames[h.Hostname] || names[h.Name] {
+			t.Errorf("two Hosts for %q or named %q", h.Hostname, h.Name)
+		}
+		hostnames[h.Hostname], names[h.Name] = true, true
+	}
 }
 
 func regexRewritePattern(m Mapping) string {
@@ -196,14 +255,15 @@ func regexRewritePattern(m Mapping) string {
 // hostname (Emissary's DNS glob), host:port and host_regex.
 func FuzzHost(f *testing.F) {
 	for _, s := range []string{"a.com", "*.Example.COM", "*", "foo.*", "a*b.com", "a.com:80", "[::1]:8080", "::1", "10.0.0.1:0",
-		"http://a.com", "a..com", "-a.com", strings.Repeat("a", 64) + ".com", "\u212a.com", "A.COM.", "^[a-z]+\\.com$", "(?=x)"} {
+		"http://a.com", "a..com", "-a.com", strings.Repeat("a", 64) + ".com", "\u212a.com", "A.COM.", "^[a-z]+\\.com$", "(?=x)",
+		"10.0.0.1", "[::1]:443", "*.*.a.com", "b\u00fccher.de", "xn--bcher-kva.de", "*."} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, h string) {
 		for _, c := range []struct {
 			name      string
 			normalize func(string) (string, string)
-		}{{"host", normalizeHost}, {"hostname", normalizeHostname}} {
+		}{{"host", normalizeHost}, {"hostname", normalizeHostname}, {"Host hostname", normalizeHostHostname}} {
 			got, msg := c.normalize(h)
 			if msg != "" {
 				if got != "" {
@@ -219,6 +279,13 @@ func FuzzHost(f *testing.F) {
 			}
 			if c.name == "host" && got != "" && hostPortProblem(got) != "" && !strings.HasPrefix(got, "*.") {
 				t.Fatalf("host %q accepted, but not as host_rewrite: %s", got, hostPortProblem(got))
+			}
+			// A Host's hostname is a name a Mapping can claim, and never
+			// an address or every host.
+			if c.name == "Host hostname" {
+				if _, msg := normalizeHostname(got); msg != "" || got == "*" || isIPLiteral(got) {
+					t.Fatalf("Host hostname %q accepted: %s", got, msg)
+				}
 			}
 		}
 		if hostPortProblem(h) == "" && (h == "" || strings.ContainsAny(h, "/?#@ ")) {

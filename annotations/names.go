@@ -36,22 +36,22 @@ func dnsLabelProblem(s string) string {
 }
 
 // emissaryNameProblem says what is wrong with s as the name of an Emissary
-// Mapping, or returns "". Emissary takes any string from an annotation, and
-// its own documentation writes names such as qotm_mapping, so only what
-// would break Gatehouse's "namespace/name" identities, its logs and its
-// route tables is refused: '/', whitespace and control characters, and a
-// length no Kubernetes object name has.
-func emissaryNameProblem(s string) string {
-	const rule = "a Mapping name must not contain '/', whitespace or control characters"
+// document of kind (Mapping, Host, TLSContext), or returns "". Emissary
+// takes any string from an annotation, and its own documentation writes
+// names such as qotm_mapping, so only what would break Gatehouse's
+// "namespace/name" identities, its logs and its route tables is refused:
+// '/', whitespace and control characters, and a length no Kubernetes
+// object name has.
+func emissaryNameProblem(kind, s string) string {
 	switch {
 	case s == "":
 		return "must not be empty"
 	case len(s) > 253:
-		return fmt.Sprintf("is %d characters long; a Mapping name has at most 253", len(s))
+		return fmt.Sprintf("is %d characters long; a %s name has at most 253", len(s), kind)
 	}
 	if i := strings.IndexFunc(s, func(r rune) bool { return r == '/' || isSpaceOrControl(r) }); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(s[i:])
-		return fmt.Sprintf("contains %q; %s", r, rule)
+		return fmt.Sprintf("contains %q; a %s name must not contain '/', whitespace or control characters", r, kind)
 	}
 	return ""
 }

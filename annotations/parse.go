@@ -72,14 +72,20 @@ type Options struct {
 //     read as booleans, and a regex_rewrite substitution is translated from
 //     Envoy's syntax (\1) into Go's (${1});
 //   - header names in AddRequestHeaders, AddResponseHeaders and the Remove
-//     lists, like all other names, are kept as written.
+//     lists, like all other names, are kept as written;
+//   - Host.Hostname is lower case, Host.Insecure defaults to redirect,
+//     Host.MinTLSVersion is "v1.2" or "v1.3" (1.2, TLSv1.3... are read as
+//     these), and Host.ClientCert defaults to required when a client CA is
+//     set; in the Emissary dialect, Host and TLSContext documents become
+//     Hosts (see docs/annotations.md for the mapping of their fields).
 //
 // Defaults (rewrite "/", timeout 3000 ms, key policy, burst = rate) are left
 // for the compiler to apply; Service is kept as written (ParseServiceRef with
 // the same namespace gives its parts; with HostRedirect it is a redirect
 // target, not a Service). Mapping.Positions says where each field was
-// written. Documents the Emissary dialect skips (another ambassador_id, other
-// kinds, no name) are not returned. Parse is safe for concurrent use.
+// written, and Host.Positions where each Host field was. Documents the
+// Emissary dialect skips (another ambassador_id, other kinds, no name, a
+// TLSContext without hosts) are not returned. Parse is safe for concurrent use.
 func Parse(src string, opts Options) (*Config, Problems) {
 	p := parser{src: src, opts: opts, validate: sharedValidator()}
 	if opts.Dialect != Native && opts.Dialect != Emissary {
@@ -115,7 +121,7 @@ type parser struct {
 type document struct {
 	index int        // 1-based among non-empty documents
 	root  *yaml.Node // the top-level mapping
-	kind  string     // KindMapping or KindRateLimit; "" when unknown
+	kind  string     // KindMapping, KindRateLimit, KindHost (or an Emissary kind); "" when unknown
 	// prefix is the path of the document in problems, fieldPrefix that of
 	// its fields: the same, or prefix+".spec" for a CRD-shaped document.
 	prefix, fieldPrefix string
@@ -129,6 +135,13 @@ type document struct {
 
 	mapping   *Mapping
 	rateLimit *RateLimit
+	// hosts are the Hosts the document declares: one for a Host, one per
+	// entry of hosts for an Emissary TLSContext.
+	hosts []*hostEntry
+	// context is an Emissary TLSContext's settings, which a Host of the
+	// same annotation may link to; link is an Emissary Host's link.
+	context *emissaryContext
+	link    *contextLink
 }
 
 // structLoc is where the fields of one decoded struct were written.
@@ -279,7 +292,10 @@ func lastNodeLine(n *yaml.Node) int {
 	return n.Line
 }
 
-var kinds = []string{KindMapping, KindRateLimit}
+var kinds = []string{KindMapping, KindRateLimit, KindHost}
+
+// kindChoice lists the native kinds for messages.
+const kindChoice = "Mapping, RateLimit or Host"
 
 // document decodes and checks one non-empty document.
 func (p *parser) document(root *yaml.Node, index int) {
@@ -346,16 +362,20 @@ func (p *parser) nativeDocument(d *document) {
 	kindKey, kindVal := lookup(root, "kind")
 	switch {
 	case kindKey == nil:
-		p.errorAt(root, d.prefix, `missing required field "kind" (Mapping or RateLimit)`)
+		p.errorAt(root, d.prefix, `missing required field "kind" (`+kindChoice+`)`)
 		return
 	case isNull(kindVal):
-		p.errorAt(kindKey, d.prefix+".kind", `missing value for required field "kind" (Mapping or RateLimit)`)
+		p.errorAt(kindKey, d.prefix+".kind", `missing value for required field "kind" (`+kindChoice+`)`)
 		return
 	case !isStringScalar(kindVal):
-		p.errorAt(kindVal, d.prefix+".kind", "expected a string (Mapping or RateLimit), got "+describe(kindVal))
+		p.errorAt(kindVal, d.prefix+".kind", "expected a string ("+kindChoice+"), got "+describe(kindVal))
 		return
 	case d.kind == "":
-		p.errorAt(kindVal, d.prefix+".kind", fmt.Sprintf("unknown kind %q; known kinds are %s", kindVal.Value, strings.Join(kinds, ", ")))
+		msg := fmt.Sprintf("unknown kind %q; known kinds are %s", kindVal.Value, strings.Join(kinds, ", "))
+		if kindVal.Value == kindTLSContext {
+			msg += " (TLSContext is Emissary's, read from the " + EmissaryKey + " annotation with --compat=emissary; here a Host gives a hostname its certificate)"
+		}
+		p.errorAt(kindVal, d.prefix+".kind", msg)
 		return
 	}
 	// A near miss is decoded as the kind it was meant to be, so the rest of
@@ -384,6 +404,16 @@ func (p *parser) nativeDocument(d *document) {
 			d.nameNode = n
 		}
 		p.checkRateLimit(d, rl)
+	case KindHost:
+		h := &Host{Pos: nodePos(root)}
+		d.top = p.decodeFields(root, reflect.ValueOf(h).Elem(), "", notHere{{"ambassador_id", ""}})
+		if k, _ := lookup(root, "ambassador_id"); k != nil {
+			p.errorAt(k, d.prefix+".ambassador_id", "ambassador_id is only read with --compat=emissary")
+		}
+		if n, ok := d.usable("name"); ok {
+			d.nameNode = n
+		}
+		p.checkHost(d, h)
 	}
 	p.docs = append(p.docs, d)
 }
@@ -452,6 +482,11 @@ func (p *parser) config() *Config {
 			cfg.Mappings = append(cfg.Mappings, *d.mapping)
 		case d.rateLimit != nil:
 			cfg.RateLimits = append(cfg.RateLimits, *d.rateLimit)
+		}
+		for _, e := range d.hosts {
+			if !e.dropped {
+				cfg.Hosts = append(cfg.Hosts, *e.host)
+			}
 		}
 	}
 	return cfg

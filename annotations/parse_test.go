@@ -33,8 +33,14 @@ func TestParseRealistic(t *testing.T) {
 	if got, want := cfg.Mappings[0].Positions["headers.x-env"], (Position{Line: 13, Column: 10}); got != want {
 		t.Errorf("position of headers.x-env: got %v, want %v", got, want)
 	}
+	if got, want := cfg.Hosts[0].FieldPos("hsts.max_age"), (Position{Line: 43, Column: 12}); got != want {
+		t.Errorf("position of hsts.max_age: got %v, want %v", got, want)
+	}
 	for i := range cfg.Mappings {
 		cfg.Mappings[i].Positions = nil // checked in detail by TestParsePositions
+	}
+	for i := range cfg.Hosts {
+		cfg.Hosts[i].Positions = nil // checked in detail by TestParseHostPositions
 	}
 	empty, timeout := "", 5000
 	want := &Config{
@@ -73,6 +79,26 @@ func TestParseRealistic(t *testing.T) {
 			Burst: 20,
 			Key:   KeyClientIP,
 			Pos:   Position{Line: 29, Column: 1},
+		}},
+		Hosts: []Host{{
+			Kind:          KindHost,
+			Name:          "api",
+			Hostname:      "api.example.com",
+			TLSSecret:     "api-example-com-tls",
+			Insecure:      InsecureRedirect,
+			HSTS:          &HSTS{MaxAge: 31536000, IncludeSubdomains: true},
+			MinTLSVersion: "v1.2",
+			Pos:           Position{Line: 38, Column: 1},
+		}, {
+			Kind:           KindHost,
+			Name:           "partners",
+			Hostname:       "*.partners.example.com",
+			TLSSecret:      "wildcard-partners-example-com-tls",
+			Insecure:       InsecureReject,
+			MinTLSVersion:  "v1.3",
+			ClientCASecret: "partners-ca",
+			ClientCert:     ClientCertRequired,
+			Pos:            Position{Line: 47, Column: 1},
 		}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -192,11 +218,11 @@ func TestParseProblems(t *testing.T) {
 
 		// Kind, apiVersion, name.
 		{"missing kind", "name: users\nprefix: /\n", []wantProblem{{1, 1, "document 1", `missing required field "kind"`, false}}},
-		{"unknown kind", "kind: Route\nname: users\n", []wantProblem{{1, 7, "document 1.kind", `unknown kind "Route"; known kinds are Mapping, RateLimit`, false}}},
+		{"unknown kind", "kind: Route\nname: users\n", []wantProblem{{1, 7, "document 1.kind", `unknown kind "Route"; known kinds are Mapping, RateLimit, Host`, false}}},
 		{"kind case", "kind: mapping\nname: users\nprefix: /\nservice: s\nprefx: 1\n", []wantProblem{
 			{1, 7, users + ".kind", `unknown kind "mapping" (did you mean "Mapping"?)`, false},
 			{5, 1, users + ".prefx", "unknown field", false}}},
-		{"kind not a string", "kind: 5\n", []wantProblem{{1, 7, "document 1.kind", "expected a string (Mapping or RateLimit), got integer 5", false}}},
+		{"kind not a string", "kind: 5\n", []wantProblem{{1, 7, "document 1.kind", "expected a string (Mapping, RateLimit or Host), got integer 5", false}}},
 		{"api version", "apiVersion: gatehouse.dev/v2\n" + mapping, []wantProblem{
 			{1, 13, users + ".apiVersion", `unsupported apiVersion "gatehouse.dev/v2"; the only apiVersion is "gatehouse.dev/v1"`, false}}},
 		{"emissary api version", "apiVersion: getambassador.io/v3alpha1\n" + mapping, []wantProblem{

@@ -2,9 +2,9 @@ package annotations
 
 import "strings"
 
-// What a Mapping means for routing, in one place: the builder, the webhook
-// and the CLI read these rather than the raw fields, so that a rule such as
-// "hostname wins over host" is decided once.
+// What a Mapping and a Host mean for routing, in one place: the builder,
+// the webhook and the CLI read these rather than the raw fields, so that a
+// rule such as "hostname wins over host" is decided once.
 
 // Redirects reports whether the Mapping answers with a redirect
 // (host_redirect) instead of proxying.
@@ -47,8 +47,20 @@ func (m *Mapping) PathCaseSensitive() bool { return m.CaseSensitive == nil || *m
 // FieldPos is where field of m ("prefix", "headers.x-env") was written,
 // else where its closest enclosing field was, else where m starts.
 func (m *Mapping) FieldPos(field string) Position {
+	return fieldPos(m.Positions, m.Pos, field)
+}
+
+// FieldPos is where field of h ("hostname", "tls_secret", "hsts.max_age")
+// was written, else where its closest enclosing field was, else where h's
+// document starts (so a default, such as insecure when not written, points
+// at the document).
+func (h *Host) FieldPos(field string) Position {
+	return fieldPos(h.Positions, h.Pos, field)
+}
+
+func fieldPos(positions map[string]Position, start Position, field string) Position {
 	for field != "" {
-		if p, ok := m.Positions[field]; ok {
+		if p, ok := positions[field]; ok {
 			return p
 		}
 		i := strings.LastIndexByte(field, '.')
@@ -57,5 +69,9 @@ func (m *Mapping) FieldPos(field string) Position {
 		}
 		field = field[:i]
 	}
-	return m.Pos
+	return start
 }
+
+// IsWildcard reports whether the Host names a wildcard ("*.example.com"),
+// which covers exactly one label in front of the rest.
+func (h *Host) IsWildcard() bool { return strings.HasPrefix(h.Hostname, "*.") }

@@ -23,6 +23,7 @@ const APIVersion = "gatehouse.dev/v1"
 const (
 	KindMapping   = "Mapping"
 	KindRateLimit = "RateLimit"
+	KindHost      = "Host"
 )
 
 // Config is everything one annotation declares. Documents keep the order in
@@ -30,6 +31,9 @@ const (
 type Config struct {
 	Mappings   []Mapping
 	RateLimits []RateLimit
+	// Hosts are in document order; a TLSContext of the Emissary dialect
+	// gives one Host per entry of its hosts, in that order.
+	Hosts []Host
 }
 
 // Position is a 1-based line and column inside the annotation string.
@@ -336,4 +340,88 @@ type RateLimit struct {
 	Header string `json:"header,omitempty" validate:"required_if=Key header"`
 
 	Pos Position `json:"-"`
+}
+
+// Insecure actions: what a plain-HTTP request for a Host's hostname gets.
+const (
+	InsecureRedirect = "redirect" // a redirect to https (the default)
+	InsecureRoute    = "route"    // routed over plain HTTP as well
+	InsecureReject   = "reject"   // 403
+)
+
+// Client certificate modes of a Host with a ClientCASecret.
+const (
+	ClientCertRequired = "required" // a connection without a verified client certificate is refused
+	ClientCertOptional = "optional" // asked for, and verified when one is sent
+)
+
+// Host is a host's edge TLS: the certificate the gateway serves for a
+// hostname the Service's namespace owns, what plain-HTTP requests for it
+// get, and whether clients must present certificates of their own.
+//
+// Parse returns Hosts normalised: Hostname is lower case, Insecure and
+// MinTLSVersion hold their defaults when not written, and ClientCert is
+// ClientCertRequired when ClientCASecret is set without it ("" when there
+// is no ClientCASecret). Secrets are always of the Service's own namespace.
+type Host struct {
+	APIVersion string `json:"apiVersion,omitempty"`
+	Kind       string `json:"kind" validate:"required"`
+	// Name is a DNS label in the native dialect. In the Emissary dialect a
+	// Host document keeps its name, and a TLSContext gives each of its
+	// hosts the name "<context name>:<hostname>" (a hostname never holds
+	// a colon, so the two cannot be confused).
+	Name string `json:"name" validate:"required"`
+
+	// Hostname is an exact DNS name ("shop.example.com") or a wildcard of
+	// one leftmost label ("*.example.com"): no port, no IP address, no "*"
+	// alone (the platform's default certificate covers every other host),
+	// no regular expression.
+	Hostname string `json:"hostname" validate:"required"`
+
+	// TLSSecret names a Secret of type kubernetes.io/tls (tls.crt,
+	// tls.key) in the Service's own namespace: only the name, never a
+	// namespace.
+	TLSSecret string `json:"tls_secret" validate:"required"`
+
+	// Insecure is what plain-HTTP requests for the host get:
+	// InsecureRedirect (the default), InsecureRoute or InsecureReject.
+	Insecure string `json:"insecure,omitempty" validate:"omitempty,oneof=redirect route reject"`
+
+	// HSTS nil means no Strict-Transport-Security header.
+	HSTS *HSTS `json:"hsts,omitempty"`
+
+	// MinTLSVersion is "v1.2" (the default) or "v1.3". Parse also accepts
+	// 1.2, 1.3, TLSv1.2 and TLSv1.3 in any case and returns the v form;
+	// nothing older than TLS 1.2 is accepted.
+	MinTLSVersion string `json:"min_tls_version,omitempty"`
+
+	// ClientCASecret names a Secret (type kubernetes.io/tls, same
+	// namespace) whose ca.crt, or tls.crt when ca.crt is empty, holds the
+	// CAs client certificates must chain to: mTLS at the edge. "" means
+	// no client certificate is asked for.
+	ClientCASecret string `json:"client_ca_secret,omitempty"`
+	// ClientCert is ClientCertRequired or ClientCertOptional; it needs
+	// ClientCASecret.
+	ClientCert string `json:"client_cert,omitempty" validate:"omitempty,oneof=required optional"`
+
+	// Pos is where the document starts; not part of the wire format.
+	Pos Position `json:"-"`
+	// Positions maps a field ("hostname", "tls_secret", "hsts.max_age")
+	// to where its value was written, as Mapping.Positions does. In the
+	// Emissary dialect the keys are the Gatehouse fields the values became
+	// ("tls_secret" for tlsSecret.name or a TLSContext's secret, "insecure"
+	// for requestPolicy.insecure.action), so FieldPos takes the same names
+	// in both dialects; a setting a Host takes from a linked TLSContext
+	// points into that TLSContext.
+	Positions map[string]Position `json:"-"`
+}
+
+// HSTS is the Strict-Transport-Security header (RFC 6797) sent on a Host's
+// HTTPS answers.
+type HSTS struct {
+	// MaxAge is in seconds, 0 to 63072000 (two years); 0 tells browsers
+	// to forget the host's policy. Required.
+	MaxAge            int64 `json:"max_age"`
+	IncludeSubdomains bool  `json:"include_subdomains,omitempty"`
+	Preload           bool  `json:"preload,omitempty"`
 }

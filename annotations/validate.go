@@ -147,7 +147,7 @@ func (p *parser) checkCommon(d *document, apiVersion, name string) {
 	}
 	msg := dnsLabelProblem(name)
 	if p.opts.Dialect == Emissary {
-		msg = emissaryNameProblem(name)
+		msg = emissaryNameProblem(d.kind, name)
 	}
 	if msg != "" {
 		p.errorAt(d.nameNode, d.namePath, fmt.Sprintf("%q %s", name, msg))
@@ -177,10 +177,8 @@ func (p *parser) checkRateLimit(d *document, rl *RateLimit) {
 	}
 }
 
-// explainRegexp turns a regexp compile error into a message that names the
-// Perl/PCRE features users reach for and RE2 lacks.
-// crossCheck runs the checks that need every document: unique names and
-// references from Mappings to RateLimits.
+// crossCheck runs the checks that need every document: unique names,
+// references from Mappings to RateLimits, and the Hosts' hostnames.
 func (p *parser) crossCheck() {
 	type named struct{ kind, name string }
 	firstName := make(map[named]*yaml.Node)
@@ -243,6 +241,8 @@ func (p *parser) crossCheck() {
 			p.errorAt(item, path, msg)
 		}
 	}
+
+	p.checkHostEntries()
 
 	// An unused RateLimit is dead configuration, most likely a Mapping that
 	// forgot to list it. Only worth saying once the rest is right.

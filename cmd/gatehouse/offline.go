@@ -2,9 +2,13 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
+	"github.com/gatehouse-dev/gatehouse/annotations"
 	"github.com/gatehouse-dev/gatehouse/files"
 	"github.com/gatehouse-dev/gatehouse/limiter"
 	"github.com/gatehouse-dev/gatehouse/snapshot"
@@ -40,8 +44,67 @@ func compileFiles(paths []string, opts snapshot.Options) (*files.Manifests, *sna
 	if !opts.Emissary {
 		findings = append(findings, all.EmissaryHints()...)
 	}
+	findings = append(findings, servedCertFindings(all, opts, snap.EdgeTLS().Hosts(), findings, time.Now())...)
 	files.SortFindings(findings)
 	return all, snap, findings, nil
+}
+
+// servedCertFindings are warnings, at each Host's tls_secret, about
+// certificates served although at now they are expired, not yet valid or
+// for another name, when the build has not said so already: the build
+// warns about the certificate a Secret holds, and about one it serves for
+// want of a better, as of its own clock; not about a last good
+// certificate it serves instead of an unusable Secret, nor about one that
+// went bad between its clock and now.
+func servedCertFindings(m *files.Manifests, opts snapshot.Options, hosts []*snapshot.HostTLS, have []files.Finding, now time.Time) []files.Finding {
+	var out []files.Finding
+	for _, h := range hosts {
+		fault := certFault(h, now)
+		if fault == "" || (h.Problem != "" && !h.Cert.LastGood) {
+			continue
+		}
+		if h.Cert.LastGood {
+			fault += " (the last good certificate, served while the Secret's is unusable)"
+		}
+		p := annotations.Problem{Pos: hostFieldPos(m, opts, h, "tls_secret"), Path: fmt.Sprintf("Host %q.tls_secret", h.Name), Message: fault, Warning: true}
+		for _, f := range m.Locate(h.Service, h.Annotation, annotations.Problems{p}) {
+			if !slices.Contains(have, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// hostFieldPos is where field of the Host document h comes from was
+// written, inside its annotation; the annotation's start when it cannot
+// be found. Builds keep no positions for accepted Hosts, so the
+// annotation is parsed again, as the builder parses it (snapshot's
+// Options.parseOptions, which is not exported).
+func hostFieldPos(m *files.Manifests, opts snapshot.Options, h *snapshot.HostTLS, field string) annotations.Position {
+	start := annotations.Position{Line: 1, Column: 1}
+	s := m.Lookup(h.Service)
+	if s == nil {
+		return start
+	}
+	text, ok := s.Annotation(h.Annotation)
+	if !ok {
+		return start
+	}
+	po := annotations.Options{Namespace: h.Namespace}
+	if h.Annotation == annotations.EmissaryKey {
+		po.Dialect, po.AmbassadorID = annotations.Emissary, opts.AmbassadorID
+	}
+	cfg, _ := annotations.Parse(text, po)
+	if cfg == nil {
+		return start
+	}
+	for i := range cfg.Hosts {
+		if x := &cfg.Hosts[i]; x.Name == h.Name && x.Hostname == h.Hostname {
+			return x.FieldPos(field)
+		}
+	}
+	return start
 }
 
 // manifestInput is what manifests give a build, for serve --from-dir and
