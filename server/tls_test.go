@@ -284,3 +284,55 @@ func TestTLSHandshakeIsBounded(t *testing.T) {
 		t.Errorf("%d connections still counted", n)
 	}
 }
+
+// An upgrade over TLS (WebSocket's handshake, then bytes both ways) goes
+// through as on the plain listener.
+func TestTLSUpgrade(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			http.Error(w, "want an upgrade", 400)
+			return
+		}
+		c, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		line, _ := rw.ReadString('\n')
+		rw.WriteString("echo " + line)
+		rw.Flush()
+	}))
+	defer up.Close()
+	ca := testpki.NewCA(t, "edge")
+	s, _, tlsAddr := runTLS(t, Config{})
+	in := tlsInput(t, up.Listener.Addr().String(), []*corev1.Secret{serverSecret(t, ca, "ws.example.com")}, map[string]string{"ws.example.com": ""})
+	in.Services[0].Annotations[annotations.Key] = strings.Replace(in.Services[0].Annotations[annotations.Key], "service: app\n", "service: app\nallow_upgrade: [websocket]\n", 1)
+	s.Apply(in)
+	c, err := dialTLS(tlsAddr, "ws.example.com", testpki.Pool(ca), []string{"h2", "http/1.1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("ALPN chose %q, want h2 when offered first", p)
+	}
+	c.Close()
+	c, err = dialTLS(tlsAddr, "ws.example.com", testpki.Pool(ca), []string{"http/1.1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /chat HTTP/1.1\r\nHost: ws.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade over TLS: %v %v", resp, err)
+	}
+	fmt.Fprintf(c, "hello\n")
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if line, err := br.ReadString('\n'); err != nil || line != "echo hello\n" {
+		t.Errorf("after the upgrade: %q %v", line, err)
+	}
+}
