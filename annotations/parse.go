@@ -112,6 +112,10 @@ type parser struct {
 	// a reference to a RateLimit may point into the unread rest.
 	complete bool
 
+	// hostless are the names of the Emissary TLSContexts left out for
+	// having no hosts, for the Hosts that link to one.
+	hostless []string
+
 	lines     lineIndex // of src, built on first use
 	tables    []fieldTable
 	suggested int // candidates compared for did-you-mean so far

@@ -298,6 +298,7 @@ func TestParseProblems(t *testing.T) {
 		{"anchor", mapping + "host: &h a.com\n", []wantProblem{{5, 7, users, "YAML anchors (&h) are not supported", false}}},
 		{"alias", "kind: Mapping\nname: &n users\nprefix: /\nservice: *n\n", []wantProblem{{2, 7, `Mapping "users"`, "YAML anchors (&n)", false}}},
 		{"unknown alias", mapping + "host: *h\n", []wantProblem{{5, 7, "", "YAML aliases (*h) are not supported", false}}},
+		{"unquoted wildcard", "kind: Host\nname: w\nhostname: *.example.com\ntls_secret: x\n", []wantProblem{{3, 1, "", `a value starting with "*" is read as a YAML alias: quote it`, false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkProblems(t, tc.src, tc.want...)

@@ -234,7 +234,13 @@ func (p *parser) syntaxProblem(text string, err error, last streamPos) {
 		p.add(Problem{Pos: tab, Message: "tab character used for indentation; YAML allows only spaces"})
 		return
 	}
-	p.add(Problem{Pos: Position{Line: line, Column: errorColumn(li.text(text, line), msg)}, Message: msg})
+	pos := Position{Line: line, Column: errorColumn(li.text(text, line), msg)}
+	if msg == "did not find expected alphabetic or numeric character" && strings.Contains(li.text(text, line), ": *") {
+		// The scanner read "*" as the start of an alias: what people
+		// meant is a wildcard host, which YAML wants quoted.
+		msg += `; a value starting with "*" is read as a YAML alias: quote it ("*.example.com")`
+	}
+	p.add(Problem{Pos: pos, Message: msg})
 }
 
 // errorLine returns the first line from lo on such that the document up to

@@ -80,6 +80,7 @@ func TestReferenceMatchesTypes(t *testing.T) {
 	}{
 		{"Mapping", reflect.TypeFor[annotations.Mapping]()},
 		{"RateLimit", reflect.TypeFor[annotations.RateLimit]()},
+		{"Host", reflect.TypeFor[annotations.Host]()}, // and HSTS, its hsts row
 	} {
 		documented := tableFields(t, doc, c.title)
 		wire := wireFields(c.typ)
