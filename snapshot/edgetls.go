@@ -336,12 +336,17 @@ func (b *Builder) resolveHost(ns, service string, uh unitHost, secrets map[strin
 
 	// The certificate.
 	last := b.edge.certs[slot]
-	cur, err := loadCert(ns, h.TLSSecret, secrets, h.Hostname, now)
+	var cur *servedCert
+	var err error
+	if sum, ok := pairSum(secrets[ns+"/"+h.TLSSecret]); ok && last != nil && sum == last.sum {
+		// Parsed once per version of the Secret: every build resolves
+		// every Host, and parsing a key costs far more than hashing it.
+		cur = last
+	} else {
+		cur, err = loadCert(ns, h.TLSSecret, secrets, h.Hostname, now)
+	}
 	switch {
 	case err == nil && cur.info.Covers && !cur.info.Expired(now):
-		if last != nil && last.sum == cur.sum {
-			cur = last // parsed once per version of the Secret
-		}
 		b.edge.certs[slot] = cur
 	case last != nil:
 		if err == nil {
@@ -372,12 +377,16 @@ func (b *Builder) resolveHost(ns, service string, uh unitHost, secrets map[strin
 	// certificates with no CA to check them against refuses every client.
 	if ht.ClientCA != "" {
 		lastCA := b.edge.cas[slot]
-		pool, sum, err := loadCA(ns, ht.ClientCA, secrets)
+		var pool *x509.CertPool
+		var sum [sha256.Size]byte
+		var err error
+		if s, ok := caSum(secrets[ns+"/"+ht.ClientCA]); ok && lastCA != nil && s == lastCA.sum {
+			pool, sum = lastCA.pool, s
+		} else {
+			pool, sum, err = loadCA(ns, ht.ClientCA, secrets)
+		}
 		switch {
 		case err == nil:
-			if lastCA != nil && lastCA.sum == sum {
-				pool = lastCA.pool
-			}
 			b.edge.cas[slot] = &caPool{sum: sum, pool: pool}
 		case lastCA != nil:
 			warn("client_ca_secret", fmt.Sprintf("%v; checking client certificates against the last good CAs", err))
@@ -441,11 +450,7 @@ func loadCert(ns, name string, secrets map[string]*corev1.Secret, hostname strin
 		cert.Leaf = leaf
 	}
 	sc := &servedCert{cert: &cert}
-	sum := sha256.New()
-	sum.Write(crt)
-	sum.Write([]byte{0})
-	sum.Write(key)
-	copy(sc.sum[:], sum.Sum(nil))
+	sc.sum, _ = pairSum(s)
 	fp := sha256.Sum256(leaf.Raw)
 	sc.info = CertInfo{
 		Subject:   leaf.Subject.String(),
@@ -479,15 +484,44 @@ func loadCA(ns, name string, secrets map[string]*corev1.Secret) (*x509.CertPool,
 	case s.Data == nil:
 		return nil, sum, fmt.Errorf("Secret %s/%s holds more certificate data than the gateway keeps (256 KiB)", ns, name)
 	}
-	pem := s.Data[secretCA]
-	if len(pem) == 0 {
-		pem = s.Data[secretCert]
-	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
+	if !pool.AppendCertsFromPEM(caPEM(s)) {
 		return nil, sum, fmt.Errorf("Secret %s/%s has no PEM certificate in %s or %s", ns, name, secretCA, secretCert)
 	}
-	return pool, sha256.Sum256(pem), nil
+	sum, _ = caSum(s)
+	return pool, sum, nil
+}
+
+// caPEM is where a Secret keeps client CAs: ca.crt, else tls.crt.
+func caPEM(s *corev1.Secret) []byte {
+	if pem := s.Data[secretCA]; len(pem) > 0 {
+		return pem
+	}
+	return s.Data[secretCert]
+}
+
+// caSum identifies the client CAs a Secret holds; false when it holds no
+// data.
+func caSum(s *corev1.Secret) ([sha256.Size]byte, bool) {
+	if s == nil || s.Data == nil {
+		return [sha256.Size]byte{}, false
+	}
+	return sha256.Sum256(caPEM(s)), true
+}
+
+// pairSum identifies the certificate and key a Secret holds; false when
+// it holds no data.
+func pairSum(s *corev1.Secret) ([sha256.Size]byte, bool) {
+	var out [sha256.Size]byte
+	if s == nil || s.Data == nil {
+		return out, false
+	}
+	h := sha256.New()
+	h.Write(s.Data[secretCert])
+	h.Write([]byte{0})
+	h.Write(s.Data[secretKey])
+	h.Sum(out[:0])
+	return out, true
 }
 
 // hstsValue is the Strict-Transport-Security value of h (RFC 6797).

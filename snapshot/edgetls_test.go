@@ -287,3 +287,26 @@ func BenchmarkEdgeTLSLookup(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEdgeTLSRebuild is what Hosts add to a build when nothing about
+// them changed (another Service's edit, an EndpointSlice): 500 Hosts, each
+// Secret hashed, none parsed again.
+func BenchmarkEdgeTLSRebuild(b *testing.B) {
+	ca := testpki.NewCA(b, "ca")
+	var in Input
+	for i := range 500 {
+		host := fmt.Sprintf("h%d.example.com", i)
+		crt, key := ca.Server(b, host)
+		in.Services = append(in.Services, service("a", fmt.Sprintf("s%d", i), hostDoc(fmt.Sprintf("h%d", i), host, fmt.Sprintf("s%d", i))))
+		in.Secrets = append(in.Secrets, pairSecret("a", fmt.Sprintf("s%d", i), crt, key))
+	}
+	bl := newBuilder()
+	bl.Build(in)
+	b.ReportAllocs()
+	for b.Loop() {
+		snap, _ := bl.Build(in)
+		if snap.EdgeTLS().Len() != 500 {
+			b.Fatal(snap.EdgeTLS().Len())
+		}
+	}
+}
