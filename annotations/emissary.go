@@ -195,6 +195,7 @@ func (p *parser) emissaryDocument(d *document) {
 	}
 	p.emissaryNamespace(d, container)
 
+	mark := len(p.problems)
 	switch d.kind {
 	case KindMapping:
 		p.emissaryMapping(d, body, crd, ids, apiVersion, name)
@@ -204,6 +205,20 @@ func (p *parser) emissaryDocument(d *document) {
 		if !p.emissaryTLSContext(d, body, crd, apiVersion, name) {
 			return
 		}
+	}
+	if d.kind != KindMapping && p.problems[mark:].HasErrors() {
+		// An Emissary Host or TLSContext that Gatehouse cannot serve as
+		// written (ACME, the catch-all "*", a Secret of another
+		// namespace…) is left out with its reasons as warnings: a
+		// Service moving from Emissary keeps its routes, and no
+		// certificate is served that was not meant.
+		for i := mark; i < len(p.problems); i++ {
+			if !p.problems[i].Warning {
+				p.problems[i].Warning = true
+				p.problems[i].Message += "; this " + d.kind + " is not read"
+			}
+		}
+		return
 	}
 	p.docs = append(p.docs, d)
 }

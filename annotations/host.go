@@ -251,8 +251,17 @@ func (p *parser) checkHostEntries() {
 			}
 			if n := e.hostnameNode; n != nil {
 				if first, dup := firstHostname[e.host.Hostname]; dup {
-					p.errorSee(n, first.hostnameNode, e.hostnamePath, fmt.Sprintf("duplicate hostname %q: Host %q already configures it%s",
-						e.host.Hostname, first.host.Name, duplicateHostHint(first, e)))
+					msg := fmt.Sprintf("duplicate hostname %q: Host %q already configures it%s", e.host.Hostname, first.host.Name, duplicateHostHint(first, e))
+					if p.opts.Dialect == Emissary {
+						// Emissary merges such documents its own way; a
+						// migrating Service keeps its routes, and the
+						// first Host its certificate.
+						pos := nodePos(first.hostnameNode)
+						p.add(Problem{Pos: nodePos(n), Path: e.hostnamePath, Message: msg + "; this one is not read", Warning: true, Related: &pos})
+						e.dropped = true
+						continue
+					}
+					p.errorSee(n, first.hostnameNode, e.hostnamePath, msg)
 					continue // a derived name repeats the hostname: one problem is enough
 				}
 				firstHostname[e.host.Hostname] = e

@@ -16,7 +16,7 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 	d.register(fs)
 	output := fs.String("o", "text", `output format: "text" (FILE:LINE:COL: message) or "json" (one array of problems)`)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gatehouse validate [flags] FILE...\n\nChecks Kubernetes manifests offline with the gateway's own parser and compiler and prints\nevery problem as FILE:LINE:COL: message. Exits 1 when anything is wrong, 0 otherwise.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: gatehouse validate [flags] FILE...\n\nChecks Kubernetes manifests offline with the gateway's own parser and compiler and prints\nevery problem as FILE:LINE:COL: message. Exits 1 when anything is wrong, 0 otherwise.\nA Host's certificate that is missing from the files' Secrets, unusable, expired, not yet\nvalid or not for its hostname is a warning, which alone does not fail.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	paths, err := parseInterspersed(fs, args)
