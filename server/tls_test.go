@@ -336,3 +336,42 @@ func TestTLSUpgrade(t *testing.T) {
 		t.Errorf("after the upgrade: %q %v", line, err)
 	}
 }
+
+// Sessions resume (TLS 1.3 tickets, keys Go rotates) for Hosts that do not
+// ask for client certificates, and never for those that do: a ticket
+// carries the certificate its first handshake verified, for whatever
+// server name it is presented to.
+func TestTLSSessionResumption(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer up.Close()
+	ca := testpki.NewCA(t, "edge")
+	clients := testpki.NewCA(t, "clients")
+	s, _, tlsAddr := runTLS(t, Config{})
+	secrets := []*corev1.Secret{serverSecret(t, ca, "open.example.com"), serverSecret(t, ca, "mtls.example.com"),
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "clients"}, Type: corev1.SecretTypeTLS, Data: map[string][]byte{"ca.crt": clients.PEM}}}
+	s.Apply(tlsInput(t, up.Listener.Addr().String(), secrets, map[string]string{"open.example.com": "", "mtls.example.com": "client_ca_secret: clients\n"}))
+	cc, ck := clients.Client(t, "c")
+	pair := testpki.KeyPair(t, cc, ck)
+	for name, want := range map[string]bool{"open.example.com": true, "mtls.example.com": false} {
+		cache := tls.NewLRUClientSessionCache(4)
+		cfg := &tls.Config{ServerName: name, RootCAs: testpki.Pool(ca), ClientSessionCache: cache, Certificates: []tls.Certificate{pair}}
+		resumed := false
+		for range 3 {
+			c, err := tls.Dial("tcp", tlsAddr, cfg)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			// TLS 1.3 tickets arrive after the handshake: a request and
+			// its answer make sure the client has read them.
+			fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", name)
+			if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("%s: %v %v", name, resp, err)
+			}
+			resumed = resumed || c.ConnectionState().DidResume
+			c.Close()
+		}
+		if resumed != want {
+			t.Errorf("%s: a session resumed: %v, want %v", name, resumed, want)
+		}
+	}
+}
