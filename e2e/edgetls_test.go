@@ -140,28 +140,8 @@ func TestEdgeTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	port := freePort(t)
-	registerWebhook(t, env, fmt.Sprintf("https://127.0.0.1:%d/validate", port), etShop, etBlog)
-	g := startProcess(t, "", "serve", "--kubeconfig", env.gatehouseKubeconfig,
-		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0",
-		"--webhook-listen", fmt.Sprintf("127.0.0.1:%d", port), "--webhook-host", "127.0.0.1",
-		"--webhook-namespace", "gatehouse-system", "--webhook-config", "gatehouse")
-	waitFor(t, "the gateway patches the webhook's caBundle", 30*time.Second, func() bool {
-		vwc, err := env.admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "gatehouse", metav1.GetOptions{})
-		return err == nil && len(vwc.Webhooks) > 0 && len(vwc.Webhooks[0].ClientConfig.CABundle) > 0
-	})
-	apply := func(manifest string) (string, error) {
-		cmd := exec.Command(kubectl, "--kubeconfig", adminKubeconfig, "apply", "-f", "-")
-		cmd.Stdin = strings.NewReader(manifest)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	mustApply := func(manifest string) {
-		t.Helper()
-		if out, err := apply(manifest); err != nil {
-			t.Fatalf("kubectl apply: %v\n%s", err, out)
-		}
-	}
+	g := startAdmittingGateway(t, env, []string{etShop, etBlog}, "--listen-tls", "127.0.0.1:0")
+	apply, mustApply := kubectlApply(t, kubectl, adminKubeconfig)
 	mustApply(serviceManifest(etShop, "shop", `kind: Mapping
 name: shop
 host: shop.example.com

@@ -50,28 +50,8 @@ func TestTenancy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	port := freePort(t)
-	registerWebhook(t, env, fmt.Sprintf("https://127.0.0.1:%d/validate", port), tnShop, tnEvil, tnBlog)
-	g := startProcess(t, "", "serve", "--kubeconfig", env.gatehouseKubeconfig,
-		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--access-log=false",
-		"--webhook-listen", fmt.Sprintf("127.0.0.1:%d", port), "--webhook-host", "127.0.0.1",
-		"--webhook-namespace", "gatehouse-system", "--webhook-config", "gatehouse")
-	waitFor(t, "the gateway patches the webhook's caBundle", 30*time.Second, func() bool {
-		vwc, err := env.admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "gatehouse", metav1.GetOptions{})
-		return err == nil && len(vwc.Webhooks) > 0 && len(vwc.Webhooks[0].ClientConfig.CABundle) > 0
-	})
-	apply := func(manifest string) (string, error) {
-		cmd := exec.Command(kubectl, "--kubeconfig", adminKubeconfig, "apply", "-f", "-")
-		cmd.Stdin = strings.NewReader(manifest)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	mustApply := func(manifest string) {
-		t.Helper()
-		if out, err := apply(manifest); err != nil {
-			t.Fatalf("kubectl apply: %v\n%s", err, out)
-		}
-	}
+	g := startAdmittingGateway(t, env, []string{tnShop, tnEvil, tnBlog}, "--access-log=false")
+	apply, mustApply := kubectlApply(t, kubectl, adminKubeconfig)
 	// onlyShop checks that requests for shop.example.com reach the
 	// incumbent's pod and nothing else.
 	onlyShop := func() {
@@ -200,6 +180,43 @@ func TestTenancy(t *testing.T) {
 }
 
 // eventsIn lists the Events on Service name in namespace ns with reason.
+// startAdmittingGateway runs the gateway in cluster mode with its
+// admission webhook registered for namespaces, and waits until the API
+// server can call it (the gateway has put its CA in the caBundle).
+func startAdmittingGateway(t *testing.T, env *kubeEnv, namespaces []string, extra ...string) *gateway {
+	t.Helper()
+	port := freePort(t)
+	registerWebhook(t, env, fmt.Sprintf("https://127.0.0.1:%d/validate", port), namespaces...)
+	g := startProcess(t, "", append([]string{"serve", "--kubeconfig", env.gatehouseKubeconfig,
+		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+		"--webhook-listen", fmt.Sprintf("127.0.0.1:%d", port), "--webhook-host", "127.0.0.1",
+		"--webhook-namespace", "gatehouse-system", "--webhook-config", "gatehouse"}, extra...)...)
+	waitFor(t, "the gateway patches the webhook's caBundle", 30*time.Second, func() bool {
+		vwc, err := env.admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(context.Background(), "gatehouse", metav1.GetOptions{})
+		return err == nil && len(vwc.Webhooks) > 0 && len(vwc.Webhooks[0].ClientConfig.CABundle) > 0
+	})
+	return g
+}
+
+// kubectlApply returns apply, which runs kubectl apply on a manifest and
+// returns what it printed, and mustApply, which fails the test when it
+// fails.
+func kubectlApply(t *testing.T, kubectl, kubeconfig string) (func(string) (string, error), func(string)) {
+	apply := func(manifest string) (string, error) {
+		cmd := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "-f", "-")
+		cmd.Stdin = strings.NewReader(manifest)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	mustApply := func(manifest string) {
+		t.Helper()
+		if out, err := apply(manifest); err != nil {
+			t.Fatalf("kubectl apply: %v\n%s", err, out)
+		}
+	}
+	return apply, mustApply
+}
+
 func eventsIn(t *testing.T, env *kubeEnv, ns, name, reason string) []corev1.Event {
 	t.Helper()
 	list, err := env.admin.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{

@@ -32,7 +32,7 @@ const acmePrefix = "/.well-known/acme-challenge/"
 // edgePolicy applies the Host of r's host, if any. It returns false when
 // it answered the request itself. path is the canonical path.
 func (h *Handler) edgePolicy(sw *statusWriter, r *http.Request, ex *exchange, edge *snapshot.EdgeTLS, path string) bool {
-	ht := edge.Lookup(hostName(r.Host))
+	ht := edge.Lookup(snapshot.HostName(r.Host))
 	if ht == nil {
 		return true
 	}
@@ -85,7 +85,7 @@ func (h *Handler) edgePolicy(sw *statusWriter, r *http.Request, ex *exchange, ed
 // and HEAD as browsers expect, 308 otherwise so the method and body are
 // sent again as they were.
 func (h *Handler) redirectHTTPS(sw *statusWriter, r *http.Request) {
-	host := strings.ToLower(hostName(r.Host))
+	host := strings.ToLower(snapshot.HostName(r.Host))
 	if strings.IndexByte(host, ':') >= 0 {
 		host = "[" + host + "]"
 	}
@@ -108,21 +108,6 @@ func (h *Handler) redirectHTTPS(sw *statusWriter, r *http.Request) {
 // SetHTTPSPort sets the port plain-HTTP requests are redirected to (0 or
 // 443: none in the URL).
 func (h *Handler) SetHTTPSPort(port int) { h.httpsPort.Store(int32(port)) }
-
-// hostName is the host of a Host header without its port or an IPv6
-// literal's brackets.
-func hostName(h string) string {
-	if strings.HasPrefix(h, "[") {
-		if i := strings.IndexByte(h, ']'); i > 0 {
-			return h[1:i]
-		}
-		return h
-	}
-	if i := strings.LastIndexByte(h, ':'); i >= 0 {
-		return h[:i]
-	}
-	return h
-}
 
 // certIdentity is what the access log says of a verified client: its
 // first URI or DNS name (SPIFFE IDs and service names live there), else

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"testing"
+
+	"github.com/gatehouse-dev/gatehouse/snapshot"
 )
 
 func TestEdgePolicy(t *testing.T) {
@@ -76,7 +78,7 @@ insecure: route
 	check("an untrusted client saying https is redirected", 8443, "GET", "http://shop.example.com/x", false, "198.51.100.1:1234", want{301, "https://shop.example.com:8443/x", ""}, "X-Forwarded-Proto", "https")
 }
 
-func TestHostName(t *testing.T) {
+func TestSnapshotHostName(t *testing.T) {
 	for in, want := range map[string]string{
 		"a.example.com":      "a.example.com",
 		"a.example.com:8080": "a.example.com",
@@ -84,7 +86,7 @@ func TestHostName(t *testing.T) {
 		"[::1]":              "::1",
 		"":                   "",
 	} {
-		if got := hostName(in); got != want {
+		if got := snapshot.HostName(in); got != want {
 			t.Errorf("hostName(%q) = %q, want %q", in, got, want)
 		}
 	}

@@ -178,6 +178,22 @@ func (h *HostTLS) ServerConfig(base *tls.Config) *tls.Config {
 	return h.config
 }
 
+// HostName is the host of a Host header (or a URL's host) without its
+// port or an IPv6 literal's brackets: what Lookup takes, from the proxy
+// and explain alike.
+func HostName(h string) string {
+	if strings.HasPrefix(h, "[") {
+		if i := strings.IndexByte(h, ']'); i > 0 {
+			return h[1:i]
+		}
+		return h
+	}
+	if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		return h[:i]
+	}
+	return h
+}
+
 // lowerASCII lowercases s, allocating only when it has upper case.
 func lowerASCII(s string) string {
 	for i := 0; i < len(s); i++ {

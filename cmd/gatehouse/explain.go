@@ -134,7 +134,7 @@ const acmePrefix = "/.well-known/acme-challenge/"
 func explainEdge(snap *snapshot.Snapshot, r *http.Request, e snapshot.Explanation, now time.Time) (snapshot.Explanation, *edgeExplanation) {
 	edge := snap.EdgeTLS()
 	secure := r.TLS != nil
-	name := strings.TrimSuffix(strings.ToLower(hostName(r.Host)), ".")
+	name := strings.TrimSuffix(strings.ToLower(snapshot.HostName(r.Host)), ".")
 	ht := edge.Lookup(name)
 	if ht == nil && !secure {
 		return e, nil
@@ -221,26 +221,11 @@ func explainEdge(snap *snapshot.Snapshot, r *http.Request, e snapshot.Explanatio
 // httpsURL is where the gateway redirects plain-HTTP request r: the same
 // host without its port, and the target as sent.
 func httpsURL(r *http.Request) string {
-	host := hostName(r.Host)
+	host := snapshot.HostName(r.Host)
 	if strings.IndexByte(host, ':') >= 0 {
 		host = "[" + host + "]"
 	}
 	return "https://" + host + r.URL.RequestURI()
-}
-
-// hostName is the host of a Host header without its port or an IPv6
-// literal's brackets, as the proxy reads it.
-func hostName(h string) string {
-	if strings.HasPrefix(h, "[") {
-		if i := strings.IndexByte(h, ']'); i > 0 {
-			return h[1:i]
-		}
-		return h
-	}
-	if i := strings.LastIndexByte(h, ':'); i >= 0 {
-		return h[:i]
-	}
-	return h
 }
 
 // writeExplanationJSON writes e as the snapshot encodes it, with "tls"
