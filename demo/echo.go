@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -28,6 +29,10 @@ type Echo struct {
 	XForwardedHost  string `json:"x_forwarded_host,omitempty"`
 	XForwardedProto string `json:"x_forwarded_proto,omitempty"`
 	XRequestID      string `json:"x_request_id,omitempty"`
+	// Headers are the other X- headers the upstream got (what a route
+	// adds: claims, an auth service's answer, the consumer), and
+	// Authorization as "(present)", never its value.
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // EchoHandler answers every request with an Echo naming service and endpoint.
@@ -47,8 +52,29 @@ func EchoHandler(service, endpoint string) http.Handler {
 			XForwardedHost:  r.Header.Get("X-Forwarded-Host"),
 			XForwardedProto: r.Header.Get("X-Forwarded-Proto"),
 			XRequestID:      r.Header.Get("X-Request-Id"),
+			Headers:         otherHeaders(r.Header),
 		})
 	})
+}
+
+func otherHeaders(h http.Header) map[string]string {
+	var out map[string]string
+	for k, v := range h {
+		switch {
+		case k == "Authorization":
+		case !strings.HasPrefix(k, "X-"), strings.HasPrefix(k, "X-Forwarded-"), k == "X-Request-Id":
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		if k == "Authorization" {
+			out[k] = "(present)"
+			continue
+		}
+		out[k] = strings.Join(v, ", ")
+	}
+	return out
 }
 
 // Upstreams serves an echo server on every ready loopback endpoint of slices

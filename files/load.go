@@ -64,6 +64,9 @@ type Options struct {
 	// so what Emissary itself accepts and ignores about it is a warning,
 	// not an error.
 	Emissary bool
+	// HashKey hashes the API keys of gatehouse.dev/api-keys Secrets as
+	// they are read (snapshot.TrimSecret); nil keeps none.
+	HashKey func([]byte) [32]byte
 }
 
 // Service is a Service read from a file, with where its annotations sit.
@@ -209,7 +212,7 @@ func ParseWith(file string, data []byte, opts Options) (*Manifests, []Problem) {
 			}
 			m.Namespaces = append(m.Namespaces, ns)
 		case kind == "Secret" && apiVersion == "v1":
-			sec, p, err := readSecret(file, root, at)
+			sec, p, err := readSecret(file, root, at, opts.HashKey)
 			switch {
 			case err != nil:
 				undecodable(err)

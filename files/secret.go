@@ -1,6 +1,8 @@
 package files
 
 import (
+	"slices"
+
 	yaml "go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
 
@@ -8,22 +10,24 @@ import (
 )
 
 // readSecret returns what the gateway keeps of a Secret document, as kube
-// keeps it of one from the cluster: only a Secret of type
-// kubernetes.io/tls, and of it only its identity, its type and the data
-// keys ca.crt, tls.crt and tls.key (snapshot.TrimTLSSecret). It returns nil
-// for a Secret of another type (which nothing reads: skipped like any kind
-// the gateway does not read) and, with a problem, for a TLS Secret the API
-// server would refuse for lacking tls.crt or tls.key.
+// keeps it of one from the cluster (snapshot.TrimSecret): only a Secret of
+// a type in snapshot.SecretTypes, and of a TLS one only its identity, its
+// type and the data keys ca.crt, tls.crt and tls.key; API keys hashed with
+// hash. It returns nil for a Secret of another type (which nothing reads:
+// skipped like any kind the gateway does not read) and, with a problem,
+// for a TLS Secret the API server would refuse for lacking tls.crt or
+// tls.key.
 //
 // data is base64 and stringData plain text, as kubectl writes them;
 // stringData wins where both name a key, as it does on the API server.
 // Nothing else is kept, labels and annotations included: another key may
 // be a private key nothing here reads.
-func readSecret(file string, root *yaml.Node, at Pos) (*corev1.Secret, *Problem, error) {
+func readSecret(file string, root *yaml.Node, at Pos, hash func([]byte) [32]byte) (*corev1.Secret, *Problem, error) {
 	// Read from the document, not decoded: a Secret of another type is
 	// never decoded, so a problem with its data is reported once, by the
 	// schema check, and not again as a reason it is not read.
-	if corev1.SecretType(scalarAt(root, "type")) != corev1.SecretTypeTLS {
+	typ := corev1.SecretType(scalarAt(root, "type"))
+	if !slices.Contains(snapshot.SecretTypes, typ) {
 		return nil, nil, nil
 	}
 	sec, err := decodeObject[corev1.Secret](root)
@@ -39,7 +43,7 @@ func readSecret(file string, root *yaml.Node, at Pos) (*corev1.Secret, *Problem,
 	}
 	_, hasCert := data(corev1.TLSCertKey)
 	_, hasKey := data(corev1.TLSPrivateKeyKey)
-	if !hasCert || !hasKey {
+	if typ == corev1.SecretTypeTLS && (!hasCert || !hasKey) {
 		pos := at
 		if d := valueAt(root, "data"); d != nil {
 			pos = Pos{d.Line, d.Column}
@@ -57,7 +61,7 @@ func readSecret(file string, root *yaml.Node, at Pos) (*corev1.Secret, *Problem,
 	for k, v := range sec.StringData {
 		merged.Data[k] = []byte(v)
 	}
-	out := snapshot.TrimTLSSecret(&merged)
+	out := snapshot.TrimSecret(&merged, hash)
 	if out.Namespace == "" {
 		out.Namespace = "default"
 	}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/gatehouse-dev/gatehouse/annotations"
+	"github.com/gatehouse-dev/gatehouse/snapshot"
 )
 
 // serviceNameLabel links an EndpointSlice to its Service; managedByLabel
@@ -40,7 +41,7 @@ func (s *Source) trim(obj any) (any, error) {
 	case *discoveryv1.EndpointSlice:
 		return trimSlice(o), nil
 	case *corev1.Secret:
-		return trimSecret(o), nil
+		return snapshot.TrimSecret(o, s.hashKey), nil
 	}
 	// cache.DeletedFinalStateUnknown and anything else pass untouched.
 	return obj, nil

@@ -99,7 +99,7 @@ func TestTrimSecret(t *testing.T) {
 
 func TestSecretChanged(t *testing.T) {
 	ca := map[string]string{"ca.crt": "CA", "tls.crt": "", "tls.key": ""}
-	trim := func(sec *corev1.Secret) *corev1.Secret { return trimSecret(sec) }
+	trim := func(sec *corev1.Secret) *corev1.Secret { return snapshot.TrimSecret(sec, nil) }
 	relabelled := secret("ca", "2", corev1.SecretTypeTLS, ca)
 	relabelled.Labels["renewed"] = "yes"
 	relabelled.Annotations["cert-manager.io/issuer"] = "x"
@@ -120,7 +120,7 @@ func TestSecretChanged(t *testing.T) {
 		{"deleted and created again", secret("ca", "1", corev1.SecretTypeTLS, ca), recreated, true},
 		{"Opaque edited", secret("db", "1", corev1.SecretTypeOpaque, ca), secret("db", "2", corev1.SecretTypeOpaque, map[string]string{"ca.crt": "CA2"}), false},
 	} {
-		if got := secretChanged(trim(c.old), trim(c.cur)); got != c.want {
+		if got := secretChanged(trim(c.old), trim(c.cur), corev1.SecretTypeTLS); got != c.want {
 			t.Errorf("%s: secretChanged = %v, want %v", c.name, got, c.want)
 		}
 	}
@@ -133,7 +133,7 @@ type gatedClient struct {
 	release chan struct{}
 }
 
-func (g gatedClient) TLSSecrets(ns string) cache.ListerWatcher {
+func (g gatedClient) Secrets(ns string, _ corev1.SecretType) cache.ListerWatcher {
 	return g.listWatch(
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			select {

@@ -37,10 +37,11 @@ const (
 type Client interface {
 	Services(namespace string) cache.ListerWatcher
 	EndpointSlices(namespace string) cache.ListerWatcher
-	// TLSSecrets must have the API server filter by type (a field
+	// Secrets must have the API server filter by type (a field
 	// selector), so that no other Secret is ever sent to the gateway. The
-	// Source keeps nothing of any other type it is sent all the same.
-	TLSSecrets(namespace string) cache.ListerWatcher
+	// Source asks for the types in snapshot.SecretTypes, and keeps nothing
+	// of any other type it is sent all the same.
+	Secrets(namespace string, typ corev1.SecretType) cache.ListerWatcher
 	Namespaces() cache.ListerWatcher
 }
 
@@ -71,6 +72,9 @@ type Config struct {
 	Quiet, MaxDelay time.Duration
 	// Clock is for tests; nil means the real one.
 	Clock clock.Clock
+	// HashKey hashes API keys as they arrive (snapshot.TrimSecret), so the
+	// cache never holds one; nil keeps none.
+	HashKey func([]byte) [32]byte
 }
 
 // Source keeps a gateway's snapshot in step with the cluster. Nothing is
@@ -96,6 +100,7 @@ type Source struct {
 	log        *slog.Logger
 	clock      clock.Clock
 	hold       holdoff
+	hashKey    func([]byte) [32]byte
 
 	wake chan struct{} // capacity 1: a pending wake-up covers any number of changes
 
@@ -123,6 +128,7 @@ func New(cfg Config) *Source {
 		recorder:   cfg.Recorder,
 		log:        cfg.Logger,
 		clock:      cfg.Clock,
+		hashKey:    cfg.HashKey,
 		hold:       holdoff{quiet: cfg.Quiet, max: cfg.MaxDelay},
 		wake:       make(chan struct{}, 1),
 		observed:   map[string]time.Time{},
@@ -152,7 +158,14 @@ func New(cfg Config) *Source {
 
 // watched is one namespace's (or the whole cluster's) caches.
 type watched struct {
-	services, slices, secrets cache.Store
+	services, slices cache.Store
+	secrets          []typedStore // one per snapshot.SecretTypes
+}
+
+// typedStore is the cache of one type of Secret.
+type typedStore struct {
+	typ   corev1.SecretType
+	store cache.Store
 }
 
 // Run watches the cluster and applies its state until ctx ends. It returns
@@ -185,10 +198,6 @@ func (s *Source) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("watching EndpointSlices in %q: %w", nsName(ns), err)
 		}
-		secrets, err := newInformer(s.client.TLSSecrets(ns), &corev1.Secret{}, s.trim)
-		if err != nil {
-			return fmt.Errorf("watching Secrets in %q: %w", nsName(ns), err)
-		}
 		// Objects of the initial list are in the cache once it has synced,
 		// and the first build reads them all: their adds are not changes.
 		if _, err := svcs.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
@@ -213,34 +222,42 @@ func (s *Source) Run(ctx context.Context) error {
 		}); err != nil {
 			return fmt.Errorf("watching EndpointSlices in %q: %w", nsName(ns), err)
 		}
-		// A Secret is configuration (a Mapping's CA or client
-		// certificate): a change rebuilds, as a Service's does, and the
-		// build reads the certificates anew.
-		if _, err := secrets.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
-			AddFunc: func(obj any, initial bool) {
-				if !initial && isTLSSecret(obj) {
-					s.configEvent()
-				}
-			},
-			UpdateFunc: func(oldObj, newObj any) {
-				old, ok1 := oldObj.(*corev1.Secret)
-				cur, ok2 := newObj.(*corev1.Secret)
-				if ok1 && ok2 && secretChanged(old, cur) {
-					s.configEvent()
-				}
-			},
-			DeleteFunc: func(obj any) {
-				if isTLSSecret(deletedObject(obj)) {
-					s.configEvent()
-				}
-			},
-		}); err != nil {
-			return fmt.Errorf("watching Secrets in %q: %w", nsName(ns), err)
-		}
-		all = append(all, watched{services: svcs.GetStore(), slices: slices.GetStore(), secrets: secrets.GetStore()})
+		w := watched{services: svcs.GetStore(), slices: slices.GetStore()}
 		start(svcs)
 		start(slices)
-		start(secrets)
+		// A Secret is configuration (a certificate, a key set, API
+		// keys): a change rebuilds, as a Service's does, and the build
+		// reads them anew.
+		for _, typ := range snapshot.SecretTypes {
+			secrets, err := newInformer(s.client.Secrets(ns, typ), &corev1.Secret{}, s.trim)
+			if err != nil {
+				return fmt.Errorf("watching Secrets of type %s in %q: %w", typ, nsName(ns), err)
+			}
+			if _, err := secrets.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+				AddFunc: func(obj any, initial bool) {
+					if !initial && isSecretOf(obj, typ) {
+						s.configEvent()
+					}
+				},
+				UpdateFunc: func(oldObj, newObj any) {
+					old, ok1 := oldObj.(*corev1.Secret)
+					cur, ok2 := newObj.(*corev1.Secret)
+					if ok1 && ok2 && secretChanged(old, cur, typ) {
+						s.configEvent()
+					}
+				},
+				DeleteFunc: func(obj any) {
+					if isSecretOf(deletedObject(obj), typ) {
+						s.configEvent()
+					}
+				},
+			}); err != nil {
+				return fmt.Errorf("watching Secrets of type %s in %q: %w", typ, nsName(ns), err)
+			}
+			w.secrets = append(w.secrets, typedStore{typ: typ, store: secrets.GetStore()})
+			start(secrets)
+		}
+		all = append(all, w)
 	}
 
 	// Namespaces are cluster-scoped: one informer, whatever --namespace
@@ -434,9 +451,11 @@ func (s *Source) sync(all []watched) {
 				in.Slices = append(in.Slices, es)
 			}
 		}
-		for _, obj := range w.secrets.List() {
-			if sec, ok := obj.(*corev1.Secret); ok && sec.Type == corev1.SecretTypeTLS {
-				in.Secrets = append(in.Secrets, sec)
+		for _, ts := range w.secrets {
+			for _, obj := range ts.store.List() {
+				if sec, ok := obj.(*corev1.Secret); ok && sec.Type == ts.typ {
+					in.Secrets = append(in.Secrets, sec)
+				}
 			}
 		}
 	}

@@ -47,10 +47,10 @@ func (f fakeClient) EndpointSlices(ns string) cache.ListerWatcher {
 		})
 }
 
-// TLSSecrets passes the options through as given: the fake clientset
+// Secrets passes the options through as given: the fake clientset
 // ignores field selectors anyway, so what the Source keeps of the Secrets it
 // is sent is its own doing (kube/api's test checks the selector is sent).
-func (f fakeClient) TLSSecrets(ns string) cache.ListerWatcher {
+func (f fakeClient) Secrets(ns string, _ corev1.SecretType) cache.ListerWatcher {
 	return f.listWatch(
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			return f.c.CoreV1().Secrets(ns).List(ctx, o)

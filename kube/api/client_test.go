@@ -166,15 +166,15 @@ func TestTLSSecrets(t *testing.T) {
 			Items:    []corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Name: "ca", Namespace: "shop"}, Type: corev1.SecretTypeTLS}},
 		}
 	})
-	obj, err := c.TLSSecrets("shop").List(metav1.ListOptions{ResourceVersion: "0", Limit: 500})
+	obj, err := c.Secrets("shop", corev1.SecretTypeTLS).List(metav1.ListOptions{ResourceVersion: "0", Limit: 500})
 	if l, ok := obj.(*corev1.SecretList); err != nil || !ok || len(l.Items) != 1 || l.Items[0].Name != "ca" {
 		t.Errorf("List: %v, %#v", err, obj)
 	}
-	if _, err := c.TLSSecrets("").List(metav1.ListOptions{FieldSelector: "type=Opaque"}); err != nil {
+	if _, err := c.Secrets("", corev1.SecretTypeTLS).List(metav1.ListOptions{FieldSelector: "type=Opaque"}); err != nil {
 		t.Fatal(err)
 	}
 	timeout := int64(60)
-	w, err := c.TLSSecrets("").Watch(metav1.ListOptions{ResourceVersion: "3", TimeoutSeconds: &timeout, FieldSelector: "metadata.name=x"})
+	w, err := c.Secrets("", corev1.SecretTypeTLS).Watch(metav1.ListOptions{ResourceVersion: "3", TimeoutSeconds: &timeout, FieldSelector: "metadata.name=x"})
 	if err != nil {
 		t.Fatal(err)
 	}

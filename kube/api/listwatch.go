@@ -30,19 +30,19 @@ func (c *Client) Namespaces() cache.ListerWatcher {
 	return c.listWatch(c.core, "namespaces", "", "", func() runtime.Object { return &corev1.NamespaceList{} })
 }
 
-// TLSSecretSelector is the field selector TLSSecrets sends: the API server
-// filters by type, so Secrets of every other type (ServiceAccount tokens,
-// registry credentials, applications' own) are never sent to the gateway
-// at all, rather than sent and dropped. RBAC cannot enforce it (a rule
-// cannot name a field selector); it is the gateway's own restraint.
-const TLSSecretSelector = "type=" + string(corev1.SecretTypeTLS)
+// SecretSelector is the field selector Secrets sends for typ: the API
+// server filters by type, so Secrets of every other type (ServiceAccount
+// tokens, registry credentials, applications' own) are never sent to the
+// gateway at all, rather than sent and dropped. RBAC cannot enforce it (a
+// rule cannot name a field selector); it is the gateway's own restraint.
+func SecretSelector(typ corev1.SecretType) string { return "type=" + string(typ) }
 
-// TLSSecrets lists and watches the Secrets of type kubernetes.io/tls of
-// namespace, of all namespaces when it is corev1.NamespaceAll (""), for an
-// informer. Every request carries TLSSecretSelector, whatever field
-// selector the caller passed (the reflector passes none).
-func (c *Client) TLSSecrets(namespace string) cache.ListerWatcher {
-	return c.listWatch(c.core, "secrets", namespace, TLSSecretSelector, func() runtime.Object { return &corev1.SecretList{} })
+// Secrets lists and watches the Secrets of type typ of namespace, of all
+// namespaces when it is corev1.NamespaceAll (""), for an informer. Every
+// request carries SecretSelector(typ), whatever field selector the caller
+// passed (the reflector passes none).
+func (c *Client) Secrets(namespace string, typ corev1.SecretType) cache.ListerWatcher {
+	return c.listWatch(c.core, "secrets", namespace, SecretSelector(typ), func() runtime.Object { return &corev1.SecretList{} })
 }
 
 // listWatch makes the list and watch requests of a generated client's List
