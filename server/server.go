@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/gatehouse-dev/gatehouse/limiter"
 	"github.com/gatehouse-dev/gatehouse/metrics"
@@ -99,6 +101,12 @@ type Config struct {
 	// for, and clients that send no server name; nil refuses them.
 	// (CertFiles.Certificate, say).
 	DefaultCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// ReplicasFrom is the gateway's own Service ("namespace/name"): the
+	// ready endpoints of its EndpointSlices are the replicas that share
+	// each rate limit, so each enforces its share (limiter.Registry.
+	// SetShare). "" means this replica enforces whole policies.
+	ReplicasFrom string
+
 	// HTTPSPort is the port plain-HTTP requests are redirected to for
 	// Hosts that redirect (a load balancer's 443 in front of ListenTLS,
 	// say); 0 means ListenTLS's port.
@@ -123,6 +131,8 @@ type Server struct {
 
 	mu       sync.Mutex // serialises Apply: one builder, one writer
 	builder  *snapshot.Builder
+	limiters *limiter.Registry
+	replicas atomic.Int64    // the share limits are divided by, from ReplicasFrom
 	rejected map[string]bool // Services whose gatehouse_config_rejected is 1; guarded by mu
 
 	ready atomic.Bool
@@ -207,7 +217,13 @@ func New(cfg Config) *Server {
 		},
 	})
 	s.rejected = map[string]bool{}
-	s.builder = snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{IPv6Prefix: cfg.IPv6Prefix}), ups, cfg.Build)
+	s.limiters = limiter.NewRegistry(limiter.Options{IPv6Prefix: cfg.IPv6Prefix})
+	s.replicas.Store(1)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gatehouse_ratelimit_replicas",
+		Help: "Gateway replicas each rate limit is shared among (--replicas-from): this replica enforces 1/N of every policy.",
+	}, func() float64 { return float64(s.replicas.Load()) }))
+	s.builder = snapshot.NewBuilder(s.limiters, ups, cfg.Build)
 	return s
 }
 
@@ -278,6 +294,7 @@ func (s *Server) Apply(in snapshot.Input) []snapshot.Report {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	start := time.Now()
+	s.updateShare(in.Slices)
 	snap, reports := s.builder.Build(in)
 	for _, r := range reports {
 		if r.Certificates {
@@ -324,7 +341,48 @@ func (s *Server) Apply(in snapshot.Input) []snapshot.Report {
 func (s *Server) UpdateEndpoints(in snapshot.Input) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.updateShare(in.Slices)
 	s.logDropped(s.builder.UpdateEndpoints(in))
+}
+
+// updateShare counts the ready endpoints of the gateway's own Service and,
+// when the count changed, gives every rate limit to that many replicas.
+// Scaling shows in the EndpointSlices within seconds; until then each
+// replica keeps the share it had. Called with mu held.
+func (s *Server) updateShare(slices []*discoveryv1.EndpointSlice) {
+	if s.cfg.ReplicasFrom == "" {
+		return
+	}
+	ns, name, _ := strings.Cut(s.cfg.ReplicasFrom, "/")
+	n := int64(countReady(slices, ns, name))
+	if n < 1 {
+		// Not listed yet (starting, or not ready): at least this one.
+		n = 1
+	}
+	if s.replicas.Swap(n) != n {
+		s.limiters.SetShare(int(n))
+		s.log.Info("rate limits shared among replicas", "replicas", n, "service", s.cfg.ReplicasFrom)
+	}
+}
+
+// countReady is how many distinct ready addresses the EndpointSlices of
+// Service ns/name list.
+func countReady(slices []*discoveryv1.EndpointSlice, ns, name string) int {
+	seen := map[string]bool{}
+	for _, es := range slices {
+		if es.Namespace != ns || es.Labels[discoveryv1.LabelServiceName] != name {
+			continue
+		}
+		for _, ep := range es.Endpoints {
+			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+				continue
+			}
+			for _, a := range ep.Addresses {
+				seen[a] = true
+			}
+		}
+	}
+	return len(seen)
 }
 
 // logDropped says which endpoints a build refused and why; the builder

@@ -41,6 +41,10 @@ type serveFlags struct {
 	listenTLS, tlsCert, tlsKey string
 	httpsPort                  int
 
+	// Rate limits across replicas.
+	replicasFrom, redisAddr, redisFailure string
+	redisTimeout                          time.Duration
+
 	// Limits on slow and greedy clients (server.Limits).
 	readHeaderTimeout, bodyIdleTimeout, idleTimeout, sendTimeout time.Duration
 	bodyMinRate, maxRequestBody                                  int64
@@ -54,6 +58,10 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsCert, "tls-cert-file", "", "PEM certificate (chain) served to clients whose server name no Host has a certificate for, and to those that send none; reloaded when the file changes (none: such handshakes are refused)")
 	fs.StringVar(&f.tlsKey, "tls-key-file", "", "PEM private key of --tls-cert-file")
 	fs.IntVar(&f.httpsPort, "https-redirect-port", 0, "port in the https:// URLs plain-HTTP requests are redirected to, when a load balancer's port differs from --listen-tls's (0: --listen-tls's port; 443 is left out of URLs)")
+	fs.StringVar(&f.replicasFrom, "replicas-from", "", "the gateway's own Service as namespace/name: each replica enforces 1/N of every rate limit, N being the ready endpoints of that Service's EndpointSlices (none: whole policies per replica)")
+	fs.StringVar(&f.redisAddr, "ratelimit-redis", "", "host:port of a Redis that keeps rate-limit counters for all replicas, so a policy holds exactly across them (none: local buckets)")
+	fs.DurationVar(&f.redisTimeout, "ratelimit-redis-timeout", 10*time.Millisecond, "how long one rate-limit check may wait for Redis before --ratelimit-redis-failure applies")
+	fs.StringVar(&f.redisFailure, "ratelimit-redis-failure", "local", "when Redis is slow or down: local (each replica enforces its share, as with --replicas-from) or deny (429)")
 	fs.BoolVar(&f.accessLog, "access-log", true, "log one JSON line per request")
 	fs.UintVar(&f.breakerFails, "breaker-failures", 5, "consecutive upstream failures that open an upstream's circuit breaker")
 	fs.DurationVar(&f.breakerOpen, "breaker-open-timeout", 10*time.Second, "how long a breaker stays open before letting a probe through")
@@ -93,16 +101,17 @@ func (f *serveFlags) serverConfig(opts snapshot.Options, logger *slog.Logger) se
 	}
 	duration := func(d time.Duration) time.Duration { return time.Duration(noLimit(int64(d))) }
 	cfg := server.Config{
-		Build:     opts,
-		Listen:    f.listen,
-		ListenTLS: f.listenTLS,
-		HTTPSPort: f.httpsPort,
-		Admin:     f.admin,
-		Logger:    logger,
-		AccessLog: f.accessLog,
-		Drain:     f.drain,
-		Pprof:     f.pprof,
-		Engine:    f.engine,
+		Build:        opts,
+		Listen:       f.listen,
+		ListenTLS:    f.listenTLS,
+		HTTPSPort:    f.httpsPort,
+		ReplicasFrom: f.replicasFrom,
+		Admin:        f.admin,
+		Logger:       logger,
+		AccessLog:    f.accessLog,
+		Drain:        f.drain,
+		Pprof:        f.pprof,
+		Engine:       f.engine,
 		Breaker: upstream.BreakerSettings{
 			ConsecutiveFailures: uint32(f.breakerFails),
 			OpenTimeout:         f.breakerOpen,
