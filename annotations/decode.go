@@ -171,6 +171,8 @@ func (p *parser) unknownField(k *yaml.Node, t reflect.Type, frel string, fs []fi
 		msg += flatHint(name)
 	case t == hostType && hostFieldHint(name) != "":
 		msg += fmt.Sprintf(" (did you mean %q?)", hostFieldHint(name))
+	case authFieldHint(t, name) != "":
+		msg += authFieldHint(t, name)
 	default:
 		candidates := make([]string, 0, len(fs))
 		for _, f := range fs {
@@ -206,6 +208,9 @@ func (p *parser) decodeValue(n *yaml.Node, v reflect.Value, rel string) bool {
 	case headersType:
 		return p.decodeConditions(n, v, rel)
 	case regexMapType:
+		if rel == "jwt.claims_to_headers" {
+			return p.decodeClaimsToHeaders(n, v, rel)
+		}
 		return p.decodeRegexConditions(n, v, rel)
 	case addedHeadersType:
 		return p.decodeAddedHeaders(n, v, rel)

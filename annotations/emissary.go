@@ -25,21 +25,26 @@ const automaticID = "_automatic_"
 // into Hosts.
 const kindTLSContext = "TLSContext"
 
+// kindAuthService is Emissary's AuthService, which the Emissary dialect
+// reads into an Auth.
+const kindAuthService = "AuthService"
+
 // emissaryKinds are the kinds the Emissary dialect knows: the first
 // emissaryReadKinds are read (Mapping into Mappings, Host and TLSContext
-// into Hosts), the rest are ignored with a warning.
+// into Hosts, AuthService into Auths), the rest are ignored with a
+// warning.
 var emissaryKindList = []string{
-	KindMapping, KindHost, kindTLSContext,
+	KindMapping, KindHost, kindTLSContext, kindAuthService,
 	KindRateLimit,
-	"Module", "AuthService", "RateLimitService", "TracingService", "LogService",
+	"Module", "RateLimitService", "TracingService", "LogService",
 	"Listener", "TCPMapping",
 	"KubernetesServiceResolver", "KubernetesEndpointResolver", "ConsulResolver", "DevPortal",
 }
 
-const emissaryReadKinds = 3
+const emissaryReadKinds = 4
 
 // emissaryReadChoice names the kinds the Emissary dialect reads, for messages.
-const emissaryReadChoice = "Mapping, Host and TLSContext"
+const emissaryReadChoice = "Mapping, Host, TLSContext and AuthService"
 
 func emissaryKinds() []string { return emissaryKindList }
 
@@ -48,7 +53,7 @@ func emissaryKinds() []string { return emissaryKindList }
 // which it folds into the service); the native dialect rejects them, saying
 // where they come from.
 var ignoredMappingFields = []string{
-	"add_linkerd_headers", "auto_host_rewrite", "bypass_auth", "auth_context_extensions",
+	"add_linkerd_headers", "auto_host_rewrite", "auth_context_extensions",
 	"bypass_error_response_overrides", "error_response_overrides", "cluster_idle_timeout_ms",
 	"cluster_max_connection_lifetime_ms", "cluster_tag", "dns_type", "docs", "enable_ipv4",
 	"enable_ipv6", "envoy_override", "health_checks", "keepalive", "modules",
@@ -76,6 +81,8 @@ func ignoredByGatehouse(t reflect.Type, name string) bool {
 		return slices.Contains(ignoredHostTLSFields, name) || refusedEmissaryField(t, name) != ""
 	case emissaryTLSContextType:
 		return slices.Contains(ignoredTLSContextFields, name) || refusedEmissaryField(t, name) != ""
+	case emissaryAuthServiceType:
+		return slices.Contains(ignoredAuthServiceFields, name)
 	case emissaryInsecureType:
 		return name == "additionalPort"
 	case retryPolicyType:
@@ -96,6 +103,10 @@ func emissaryFieldHint(t reflect.Type, name string) string {
 	switch {
 	case t == mappingType && name == "auto_host_rewrite":
 		return "; the upstream receives the client's Host header (set host_rewrite to change it)"
+	case t == mappingType && name == "auth_context_extensions":
+		return "; the authentication service receives the request's headers only"
+	case t == emissaryAuthServiceType:
+		return authServiceFieldHint(name)
 	case t == emissaryHostSpecType && name == "acmeProvider":
 		return "; ACME is not supported: issue certificates with cert-manager and name the Secret in tlsSecret"
 	case t == emissaryHostSpecType && (name == "selector" || name == "mappingSelector"):
@@ -143,6 +154,7 @@ func emissaryVersion(apiVersion string) (string, bool) {
 // emissaryDocument reads one document of a getambassador.io/config
 // annotation, flat or CRD-shaped.
 func (p *parser) emissaryDocument(d *document) {
+	start := len(p.problems)
 	root := d.root
 	_, meta := lookup(root, "metadata")
 	specKey, spec := lookup(root, "spec")
@@ -205,13 +217,22 @@ func (p *parser) emissaryDocument(d *document) {
 		if !p.emissaryTLSContext(d, body, crd, apiVersion, name) {
 			return
 		}
+	case kindAuthService:
+		if !p.emissaryAuthService(d, body, crd, apiVersion, name) {
+			return
+		}
+		if !p.problems[start:].HasErrors() {
+			p.authServiceScope(d)
+		}
 	}
-	if d.kind != KindMapping && p.problems[mark:].HasErrors() {
+	if (d.kind == KindHost || d.kind == kindTLSContext) && p.problems[mark:].HasErrors() {
 		// An Emissary Host or TLSContext that Gatehouse cannot serve as
 		// written (ACME, the catch-all "*", a Secret of another
 		// namespace…) is left out with its reasons as warnings: a
 		// Service moving from Emissary keeps its routes, and no
-		// certificate is served that was not meant.
+		// certificate is served that was not meant. An AuthService
+		// with errors stays an error: leaving it out would serve its
+		// namespace's Mappings unauthenticated.
 		for i := mark; i < len(p.problems); i++ {
 			if !p.problems[i].Warning {
 				p.problems[i].Warning = true
@@ -265,15 +286,33 @@ func (p *parser) emissaryRateLimits(body *yaml.Node) {
 	p.warnAt(k, p.path("rate_limits"), "ignored: rate_limits is Emissary v0's rate-limit descriptors, which Emissary converts to labels for its external rate-limit service; Gatehouse does not call such a service (declare RateLimit documents in the "+Key+" annotation)")
 }
 
-// emissaryTLS reads tls, with which Emissary originates TLS to the upstream:
-// true, or the name of a TLSContext to take settings from. Either gives the
-// service the https:// scheme, so that its port defaults to 443 as in
-// Emissary. Emissary lets tls win over an explicit http:// too (reporting
-// an error), and so does Gatehouse, with a warning.
+// emissaryTLS reads a Mapping's tls, with which Emissary originates TLS to
+// the upstream: true, or the name of a TLSContext to take settings from.
+// Either gives the service the https:// scheme, so that its port defaults
+// to 443 as in Emissary. Emissary lets tls win over an explicit http://
+// too (reporting an error), and so does Gatehouse, with a warning.
 func (p *parser) emissaryTLS(d *document, m *Mapping, body *yaml.Node) {
+	on, k := p.emissaryTLSOn(body, "the upstream")
+	if !on || m.Service == "" || d.top.failed["service"] {
+		return
+	}
+	if isTrue(m.HostRedirect) {
+		p.warnAt(k, p.path("tls"), "tls has no effect on a host_redirect Mapping, whose service is where clients are redirected")
+		return
+	}
+	// A bad service is reported by checkService as it was written.
+	if _, err := parseServiceRef(m.Service, p.opts.Namespace); err != nil {
+		return
+	}
+	m.Service = p.withTLS(k, "service", m.Service)
+}
+
+// emissaryTLSOn reads tls from the document's fields and reports whether
+// it asks for TLS to target, and the key it was written at.
+func (p *parser) emissaryTLSOn(body *yaml.Node, target string) (bool, *yaml.Node) {
 	k, v := lookup(body, "tls")
 	if k == nil || isNull(v) {
-		return
+		return false, nil
 	}
 	const rel = "tls"
 	path := p.path(rel)
@@ -285,31 +324,27 @@ func (p *parser) emissaryTLS(d *document, m *Mapping, body *yaml.Node) {
 	case isBool || isYAML11:
 		on, _ = p.decodeBool(v, path)
 	case isStringScalar(v) && v.Value != "":
-		p.warnAt(k, path, "ignored: TLS contexts are not implemented; the upstream is reached with https:// and default verification")
+		p.warnAt(k, path, "ignored: TLS contexts are not implemented; "+target+" is reached with https:// and default verification")
 		on = true
 	case isStringScalar(v):
 		// Emissary takes an empty name as no context.
 	default:
 		p.errorAt(v, path, "expected true, false or the name of a TLSContext, got "+describe(v))
 	}
-	if !on || m.Service == "" || d.top.failed["service"] {
-		return
-	}
-	if isTrue(m.HostRedirect) {
-		p.warnAt(k, path, "tls has no effect on a host_redirect Mapping, whose service is where clients are redirected")
-		return
-	}
-	// A bad service is reported by checkService as it was written.
-	if _, err := parseServiceRef(m.Service, p.opts.Namespace); err != nil {
-		return
-	}
-	switch scheme, rest, ok := strings.Cut(m.Service, "://"); {
+	return on, k
+}
+
+// withTLS gives a valid service reference, written at field, the https://
+// scheme that tls (written at k) asks for.
+func (p *parser) withTLS(k *yaml.Node, field, service string) string {
+	switch scheme, rest, ok := strings.Cut(service, "://"); {
 	case !ok:
-		m.Service = "https://" + m.Service
+		return "https://" + service
 	case strings.EqualFold(scheme, "http"):
-		p.warnAt(k, path, "the service says http://, but tls makes Emissary originate TLS anyway (and report an error), and so does Gatehouse; write https:// or remove tls")
-		m.Service = "https://" + rest
+		p.warnAt(k, p.path("tls"), "the "+field+" says http://, but tls makes Emissary originate TLS anyway (and report an error), and so does Gatehouse; write https:// or remove tls")
+		return "https://" + rest
 	}
+	return service
 }
 
 // emissaryIDs reads ambassador_id from the document's fields: a string or
@@ -510,7 +545,7 @@ func (p *parser) emissaryNamespace(d *document, container *yaml.Node) {
 	}
 	p.record("namespace", v)
 	if p.opts.Namespace != "" && v.Value != p.opts.Namespace {
-		p.errorAt(v, path, fmt.Sprintf("a %s in Service namespace %s cannot declare namespace %s", d.kind, p.opts.Namespace, v.Value))
+		p.errorAt(v, path, fmt.Sprintf("%s in Service namespace %s cannot declare namespace %s", article(d.kind), p.opts.Namespace, v.Value))
 	}
 }
 

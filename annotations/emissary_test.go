@@ -86,11 +86,11 @@ func TestParseEmissary(t *testing.T) {
 		{"rate limit", v3 + "kind: RateLimit\nname: r\ndomain: ambassador\nlimits: []\n", 0, []wantProblem{
 			{2, 7, `RateLimit "r".kind`, "RateLimit is ignored here: it is an Edge Stack CRD", true}}},
 		{"unknown kind", v3 + "kind: FilterPolicy\nname: r\nrules: [{host: '*', filters: null}]\n---\n" + emMapping, 1, []wantProblem{
-			{2, 7, "document 1.kind", `unknown kind "FilterPolicy" is ignored by Gatehouse, which reads Mapping, Host and TLSContext documents`, true}}},
+			{2, 7, "document 1.kind", `unknown kind "FilterPolicy" is ignored by Gatehouse, which reads Mapping, Host, TLSContext and AuthService documents`, true}}},
 		{"unknown kind alone", v3 + "kind: WebApplicationFirewall\n", 0, []wantProblem{
 			{2, 7, "document 1.kind", `unknown kind "WebApplicationFirewall" is ignored`, true}}},
-		{"near miss of an ignored kind", v3 + "kind: AuthServic\nname: t\n---\n" + emMapping, 1, []wantProblem{
-			{2, 7, `AuthService "t".kind`, `unknown kind "AuthServic" (did you mean "AuthService"?) is ignored by Gatehouse`, true}}},
+		{"near miss of an ignored kind", v3 + "kind: RateLimitServic\nname: t\n---\n" + emMapping, 1, []wantProblem{
+			{2, 7, `RateLimitService "t".kind`, `unknown kind "RateLimitServic" (did you mean "RateLimitService"?) is ignored by Gatehouse`, true}}},
 		{"near miss of a read kind", v3 + "kind: TLSContex\nname: t\nhosts: [a.com]\nsecret: s\n", 0, []wantProblem{
 			{2, 7, `TLSContext "t".kind`, `unknown kind "TLSContex" (did you mean "TLSContext"?)`, false}}},
 		{"kind near miss", v3 + "kind: mapping\nname: users\nprefix: /\nservice: s\nprefx: 1\n", 0, []wantProblem{
@@ -113,7 +113,7 @@ func TestParseEmissary(t *testing.T) {
 		{"unknown nested field", emMapping + "retry_policy: {num_retrys: 1}\n", 1, []wantProblem{
 			{6, 1, users + ".retry_policy", "retry_policy without retry_on retries nothing", true},
 			{6, 16, users + ".retry_policy.num_retrys", `(did you mean "num_retries"?); Emissary drops`, true}}},
-		{"ignored field", emMapping + "bypass_auth: true\n", 1, []wantProblem{{6, 1, users + ".bypass_auth", "ignored: Gatehouse does not implement bypass_auth", true}}},
+		{"ignored field", emMapping + "add_linkerd_headers: true\n", 1, []wantProblem{{6, 1, users + ".add_linkerd_headers", "ignored: Gatehouse does not implement add_linkerd_headers", true}}},
 		{"ignored nested field", emMapping + "retry_policy: {retry_back_off: {base_interval: 1s}}\n", 1, []wantProblem{
 			{6, 1, users + ".retry_policy", "retry_policy without retry_on retries nothing", true},
 			{6, 16, users + ".retry_policy.retry_back_off", "ignored: Gatehouse does not implement retry_back_off", true}}},
@@ -225,6 +225,8 @@ func TestParseEmissaryRealistic(t *testing.T) {
 		wantProblem{54, 3, `Host "quote-host".spec.acmeProvider`, "ignored: Gatehouse does not implement acmeProvider; ACME is not supported: issue certificates with cert-manager and name the Secret in tlsSecret", true},
 		wantProblem{61, 7, `Host "quote-host".spec.requestPolicy.insecure.additionalPort`, "ignored: Gatehouse does not implement additionalPort", true},
 		wantProblem{76, 3, `TLSContext "partners-mtls".alpn_protocols`, "ignored: Gatehouse does not implement alpn_protocols", true},
+		wantProblem{80, 9, `AuthService "authentication".kind`, "authenticates the Emissary Mappings of namespace shop that do not set bypass_auth, and no others", true},
+		wantProblem{92, 3, `AuthService "authentication".status_on_error`, "ignored: Gatehouse does not implement status_on_error", true},
 	)
 	if cfg == nil {
 		return
@@ -256,6 +258,14 @@ func TestParseEmissaryRealistic(t *testing.T) {
 		Service:      "https://quote.shop:8443",
 		Rewrite:      &empty,
 		Pos:          Position{Line: 32, Column: 1},
+	}, {
+		APIVersion: "getambassador.io/v2",
+		Kind:       KindMapping,
+		Name:       "quote-health",
+		Prefix:     "/health",
+		Service:    "quote:8080",
+		BypassAuth: true,
+		Pos:        Position{Line: 95, Column: 3},
 	}}
 	if !reflect.DeepEqual(cfg.Mappings, want) {
 		t.Errorf("mappings:\n got %+v\nwant %+v", cfg.Mappings, want)
@@ -288,6 +298,29 @@ func TestParseEmissaryRealistic(t *testing.T) {
 	}, partners, partnersAPI}
 	if !reflect.DeepEqual(cfg.Hosts, wantHosts) {
 		t.Errorf("hosts:\n got %+v\nwant %+v", cfg.Hosts, wantHosts)
+	}
+	for i := range cfg.Auths {
+		cfg.Auths[i].Positions = nil
+	}
+	authTimeout := 5000 // Emissary's default, kept
+	wantAuths := []Auth{{
+		APIVersion: "getambassador.io/v2",
+		Kind:       KindAuth,
+		Name:       "authentication",
+		External: &ExternalAuth{
+			Service:                "auth.shop:3000",
+			PathPrefix:             "/extauth",
+			TimeoutMS:              &authTimeout,
+			FailureMode:            FailureModeDeny,
+			AllowedRequestHeaders:  []string{"x-tenant"},
+			AllowedUpstreamHeaders: []string{"x-user"},
+			IncludeBodyBytes:       4096,
+		},
+		Namespaced: true,
+		Pos:        Position{Line: 79, Column: 3},
+	}}
+	if !reflect.DeepEqual(cfg.Auths, wantAuths) {
+		t.Errorf("auths:\n got %+v\nwant %+v", cfg.Auths, wantAuths)
 	}
 }
 

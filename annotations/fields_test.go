@@ -272,7 +272,7 @@ func TestParseMappingFields(t *testing.T) {
 
 		// Fields of the other dialect.
 		{"ambassador_id", mapping + "ambassador_id: [a]\n", []wantProblem{{5, 1, users + ".ambassador_id", "ambassador_id is only read with --compat=emissary", false}}},
-		{"emissary field", mapping + "bypass_auth: true\n", []wantProblem{{5, 1, users + ".bypass_auth", `unknown field "bypass_auth": an Emissary field that Gatehouse does not implement`, false}}},
+		{"emissary field", mapping + "add_linkerd_headers: true\n", []wantProblem{{5, 1, users + ".add_linkerd_headers", `unknown field "add_linkerd_headers": an Emissary field that Gatehouse does not implement`, false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkProblems(t, tc.src, tc.want...)

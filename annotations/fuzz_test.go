@@ -2,6 +2,7 @@ package annotations
 
 import (
 	"cmp"
+	"net/textproto"
 	"os"
 	"reflect"
 	"regexp"
@@ -68,6 +69,23 @@ var fuzzSeeds = []string{
 		"crl_file: /x\nmin_tls_version: v1.0\nsecret_namespacing: no\n---\nkind: TLSContext\nname: upstream\nsecret: a.b\n",
 	"apiVersion: getambassador.io/v3alpha1\nkind: Host\nmetadata: {name: shop-host}\nspec: {hostname: '*', tlsSecret: {name: x, namespace: other}, requestPolicy: {insecure: {action: redirect}}}\n---\n" +
 		"apiVersion: getambassador.io/v3alpha1\nkind: TLSContext\nmetadata: {name: shop-host-context}\nspec: {hosts: ['*', a.com, A.com], secret: s}\n",
+	// Auths, native.
+	authJWT + "  claims_to_headers: {email: x-email, org: X-Org}\n  consumer_claim: client_id\n  forward_token: true\n  clock_skew_seconds: 0\n" + usedBy("users-jwt") + "require_consumer: true\n",
+	authKeys + "  header: x-partner-key\n  forward_key: true\n" + usedBy("partner-keys") + "rate_limits: [per-ip]\n---\n" + rateLimit + "key: consumer\n",
+	authExt + "  path_prefix: /check\n  timeout_ms: 250\n  failure_mode: allow\n  allowed_request_headers: [x-tenant, cookie]\n  allowed_upstream_headers: [x-user]\n" +
+		"  consumer_header: x-consumer\n  include_body_bytes: 4096\n" + usedBy("ext") + "require_consumer: true\n---\n" + mapping + "auth: ext\nbypass_auth: true\n",
+	"kind: Auth\nname: a\njwt: {issuer: ' i', audiences: [], jwks_uri: 'http://u:p@x/#f', jwks_secret: other/s, claims_to_headers: {sub: Authorization, '': x-a, a: X-A}, clock_skew_seconds: 301}\n" +
+		"api_key: {header: Connection, query: 'a=b', secrets: [a, a, B/c]}\nexternal: {service: 'grpc://a/b', path_prefix: x, timeout_ms: 0, failure_mode: open, include_body_bytes: 70000}\n" +
+		"---\nkind: auth\nname: a\nissuer: x\n---\n" + mapping + "auth: b\nrequire_consumer: true\n---\nkind: AuthService\nname: s\n",
+	authExt + "  allowed_upstream_headers: [x-request-id, Host, Keep-Alive, 'x y', x-a, X-A]\n  allowed_request_headers: [Content-Length, Proxy-Authorization, ':path']\n" +
+		"---\n" + mapping + "auth: ''\nshadow: true\n---\n" + strings.Replace(mapping, "users", "u2", 2) + "auth: [ext]\nrequire_consumer: yes\n",
+	// Auths, Emissary.
+	emAuth + "path_prefix: /extauth\ntimeout_ms: 2000\nproto: http\ntls: true\nallowed_request_headers: [x-tenant]\nallowed_authorization_headers: [x-user, authorization]\n" +
+		"include_body: {max_bytes: 4096}\nfailure_mode_allow: true\nstatus_on_error: {code: 503}\nadd_linkerd_headers: true\n---\n" + emMapping + "bypass_auth: true\n---\n" +
+		strings.Replace(emMapping, "users", "orders", 2) + "auth: authentication\nrequire_consumer: true\n",
+	emAuth + "proto: grpc\n---\n" + emAuth + "tls: ctx\n---\n" + strings.Replace(emAuth, "authentication", "second", 1) + "---\n" + emMapping + "auth: second\n",
+	"apiVersion: getambassador.io/v3alpha1\nkind: AuthService\nmetadata: {name: a/b, namespace: other}\nspec: {auth_service: 'http://a:0', timeout_ms: 30000, proto: HTTP, include_body: {allow_partial: no}, " +
+		"allowed_request_headers: [Host], path_prefix: 'x y'}\n---\n" + emMapping + "require_consumer: true\nbypass_auth: true\nauth: a/b\n",
 }
 
 // yamlLineCount counts lines as generously as any YAML reader could: every
@@ -200,6 +218,91 @@ func checkConfigInvariants(t *testing.T, cfg *Config, dialect Dialect) {
 		}
 	}
 	checkHostInvariants(t, cfg, dialect)
+	checkAuthInvariants(t, cfg, dialect)
+}
+
+// checkAuthInvariants asserts what the authentication compiler may rely on
+// in Config.Auths and the Mappings that name them.
+func checkAuthInvariants(t *testing.T, cfg *Config, dialect Dialect) {
+	t.Helper()
+	names := make(map[string]bool, len(cfg.Auths))
+	namespaced := 0
+	for _, a := range cfg.Auths {
+		nameProblem := dnsLabelProblem(a.Name)
+		if dialect == Emissary {
+			nameProblem = emissaryNameProblem(kindAuthService, a.Name)
+		}
+		if a.Kind != KindAuth || nameProblem != "" || names[a.Name] || a.Positions == nil {
+			t.Errorf("invalid Auth accepted: %+v", a)
+		}
+		names[a.Name] = true
+		methods := 0
+		for _, set := range []bool{a.JWT != nil, a.APIKey != nil, a.External != nil} {
+			if set {
+				methods++
+			}
+		}
+		if methods != 1 || a.Namespaced && (dialect == Native || a.External == nil) {
+			t.Errorf("Auth %q: %d methods, namespaced %v", a.Name, methods, a.Namespaced)
+		}
+		if a.Namespaced {
+			namespaced++
+		}
+		if j := a.JWT; j != nil {
+			if exactTextProblem(j.Issuer) != "" || len(j.Audiences) == 0 || (j.JWKSSecret == "") == (j.JWKSURI == "") || j.ConsumerClaim == "" ||
+				j.ClockSkewSeconds == nil || *j.ClockSkewSeconds < 0 || *j.ClockSkewSeconds > 300 || len(j.ClaimsToHeaders) > maxClaimsToHeaders {
+				t.Errorf("invalid jwt accepted: %+v", j)
+			}
+			if j.JWKSURI != "" && jwksURIProblem(j.JWKSURI) != "" || j.JWKSSecret != "" && len(validation.IsDNS1123Subdomain(j.JWKSSecret)) > 0 {
+				t.Errorf("jwt key set accepted: %q %q", j.JWKSURI, j.JWKSSecret)
+			}
+			for claim, h := range j.ClaimsToHeaders {
+				if claim == "" || ReservedHeader(h) || headerChangeProblem(h, true, "set") != "" {
+					t.Errorf("claim %q → header %q accepted", claim, h)
+				}
+			}
+		}
+		if k := a.APIKey; k != nil {
+			if (k.Header == "") == (k.Query == "") || k.Header != textproto.CanonicalMIMEHeaderKey(k.Header) || keyHeaderProblem(k.Header) != "" && k.Header != "" ||
+				len(k.Secrets) == 0 || len(k.Secrets) > maxAPIKeySecrets {
+				t.Errorf("invalid api_key accepted: %+v", k)
+			}
+			for _, s := range k.Secrets {
+				if len(validation.IsDNS1123Subdomain(s)) > 0 {
+					t.Errorf("api_key Secret %q accepted", s)
+				}
+			}
+		}
+		if e := a.External; e != nil {
+			if _, err := ParseServiceRef(e.Service, "ns"); err != nil {
+				t.Errorf("external service accepted: %v", err)
+			}
+			if authPathPrefixProblem(e.PathPrefix) != "" || e.TimeoutMS == nil || *e.TimeoutMS < 1 || *e.TimeoutMS > maxAuthTimeoutMS ||
+				e.FailureMode != FailureModeDeny && e.FailureMode != FailureModeAllow || e.IncludeBodyBytes < 0 || e.IncludeBodyBytes > maxAuthBodyBytes ||
+				len(e.AllowedRequestHeaders) > maxAuthHeaders || len(e.AllowedUpstreamHeaders) > maxAuthHeaders ||
+				e.ConsumerHeader != "" && !isToken(e.ConsumerHeader) || a.Namespaced && e.ConsumerHeader != "" {
+				t.Errorf("invalid external accepted: %+v", e)
+			}
+			for _, h := range e.AllowedUpstreamHeaders {
+				if ReservedHeader(h) || isHopByHop(h) || !isToken(h) {
+					t.Errorf("upstream header %q accepted", h)
+				}
+			}
+			for _, h := range e.AllowedRequestHeaders {
+				if !isToken(h) || strings.EqualFold(h, "Host") || strings.EqualFold(h, "Content-Length") || isHopByHop(h) && !strings.EqualFold(h, "Proxy-Authorization") {
+					t.Errorf("request header %q accepted", h)
+				}
+			}
+		}
+	}
+	if namespaced > 1 {
+		t.Errorf("%d namespaced Auths", namespaced)
+	}
+	for _, m := range cfg.Mappings {
+		if m.Auth != "" && !names[m.Auth] || m.Auth != "" && m.BypassAuth || m.RequireConsumer && m.Auth == "" && dialect == Native {
+			t.Errorf("Mapping %q: auth %q, bypass_auth %v, require_consumer %v", m.Name, m.Auth, m.BypassAuth, m.RequireConsumer)
+		}
+	}
 }
 
 // checkHostInvariants asserts what the edge TLS builder may rely on in

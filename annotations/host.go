@@ -217,12 +217,19 @@ func normalizeTLSVersion(s string) (string, string) {
 // secretNameProblem says what is wrong with s as the name of a Secret of
 // the Service's own namespace, or returns "". Certificates and client CAs
 // come from the Host's own namespace only: a team must not serve, or trust,
-// what another namespace holds. A "." is part of the name: Kubernetes
-// allows it, and cert-manager users name Secrets after their hosts
-// ("shop.example.com-tls"). Emissary's TLSContext "name.namespace"
+// what another namespace holds. Emissary's TLSContext "name.namespace"
 // spelling is split before this is called.
 func (p *parser) secretNameProblem(s string) string {
-	const own = "certificates come from the Host's own namespace; write the Secret's name only"
+	return p.secretRefProblem(s, "certificates come from the Host's own namespace")
+}
+
+// secretRefProblem says what is wrong with s as the name of a Secret of
+// the Service's own namespace, or returns "". own says where the Secret
+// must come from, for a name written with a namespace. A "." is part of
+// the name: Kubernetes allows it, and cert-manager users name Secrets
+// after their hosts ("shop.example.com-tls").
+func (p *parser) secretRefProblem(s, own string) string {
+	own += "; write the Secret's name only"
 	if ns, name, ok := strings.Cut(s, "/"); ok {
 		if ns == p.opts.Namespace && name != "" && !strings.Contains(name, "/") {
 			return fmt.Sprintf("%s (%q)", own, name)

@@ -196,7 +196,7 @@ func TestParseHostProblems(t *testing.T) {
 		{"kind case", "kind: host\nname: shop\nhostname: shop.example.com\ntls_secret: s\n", []wantProblem{
 			{1, 7, shop + ".kind", `unknown kind "host" (did you mean "Host"?)`, false}}},
 		{"TLSContext", "kind: TLSContext\nname: shop\nhosts: [shop.example.com]\n", []wantProblem{
-			{1, 7, "document 1.kind", `unknown kind "TLSContext"; known kinds are Mapping, RateLimit, Host (TLSContext is Emissary's, read from the getambassador.io/config annotation with --compat=emissary; here a Host gives a hostname its certificate)`, false}}},
+			{1, 7, "document 1.kind", `unknown kind "TLSContext"; known kinds are Mapping, RateLimit, Host, Auth (TLSContext is Emissary's, read from the getambassador.io/config annotation with --compat=emissary; here a Host gives a hostname its certificate)`, false}}},
 		{"bad name", "kind: Host\nname: Shop.com\nhostname: shop.example.com\ntls_secret: s\n", []wantProblem{
 			{2, 7, `Host "Shop.com".name`, "must be lowercase", false}}},
 		{"missing name", "kind: Host\nhostname: shop.example.com\ntls_secret: s\n", []wantProblem{{1, 1, "document 1", `missing required field "name"`, false}}},

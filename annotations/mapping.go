@@ -33,6 +33,7 @@ func (p *parser) checkMapping(d *document, m *Mapping) {
 	p.checkUpstreamTLS(d, m)
 	p.checkUpgrades(d, m)
 	p.checkRedirect(d, m)
+	p.checkMappingAuth(d, m)
 	p.checkNotEnforced(d, m)
 	m.Positions = d.positions
 }
@@ -536,7 +537,7 @@ func (p *parser) checkRedirect(d *document, m *Mapping) {
 // on (yet): the annotation must not silently mean less than it says.
 func (p *parser) checkNotEnforced(d *document, m *Mapping) {
 	if isTrue(m.Shadow) {
-		for _, f := range []string{"rate_limits", "retry_policy", "cors", "circuit_breakers", "load_balancer"} {
+		for _, f := range []string{"rate_limits", "auth", "require_consumer", "retry_policy", "cors", "circuit_breakers", "load_balancer"} {
 			if loc, ok := d.top.written(f); ok {
 				p.warnAt(loc.key, p.path(f), f+" does not apply to a shadow Mapping: it only receives copies of requests another Mapping serves")
 			}

@@ -47,13 +47,22 @@ func emissaryNameProblem(kind, s string) string {
 	case s == "":
 		return "must not be empty"
 	case len(s) > 253:
-		return fmt.Sprintf("is %d characters long; a %s name has at most 253", len(s), kind)
+		return fmt.Sprintf("is %d characters long; %s name has at most 253", len(s), article(kind))
 	}
 	if i := strings.IndexFunc(s, func(r rune) bool { return r == '/' || isSpaceOrControl(r) }); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(s[i:])
-		return fmt.Sprintf("contains %q; a %s name must not contain '/', whitespace or control characters", r, kind)
+		return fmt.Sprintf("contains %q; %s name must not contain '/', whitespace or control characters", r, article(kind))
 	}
 	return ""
+}
+
+// article puts "a" or "an" in front of a kind: "a Mapping", "an
+// AuthService".
+func article(kind string) string {
+	if kind != "" && strings.ContainsRune("AEIOU", rune(kind[0])) {
+		return "an " + kind
+	}
+	return "a " + kind
 }
 
 func isSpaceOrControl(r rune) bool {

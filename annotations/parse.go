@@ -77,15 +77,19 @@ type Options struct {
 //     Host.MinTLSVersion is "v1.2" or "v1.3" (1.2, TLSv1.3... are read as
 //     these), and Host.ClientCert defaults to required when a client CA is
 //     set; in the Emissary dialect, Host and TLSContext documents become
-//     Hosts (see docs/annotations.md for the mapping of their fields).
+//     Hosts (see docs/annotations.md for the mapping of their fields);
+//   - Auths have their defaults filled (see Auth), APIKeyAuth.Header is in
+//     canonical form, and in the Emissary dialect an AuthService becomes
+//     a Namespaced Auth with External set.
 //
 // Defaults (rewrite "/", timeout 3000 ms, key policy, burst = rate) are left
 // for the compiler to apply; Service is kept as written (ParseServiceRef with
 // the same namespace gives its parts; with HostRedirect it is a redirect
 // target, not a Service). Mapping.Positions says where each field was
-// written, and Host.Positions where each Host field was. Documents the
-// Emissary dialect skips (another ambassador_id, other kinds, no name, a
-// TLSContext without hosts) are not returned. Parse is safe for concurrent use.
+// written, Host.Positions and Auth.Positions where each of their fields
+// was. Documents the Emissary dialect skips (another ambassador_id, other
+// kinds, no name, a TLSContext without hosts, an AuthService over gRPC or
+// after the first) are not returned. Parse is safe for concurrent use.
 func Parse(src string, opts Options) (*Config, Problems) {
 	p := parser{src: src, opts: opts, validate: sharedValidator()}
 	if opts.Dialect != Native && opts.Dialect != Emissary {
@@ -116,6 +120,12 @@ type parser struct {
 	// having no hosts, for the Hosts that link to one.
 	hostless []string
 
+	// authService is the Emissary AuthService read, the only one an
+	// annotation may have; unreadAuthServices are the names of those left
+	// out, for the Mappings that name one in auth.
+	authService        *document
+	unreadAuthServices []string
+
 	lines     lineIndex // of src, built on first use
 	tables    []fieldTable
 	suggested int // candidates compared for did-you-mean so far
@@ -125,7 +135,7 @@ type parser struct {
 type document struct {
 	index int        // 1-based among non-empty documents
 	root  *yaml.Node // the top-level mapping
-	kind  string     // KindMapping, KindRateLimit, KindHost (or an Emissary kind); "" when unknown
+	kind  string     // KindMapping, KindRateLimit, KindHost, KindAuth (or an Emissary kind); "" when unknown
 	// prefix is the path of the document in problems, fieldPrefix that of
 	// its fields: the same, or prefix+".spec" for a CRD-shaped document.
 	prefix, fieldPrefix string
@@ -139,6 +149,7 @@ type document struct {
 
 	mapping   *Mapping
 	rateLimit *RateLimit
+	auth      *Auth // a native Auth, or an Emissary AuthService
 	// hosts are the Hosts the document declares: one for a Host, one per
 	// entry of hosts for an Emissary TLSContext.
 	hosts []*hostEntry
@@ -296,10 +307,10 @@ func lastNodeLine(n *yaml.Node) int {
 	return n.Line
 }
 
-var kinds = []string{KindMapping, KindRateLimit, KindHost}
+var kinds = []string{KindMapping, KindRateLimit, KindHost, KindAuth}
 
 // kindChoice lists the native kinds for messages.
-const kindChoice = "Mapping, RateLimit or Host"
+const kindChoice = "Mapping, RateLimit, Host or Auth"
 
 // document decodes and checks one non-empty document.
 func (p *parser) document(root *yaml.Node, index int) {
@@ -376,8 +387,11 @@ func (p *parser) nativeDocument(d *document) {
 		return
 	case d.kind == "":
 		msg := fmt.Sprintf("unknown kind %q; known kinds are %s", kindVal.Value, strings.Join(kinds, ", "))
-		if kindVal.Value == kindTLSContext {
+		switch kindVal.Value {
+		case kindTLSContext:
 			msg += " (TLSContext is Emissary's, read from the " + EmissaryKey + " annotation with --compat=emissary; here a Host gives a hostname its certificate)"
+		case kindAuthService:
+			msg += " (AuthService is Emissary's, read from the " + EmissaryKey + " annotation with --compat=emissary; here an Auth with external: {service: ...} calls an authentication service, and Mappings name it in auth)"
 		}
 		p.errorAt(kindVal, d.prefix+".kind", msg)
 		return
@@ -418,6 +432,16 @@ func (p *parser) nativeDocument(d *document) {
 			d.nameNode = n
 		}
 		p.checkHost(d, h)
+	case KindAuth:
+		a := &Auth{Pos: nodePos(root)}
+		d.top = p.decodeFields(root, reflect.ValueOf(a).Elem(), "", notHere{{"ambassador_id", ""}})
+		if k, _ := lookup(root, "ambassador_id"); k != nil {
+			p.errorAt(k, d.prefix+".ambassador_id", "ambassador_id is only read with --compat=emissary")
+		}
+		if n, ok := d.usable("name"); ok {
+			d.nameNode = n
+		}
+		p.checkAuth(d, a)
 	}
 	p.docs = append(p.docs, d)
 }
@@ -486,6 +510,8 @@ func (p *parser) config() *Config {
 			cfg.Mappings = append(cfg.Mappings, *d.mapping)
 		case d.rateLimit != nil:
 			cfg.RateLimits = append(cfg.RateLimits, *d.rateLimit)
+		case d.auth != nil:
+			cfg.Auths = append(cfg.Auths, *d.auth)
 		}
 		for _, e := range d.hosts {
 			if !e.dropped {

@@ -42,7 +42,13 @@ func TestParseRealistic(t *testing.T) {
 	for i := range cfg.Hosts {
 		cfg.Hosts[i].Positions = nil // checked in detail by TestParseHostPositions
 	}
-	empty, timeout := "", 5000
+	if got, want := cfg.Auths[1].FieldPos("jwt.claims_to_headers.email"), (Position{Line: 91, Column: 12}); got != want {
+		t.Errorf("position of jwt.claims_to_headers.email: got %v, want %v", got, want)
+	}
+	for i := range cfg.Auths {
+		cfg.Auths[i].Positions = nil // checked in detail by TestParseAuthAllFields
+	}
+	empty, timeout, skew := "", 5000, 30
 	want := &Config{
 		Mappings: []Mapping{{
 			APIVersion: APIVersion,
@@ -70,6 +76,22 @@ func TestParseRealistic(t *testing.T) {
 			Service:     "https://api.backend",
 			RateLimits:  []string{"per-ip"},
 			Pos:         Position{Line: 19, Column: 1},
+		}, {
+			Kind:            KindMapping,
+			Name:            "partner-orders",
+			Prefix:          "/partners/orders/",
+			Service:         "orders:8080",
+			Auth:            "partner-keys",
+			RequireConsumer: true,
+			RateLimits:      []string{"per-partner"},
+			Pos:             Position{Line: 56, Column: 1},
+		}, {
+			Kind:    KindMapping,
+			Name:    "me",
+			Prefix:  "/me/",
+			Service: "users:8080",
+			Auth:    "users-jwt",
+			Pos:     Position{Line: 78, Column: 1},
 		}},
 		RateLimits: []RateLimit{{
 			Kind:  KindRateLimit,
@@ -79,6 +101,13 @@ func TestParseRealistic(t *testing.T) {
 			Burst: 20,
 			Key:   KeyClientIP,
 			Pos:   Position{Line: 29, Column: 1},
+		}, {
+			Kind: KindRateLimit,
+			Name: "per-partner",
+			Rate: 10,
+			Unit: UnitSecond,
+			Key:  KeyConsumer,
+			Pos:  Position{Line: 71, Column: 1},
 		}},
 		Hosts: []Host{{
 			Kind:          KindHost,
@@ -99,6 +128,24 @@ func TestParseRealistic(t *testing.T) {
 			ClientCASecret: "partners-ca",
 			ClientCert:     ClientCertRequired,
 			Pos:            Position{Line: 47, Column: 1},
+		}},
+		Auths: []Auth{{
+			Kind:   KindAuth,
+			Name:   "partner-keys",
+			APIKey: &APIKeyAuth{Header: "X-Partner-Key", Secrets: []string{"partner-api-keys"}},
+			Pos:    Position{Line: 64, Column: 1},
+		}, {
+			Kind: KindAuth,
+			Name: "users-jwt",
+			JWT: &JWTAuth{
+				Issuer:           "https://login.example.com/",
+				Audiences:        []string{"api.example.com"},
+				JWKSURI:          "https://login.example.com/.well-known/jwks.json",
+				ClaimsToHeaders:  map[string]string{"email": "x-user-email"},
+				ConsumerClaim:    "sub",
+				ClockSkewSeconds: &skew,
+			},
+			Pos: Position{Line: 84, Column: 1},
 		}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -222,7 +269,7 @@ func TestParseProblems(t *testing.T) {
 		{"kind case", "kind: mapping\nname: users\nprefix: /\nservice: s\nprefx: 1\n", []wantProblem{
 			{1, 7, users + ".kind", `unknown kind "mapping" (did you mean "Mapping"?)`, false},
 			{5, 1, users + ".prefx", "unknown field", false}}},
-		{"kind not a string", "kind: 5\n", []wantProblem{{1, 7, "document 1.kind", "expected a string (Mapping, RateLimit or Host), got integer 5", false}}},
+		{"kind not a string", "kind: 5\n", []wantProblem{{1, 7, "document 1.kind", "expected a string (Mapping, RateLimit, Host or Auth), got integer 5", false}}},
 		{"api version", "apiVersion: gatehouse.dev/v2\n" + mapping, []wantProblem{
 			{1, 13, users + ".apiVersion", `unsupported apiVersion "gatehouse.dev/v2"; the only apiVersion is "gatehouse.dev/v1"`, false}}},
 		{"emissary api version", "apiVersion: getambassador.io/v3alpha1\n" + mapping, []wantProblem{

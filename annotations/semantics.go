@@ -2,7 +2,7 @@ package annotations
 
 import "strings"
 
-// What a Mapping and a Host mean for routing, in one place: the builder,
+// What a Mapping, a Host and an Auth mean for routing, in one place: the builder,
 // the webhook and the CLI read these rather than the raw fields, so that a
 // rule such as "hostname wins over host" is decided once.
 
@@ -56,6 +56,14 @@ func (m *Mapping) FieldPos(field string) Position {
 // at the document).
 func (h *Host) FieldPos(field string) Position {
 	return fieldPos(h.Positions, h.Pos, field)
+}
+
+// FieldPos is where field of a ("jwt.issuer", "external.service") was
+// written, else where its closest enclosing field was, else where a's
+// document starts (so a default, such as jwt.consumer_claim when not
+// written, points at the document).
+func (a *Auth) FieldPos(field string) Position {
+	return fieldPos(a.Positions, a.Pos, field)
 }
 
 func fieldPos(positions map[string]Position, start Position, field string) Position {

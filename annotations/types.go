@@ -24,6 +24,7 @@ const (
 	KindMapping   = "Mapping"
 	KindRateLimit = "RateLimit"
 	KindHost      = "Host"
+	KindAuth      = "Auth"
 )
 
 // Config is everything one annotation declares. Documents keep the order in
@@ -34,6 +35,9 @@ type Config struct {
 	// Hosts are in document order; a TLSContext of the Emissary dialect
 	// gives one Host per entry of its hosts, in that order.
 	Hosts []Host
+	// Auths are in document order; in the Emissary dialect an AuthService
+	// gives one (Namespaced).
+	Auths []Auth
 }
 
 // Position is a 1-based line and column inside the annotation string.
@@ -166,6 +170,23 @@ type Mapping struct {
 	// RateLimits names RateLimit documents of the same annotation; a request
 	// must pass every one of them.
 	RateLimits []string `json:"rate_limits,omitempty"`
+
+	// Auth names an Auth document of the same annotation: requests must
+	// pass it before they are routed (401, or the authentication
+	// service's own answer, otherwise). "" means none, except that an
+	// Emissary-dialect Mapping is subject to its namespace's AuthService
+	// unless BypassAuth is set.
+	Auth string `json:"auth,omitempty"`
+	// BypassAuth is Emissary's: the Mapping is exempt from its namespace's
+	// AuthService. Setting it together with Auth is an error, in both
+	// dialects.
+	BypassAuth bool `json:"bypass_auth,omitempty"`
+	// RequireConsumer answers 403 to requests the Auth lets through
+	// without naming a consumer (an external service without a consumer
+	// header, failure_mode allow). The native dialect needs Auth with it;
+	// the Emissary dialect allows it without, for the namespace's
+	// AuthService, with a warning, since an AuthService names no consumer.
+	RequireConsumer bool `json:"require_consumer,omitempty"`
 
 	// Labels are Emissary's rate-limit descriptors for an external rate-limit
 	// service. Gatehouse parses them (domain → list of label groups) but does
@@ -319,6 +340,9 @@ const (
 	KeyPolicy   = "policy"    // one bucket for the whole policy
 	KeyClientIP = "client_ip" // one bucket per client address
 	KeyHeader   = "header"    // one bucket per value of the header named by Header
+	// KeyConsumer counts one bucket per consumer the Mapping's Auth names;
+	// requests without a consumer share one bucket.
+	KeyConsumer = "consumer"
 )
 
 // RateLimit is a token-bucket policy that Mappings of the same annotation refer
@@ -335,8 +359,9 @@ type RateLimit struct {
 	// Burst is the bucket size; zero means Rate.
 	Burst int `json:"burst,omitempty" validate:"omitempty,min=1"`
 
-	// Key is policy (the default when empty), client_ip or header.
-	Key    string `json:"key,omitempty" validate:"omitempty,oneof=policy client_ip header"`
+	// Key is policy (the default when empty), client_ip, header or
+	// consumer.
+	Key    string `json:"key,omitempty" validate:"omitempty,oneof=policy client_ip header consumer"`
 	Header string `json:"header,omitempty" validate:"required_if=Key header"`
 
 	Pos Position `json:"-"`
@@ -424,4 +449,138 @@ type HSTS struct {
 	MaxAge            int64 `json:"max_age"`
 	IncludeSubdomains bool  `json:"include_subdomains,omitempty"`
 	Preload           bool  `json:"preload,omitempty"`
+}
+
+// Failure modes of an external authentication service: what a request gets
+// when the service cannot be reached or does not answer within its timeout.
+const (
+	FailureModeDeny  = "deny"  // 403 (the default)
+	FailureModeAllow = "allow" // the request continues without a consumer
+)
+
+// DefaultAPIKeyHeader is where an API key is read when an APIKeyAuth names
+// neither a header nor a query parameter, in the canonical form Parse
+// returns header names of APIKeyAuth in.
+const DefaultAPIKeyHeader = "X-Api-Key"
+
+// Auth is an authentication policy: Mappings of the same annotation name it
+// in auth, and requests they serve must pass it. Exactly one of JWT, APIKey
+// and External is set. A request that passes may carry a consumer, the name
+// of whoever sent it, which rate limits (key: consumer) and the access log
+// use.
+//
+// Parse returns Auths with their defaults filled: ConsumerClaim "sub" and
+// ClockSkewSeconds 30 for JWT, Header DefaultAPIKeyHeader (or the written
+// header, canonicalised) when no Query is set for APIKey, TimeoutMS 500
+// (an Emissary AuthService's own default, 5000, when it did not write one)
+// and FailureMode deny for External. Secrets are always of the Service's
+// own namespace.
+type Auth struct {
+	APIVersion string `json:"apiVersion,omitempty"`
+	Kind       string `json:"kind" validate:"required"`
+	// Name is a DNS label in the native dialect; an Emissary AuthService
+	// keeps its name.
+	Name string `json:"name" validate:"required"`
+
+	JWT      *JWTAuth      `json:"jwt,omitempty"`
+	APIKey   *APIKeyAuth   `json:"api_key,omitempty"`
+	External *ExternalAuth `json:"external,omitempty"`
+
+	// Namespaced is set on an Emissary AuthService: it applies to every
+	// Emissary-dialect Mapping of the Service's namespace that does not
+	// set bypass_auth (Emissary applies an AuthService gateway-wide;
+	// Gatehouse keeps it within the namespace). Never set by the native
+	// dialect.
+	Namespaced bool `json:"-"`
+
+	// Pos is where the document starts; not part of the wire format.
+	Pos Position `json:"-"`
+	// Positions maps a field ("jwt.issuer", "api_key.secrets[0]",
+	// "external.service") to where its value was written, as
+	// Mapping.Positions does. For an Emissary AuthService the keys are
+	// the Gatehouse fields the values became ("external.service" for
+	// auth_service, "external.allowed_upstream_headers" for
+	// allowed_authorization_headers, "external.include_body_bytes" for
+	// include_body.max_bytes, "external.failure_mode" for
+	// failure_mode_allow), so FieldPos takes the same names in both
+	// dialects.
+	Positions map[string]Position `json:"-"`
+}
+
+// JWTAuth accepts requests carrying a JSON Web Token (Authorization:
+// Bearer) signed by a key of the key set, issued by Issuer for one of
+// Audiences, and within its validity (exp, nbf) give or take
+// ClockSkewSeconds.
+type JWTAuth struct {
+	// Issuer is compared exactly with the token's iss.
+	Issuer string `json:"issuer" validate:"required"`
+	// Audiences: the token's aud must contain one of them. At least one.
+	Audiences []string `json:"audiences" validate:"required"`
+	// JWKSSecret names a Secret of type gatehouse.dev/jwks (key
+	// jwks.json) in the Service's own namespace: the name only. Exactly
+	// one of JWKSSecret and JWKSURI is set.
+	JWKSSecret string `json:"jwks_secret,omitempty"`
+	// JWKSURI is an https:// URL the key set is fetched from (no user
+	// information, no fragment).
+	JWKSURI string `json:"jwks_uri,omitempty"`
+	// ClaimsToHeaders maps a claim name to the request header the
+	// upstream receives it in (as written; at most 16). The headers are
+	// valid names, none of them hop-by-hop or reserved (ReservedHeader).
+	ClaimsToHeaders map[string]string `json:"claims_to_headers,omitempty"`
+	// ConsumerClaim is the claim naming the consumer; Parse fills "sub".
+	ConsumerClaim string `json:"consumer_claim,omitempty"`
+	// ForwardToken keeps the Authorization header on the request to the
+	// upstream; by default it is removed.
+	ForwardToken bool `json:"forward_token,omitempty"`
+	// ClockSkewSeconds, 0 to 300, is how far exp and nbf may be off;
+	// Parse fills 30.
+	ClockSkewSeconds *int `json:"clock_skew_seconds,omitempty" validate:"omitempty,min=0,max=300"`
+}
+
+// APIKeyAuth accepts requests carrying a key listed in one of Secrets, in
+// the header Header or the query parameter Query (exactly one of them is
+// set once Parse has filled the default). The consumer is the name the key
+// is listed under.
+type APIKeyAuth struct {
+	// Header is in canonical form (X-Api-Key); Parse fills
+	// DefaultAPIKeyHeader when neither Header nor Query is written.
+	Header string `json:"header,omitempty"`
+	Query  string `json:"query,omitempty"`
+	// Secrets name 1 to 16 Secrets of type gatehouse.dev/api-keys in the
+	// Service's own namespace; each data entry is consumer name → key.
+	Secrets []string `json:"secrets" validate:"required"`
+	// ForwardKey keeps the header (or query parameter) on the request to
+	// the upstream; by default it is removed.
+	ForwardKey bool `json:"forward_key,omitempty"`
+}
+
+// ExternalAuth asks an HTTP service about each request: its method, its
+// path behind PathPrefix, and selected headers are sent to it; a 2xx answer
+// lets the request through, and any other answer is returned to the client
+// as the service gave it.
+type ExternalAuth struct {
+	// Service is [http://|https://]name[.namespace][:port], with the
+	// grammar and rules of Mapping.Service; the compiler checks the target
+	// as it checks a Mapping's.
+	Service string `json:"service" validate:"required"`
+	// PathPrefix is prepended to the request's path; it starts with "/".
+	PathPrefix string `json:"path_prefix,omitempty"`
+	// TimeoutMS, 1 to 10000, bounds the call; Parse fills 500.
+	TimeoutMS *int `json:"timeout_ms,omitempty" validate:"omitempty,min=1,max=10000"`
+	// FailureMode is FailureModeDeny (filled by Parse) or
+	// FailureModeAllow.
+	FailureMode string `json:"failure_mode,omitempty" validate:"omitempty,oneof=deny allow"`
+	// AllowedRequestHeaders are sent to the service besides the defaults
+	// (DefaultAuthRequestHeaders); at most 32.
+	AllowedRequestHeaders []string `json:"allowed_request_headers,omitempty"`
+	// AllowedUpstreamHeaders are copied from the service's 2xx answer to
+	// the request sent upstream; at most 32, none reserved
+	// (ReservedHeader) or hop-by-hop.
+	AllowedUpstreamHeaders []string `json:"allowed_upstream_headers,omitempty"`
+	// ConsumerHeader is the header of the service's 2xx answer that names
+	// the consumer; "" means the service names none.
+	ConsumerHeader string `json:"consumer_header,omitempty"`
+	// IncludeBodyBytes, 0 to 65536, is how many of the first bytes of the
+	// request body are sent to the service; 0 sends none.
+	IncludeBodyBytes int `json:"include_body_bytes,omitempty" validate:"min=0,max=65536"`
 }

@@ -165,7 +165,7 @@ func (p *parser) checkRateLimit(d *document, rl *RateLimit) {
 	}
 	if n, ok := d.usable("header"); ok && rl.Header != "" {
 		switch {
-		case !d.top.failed["key"] && (rl.Key == "" || rl.Key == KeyPolicy || rl.Key == KeyClientIP):
+		case !d.top.failed["key"] && (rl.Key == "" || rl.Key == KeyPolicy || rl.Key == KeyClientIP || rl.Key == KeyConsumer):
 			key := rl.Key
 			if key == "" {
 				key = KeyPolicy + " (the default)"
@@ -178,7 +178,8 @@ func (p *parser) checkRateLimit(d *document, rl *RateLimit) {
 }
 
 // crossCheck runs the checks that need every document: unique names,
-// references from Mappings to RateLimits, and the Hosts' hostnames.
+// references from Mappings to RateLimits and Auths, and the Hosts'
+// hostnames.
 func (p *parser) crossCheck() {
 	type named struct{ kind, name string }
 	firstName := make(map[named]*yaml.Node)
@@ -243,15 +244,22 @@ func (p *parser) crossCheck() {
 	}
 
 	p.checkHostEntries()
+	usedAuths := p.checkAuthReferences()
 
-	// An unused RateLimit is dead configuration, most likely a Mapping that
-	// forgot to list it. Only worth saying once the rest is right.
+	// An unused RateLimit or Auth is dead configuration, most likely a
+	// Mapping that forgot to name it. Only worth saying once the rest is
+	// right. An Emissary AuthService applies to its namespace unnamed.
 	if !p.complete || p.problems.HasErrors() {
 		return
 	}
 	for _, d := range p.docs {
-		if n := d.nameNode; n != nil && d.kind == KindRateLimit && !used[n.Value] {
+		n := d.nameNode
+		switch {
+		case n == nil:
+		case d.kind == KindRateLimit && !used[n.Value]:
 			p.warnAt(n, d.namePath, fmt.Sprintf("RateLimit %q is not used by any Mapping in this annotation", n.Value))
+		case d.kind == KindAuth && !usedAuths[n.Value]:
+			p.warnAt(n, d.namePath, fmt.Sprintf("Auth %q is not used by any Mapping in this annotation: name it in a Mapping's auth", n.Value))
 		}
 	}
 }

@@ -3,6 +3,7 @@ package docs
 import (
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,13 +11,14 @@ import (
 )
 
 // tableFields returns the fields documented in the first table after the
-// heading "## title": field name (the first cell, without backticks) → the
-// whole row.
-func tableFields(t *testing.T, doc, title string) map[string]string {
+// heading ("## Mapping", "### jwt"): field name (the first cell, without
+// backticks) → the whole row.
+func tableFields(t *testing.T, doc, heading string) map[string]string {
 	t.Helper()
-	_, section, ok := strings.Cut(doc, "\n## "+title+"\n")
+	title := strings.TrimLeft(heading, "# ")
+	_, section, ok := strings.Cut(doc, "\n"+heading+"\n")
 	if !ok {
-		t.Fatalf("no section %q", title)
+		t.Fatalf("no section %q", heading)
 	}
 	rows := map[string]string{}
 	inTable := false
@@ -75,32 +77,66 @@ func TestReferenceMatchesTypes(t *testing.T) {
 	}
 	doc := string(data)
 	for _, c := range []struct {
-		title string
-		typ   reflect.Type
+		heading string
+		typ     reflect.Type
+		// own names the fields whose sub-fields have a table of their
+		// own (checked by its own entry) instead of being listed in the
+		// field's row.
+		own []string
 	}{
-		{"Mapping", reflect.TypeFor[annotations.Mapping]()},
-		{"RateLimit", reflect.TypeFor[annotations.RateLimit]()},
-		{"Host", reflect.TypeFor[annotations.Host]()}, // and HSTS, its hsts row
+		{"## Mapping", reflect.TypeFor[annotations.Mapping](), nil},
+		{"## RateLimit", reflect.TypeFor[annotations.RateLimit](), nil},
+		{"## Host", reflect.TypeFor[annotations.Host](), nil}, // and HSTS, its hsts row
+		{"## Auth", reflect.TypeFor[annotations.Auth](), []string{"jwt", "api_key", "external"}},
+		{"### jwt", reflect.TypeFor[annotations.JWTAuth](), nil},
+		{"### api_key", reflect.TypeFor[annotations.APIKeyAuth](), nil},
+		{"### external", reflect.TypeFor[annotations.ExternalAuth](), nil},
 	} {
-		documented := tableFields(t, doc, c.title)
+		documented := tableFields(t, doc, c.heading)
 		wire := wireFields(c.typ)
+		title := strings.TrimLeft(c.heading, "# ")
 		for name, nested := range wire {
 			row, ok := documented[name]
 			if !ok {
-				t.Errorf("%s field %q is not documented in docs/annotations.md", c.title, name)
+				t.Errorf("%s field %q is not documented in docs/annotations.md", title, name)
+				continue
+			}
+			if slices.Contains(c.own, name) {
+				if !strings.Contains(row, "(#"+name+")") {
+					t.Errorf("%s field %q: its row does not link to its table, ### %s", title, name, name)
+				}
 				continue
 			}
 			for _, n := range nested {
 				if !strings.Contains(row, n) {
-					t.Errorf("%s field %q: its sub-field %q is not mentioned in its row", c.title, name, n)
+					t.Errorf("%s field %q: its sub-field %q is not mentioned in its row", title, name, n)
 				}
 			}
 		}
 		for name := range documented {
 			if _, ok := wire[name]; !ok {
-				t.Errorf("docs/annotations.md documents %s field %q, which the parser does not know", c.title, name)
+				t.Errorf("docs/annotations.md documents %s field %q, which the parser does not know", title, name)
 			}
 		}
+	}
+}
+
+// TestReferenceAuthExampleParses keeps the Auth section's example valid:
+// its first YAML block is a whole annotation.
+func TestReferenceAuthExampleParses(t *testing.T) {
+	data, err := os.ReadFile("annotations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(data), "\n## Auth\n")
+	_, rest, ok := strings.Cut(section, "```yaml\n")
+	if !ok {
+		t.Fatal("no example in the Auth section")
+	}
+	block, _, _ := strings.Cut(rest, "```")
+	cfg, problems := annotations.Parse(block, annotations.Options{Namespace: "shop"})
+	if cfg == nil || len(problems) > 0 || len(cfg.Auths) != 3 {
+		t.Errorf("the Auth example has problems:\n%v", problems)
 	}
 }
 

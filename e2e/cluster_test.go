@@ -206,7 +206,7 @@ func startPods(t *testing.T, echoBin string, names ...string) []pod {
 	third := freeSubnet(t)
 	var pods []pod
 	for i, name := range names {
-		ns := fmt.Sprintf("gh-e2e-%d-%d", os.Getpid(), i)
+		ns := fmt.Sprintf("gh-e2e-%d-%d-%d", os.Getpid(), third, i)
 		host := fmt.Sprintf("10.200.%d.%d", third, 4*i+1)
 		p := pod{name: name, ip: fmt.Sprintf("10.200.%d.%d", third, 4*i+2), port: 8080}
 		run(t, "../hack/netns", "add", ns, host+"/30", p.ip+"/30")

@@ -27,6 +27,10 @@ const (
 	// a usable certificate (or client CAs); the host keeps its last good
 	// one, or has none. The Service's routes are unaffected.
 	ReasonCertificateNotServed = "CertificateNotServed"
+	// ReasonAuthSecretNotUsable (Warning): a Secret an Auth document
+	// names (a JWKS, API keys) is missing or unusable; the Auth refuses
+	// the credentials it would have checked.
+	ReasonAuthSecretNotUsable = "AuthSecretNotUsable"
 )
 
 // Component is the source Events are recorded under.
@@ -62,9 +66,14 @@ func (discard) Event(runtime.Object, string, string, string) {}
 func (s *Source) recordEvents(services []*corev1.Service, reports []snapshot.Report, observed map[string]time.Time, now time.Time) {
 	byService := map[string][]snapshot.Report{}
 	certs := map[string][]snapshot.Report{}
+	authSecrets := map[string][]snapshot.Report{}
 	for _, r := range reports {
 		if r.Certificates {
 			certs[r.Service] = append(certs[r.Service], r)
+			continue
+		}
+		if r.AuthSecrets {
+			authSecrets[r.Service] = append(authSecrets[r.Service], r)
 			continue
 		}
 		byService[r.Service] = append(byService[r.Service], r)
@@ -78,7 +87,8 @@ func (s *Source) recordEvents(services []*corev1.Service, reports []snapshot.Rep
 		}
 		key := svc.Namespace + "/" + svc.Name
 		applied[key] = fingerprint(ours)
-		s.recordCertificates(svc, key, certs[key])
+		s.recordSecretWarnings(svc, key, certs[key], s.certWarned, ReasonCertificateNotServed, "certificate not served")
+		s.recordSecretWarnings(svc, key, authSecrets[key], s.authWarned, ReasonAuthSecretNotUsable, "auth Secret not usable")
 		rs := byService[key]
 		if rejected(rs) {
 			msg := problemText(rs)
@@ -113,29 +123,31 @@ func (s *Source) recordEvents(services []*corev1.Service, reports []snapshot.Rep
 			delete(s.warned, key) // deleted, or no longer annotated
 		}
 	}
-	for key := range s.certWarned {
-		if _, ok := applied[key]; !ok {
-			delete(s.certWarned, key)
+	for _, m := range []map[string]string{s.certWarned, s.authWarned} {
+		for key := range m {
+			if _, ok := applied[key]; !ok {
+				delete(m, key)
+			}
 		}
 	}
 	s.applied = applied
 }
 
-// recordCertificates records a Warning when the Service's Hosts cannot
-// serve their Secrets as they are, once per distinct text, as rejections
-// are recorded.
-func (s *Source) recordCertificates(svc *corev1.Service, key string, rs []snapshot.Report) {
+// recordSecretWarnings records a Warning with reason when the Service's
+// Hosts or Auths cannot use their Secrets as they are, once per distinct
+// text (warned remembers it), as rejections are recorded.
+func (s *Source) recordSecretWarnings(svc *corev1.Service, key string, rs []snapshot.Report, warned map[string]string, reason, what string) {
 	if len(rs) == 0 {
-		delete(s.certWarned, key)
+		delete(warned, key)
 		return
 	}
 	msg := problemText(rs)
-	if s.certWarned[key] == msg {
+	if warned[key] == msg {
 		return
 	}
-	s.certWarned[key] = msg
-	s.log.Warn("certificate not served", "service", key, "problems", msg)
-	s.recorder.Event(svc, corev1.EventTypeWarning, ReasonCertificateNotServed, msg)
+	warned[key] = msg
+	s.log.Warn(what, "service", key, "problems", msg)
+	s.recorder.Event(svc, corev1.EventTypeWarning, reason, msg)
 }
 
 func rejected(rs []snapshot.Report) bool {

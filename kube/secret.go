@@ -5,7 +5,6 @@ import (
 	"maps"
 
 	corev1 "k8s.io/api/core/v1"
-
 )
 
 // isSecretOf says whether obj is a Secret of type typ: what the informer

@@ -115,6 +115,7 @@ type Source struct {
 	warned  map[string]string   // Service key → message of its last Warning Event
 	// certWarned is the same for CertificateNotServed Events.
 	certWarned map[string]string
+	authWarned map[string]string // the same for AuthSecretNotUsable
 }
 
 // New returns a Source; Run starts it.
@@ -134,6 +135,7 @@ func New(cfg Config) *Source {
 		observed:   map[string]time.Time{},
 		warned:     map[string]string{},
 		certWarned: map[string]string{},
+		authWarned: map[string]string{},
 	}
 	if s.recorder == nil {
 		s.recorder = discard{}

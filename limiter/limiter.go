@@ -1,7 +1,14 @@
 // Package limiter enforces RateLimit policies with token buckets: one bucket per
-// policy, per client IP or per header value, held in tables whose memory is bounded
-// no matter how many distinct keys clients send, and kept across snapshot rebuilds
-// by a Registry so that publishing new configuration does not refill every bucket.
+// policy, per client IP, per header value or per consumer, held in tables whose
+// memory is bounded no matter how many distinct keys clients send, and kept across
+// snapshot rebuilds by a Registry so that publishing new configuration does not
+// refill every bucket.
+//
+// With several gateway replicas a policy holds across them in one of two ways:
+// each replica enforces its share of it (Registry.SetShare), which costs nothing
+// per request but is only as even as the load balancer; or every replica decides
+// through one Redis (Registry.SetGlobal), which is exact and costs a round trip,
+// with the replica's share as the fallback while Redis is away.
 package limiter
 
 import (
@@ -10,6 +17,8 @@ import (
 	"net/netip"
 	"net/textproto"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -26,6 +35,10 @@ const (
 	KeyClientIP
 	// KeyHeader gives each value of Policy.Header its own bucket.
 	KeyHeader
+	// KeyConsumer gives each consumer (the authenticated identity the caller
+	// passes to Decide) its own bucket. Requests without a consumer share the
+	// "" bucket, so being anonymous does not escape the limit.
+	KeyConsumer
 )
 
 func (k KeyKind) String() string {
@@ -36,6 +49,8 @@ func (k KeyKind) String() string {
 		return "client-ip"
 	case KeyHeader:
 		return "header"
+	case KeyConsumer:
+		return "consumer"
 	default:
 		return "KeyKind(" + strconv.Itoa(int(k)) + ")"
 	}
@@ -73,26 +88,37 @@ func (p Policy) normalize() Policy {
 }
 
 // Limiter enforces one Policy. It is safe for concurrent use; obtain one from a
-// Registry so its buckets outlive snapshot rebuilds.
+// Registry so its buckets outlive snapshot rebuilds, and so it follows the
+// Registry's replica share and global store.
 type Limiter struct {
 	policy Policy
+	reg    *Registry
 	// single is the only bucket of a KeyPolicy limiter: it skips the table (and
 	// its hashing and locking) because every request would land on the same key.
 	single *rate.Limiter
-	table  *table
+	// singleGen is the share generation single is tuned to; retune serializes
+	// the rare retuning so the common path stays one atomic load.
+	singleGen atomic.Uint64
+	retune    sync.Mutex
+	table     *table
 	// ipv6Bits is how much of an IPv6 client address names its bucket.
 	ipv6Bits int
 }
 
-func newLimiter(p Policy, maxKeys, ipv6Bits int) *Limiter {
-	l := &Limiter{policy: p, ipv6Bits: ipv6Bits}
+func newLimiter(p Policy, reg *Registry) *Limiter {
+	l := &Limiter{policy: p, reg: reg, ipv6Bits: reg.ipv6Bits}
 	if p.Key == KeyPolicy {
-		l.single = rate.NewLimiter(p.Limit, p.Burst)
+		rt := l.rates()
+		l.single = rate.NewLimiter(rt.limit, rt.burst)
+		l.singleGen.Store(rt.gen)
 	} else {
-		l.table = newTable(p.Limit, p.Burst, maxKeys)
+		l.table = newTable(reg.maxKeys)
 	}
 	return l
 }
+
+// rates returns what this replica's buckets enforce under the current share.
+func (l *Limiter) rates() rates { return l.reg.share.Load().rates(l.policy) }
 
 // Policy returns the policy this limiter enforces, normalized (Burst at least 1,
 // Header in canonical form and empty unless Key is KeyHeader).
@@ -100,7 +126,7 @@ func (l *Limiter) Policy() Policy { return l.policy }
 
 // Key returns the bucket key of a request, the one AllowRequest takes a token
 // from, so that Allow(now, l.Key(r, client)) and AllowRequest(now, r, client)
-// are the same thing:
+// are the same thing (and Decide, for the kinds whose key is in the request):
 //   - KeyPolicy: "" (one shared bucket).
 //   - KeyClientIP: the client address, as the caller vouches for it, cut to
 //     its network (see Options.IPv6Prefix; an IPv4 address is kept whole), in
@@ -115,8 +141,12 @@ func (l *Limiter) Policy() Policy { return l.policy }
 //   - KeyHeader: the first value of Policy.Header. Requests without the header all
 //     share the "" bucket, so omitting the header does not escape the limit; it
 //     only puts the client in one crowd with everyone else who omits it.
+//   - KeyConsumer: "". The consumer is not something Key can read from the
+//     request: the caller authenticates it and passes it to Decide, and
+//     Allow(now, consumer) names the same bucket as Decide with that consumer.
 //
-// Key allocates for KeyClientIP; AllowRequest, the per-request path, does not.
+// Key allocates for KeyClientIP; Decide and AllowRequest, the per-request
+// paths, do not.
 func (l *Limiter) Key(r *http.Request, client netip.Addr) string {
 	switch l.policy.Key {
 	case KeyClientIP:
@@ -129,6 +159,9 @@ func (l *Limiter) Key(r *http.Request, client netip.Addr) string {
 }
 
 func (l *Limiter) headerKey(r *http.Request) string {
+	if r == nil {
+		return ""
+	}
 	// Direct map access: Policy.Header is already canonical, and Header.Get
 	// would canonicalize it again on every request.
 	if v := r.Header[l.policy.Header]; len(v) > 0 {
@@ -156,17 +189,47 @@ func (l *Limiter) clientKey(buf *[16]byte, client netip.Addr) []byte {
 	return buf[:0]
 }
 
-// AllowRequest is Allow on the bucket Key(r, client) names, without
-// allocating once the bucket exists: the proxy calls it on every request.
-func (l *Limiter) AllowRequest(now time.Time, r *http.Request, client netip.Addr) (ok bool, retryAfter time.Duration) {
+// Decide takes one token for a request from its bucket at now and reports the
+// outcome with what the RateLimit header fields tell the client (see Decision).
+// The bucket is the one Key names, or for KeyConsumer the consumer's ("" for
+// requests without one, which share a bucket). consumer is ignored by the other
+// kinds.
+//
+// With a global store (Registry.SetGlobal) the decision is Redis's, across all
+// replicas; while Redis is unreachable or slower than its Timeout, the local
+// bucket at this replica's share decides (RedisOptions.FailOpen) or the request
+// is refused. Without one, the local bucket decides, without allocating once it
+// exists: the proxy calls Decide on every request.
+func (l *Limiter) Decide(now time.Time, r *http.Request, client netip.Addr, consumer string) Decision {
+	var d Decision
 	switch l.policy.Key {
 	case KeyClientIP:
 		var buf [16]byte
-		return l.allow(now, l.table.getBytes(now, l.clientKey(&buf, client)))
+		l.decideBytes(&d, now, l.clientKey(&buf, client), true)
 	case KeyHeader:
-		return l.Allow(now, l.headerKey(r))
+		l.decide(&d, now, l.headerKey(r), true)
+	case KeyConsumer:
+		l.decide(&d, now, consumer, true)
+	default:
+		l.decide(&d, now, "", true)
 	}
-	return l.Allow(now, "")
+	return d
+}
+
+// AllowRequest is Decide without a consumer, reduced to what a Retry-After
+// header needs: KeyConsumer policies put every request in the "" bucket.
+func (l *Limiter) AllowRequest(now time.Time, r *http.Request, client netip.Addr) (ok bool, retryAfter time.Duration) {
+	var d Decision
+	switch l.policy.Key {
+	case KeyClientIP:
+		var buf [16]byte
+		l.decideBytes(&d, now, l.clientKey(&buf, client), false)
+	case KeyHeader:
+		l.decide(&d, now, l.headerKey(r), false)
+	default:
+		l.decide(&d, now, "", false)
+	}
+	return d.Allowed, d.RetryAfter
 }
 
 // Allow takes one token from key's bucket at now. The key is ignored for KeyPolicy
@@ -174,34 +237,120 @@ func (l *Limiter) AllowRequest(now time.Time, r *http.Request, client netip.Addr
 // until the bucket holds a whole token again, assuming nobody else takes it first;
 // turn it into a Retry-After header with RetryAfterSeconds.
 func (l *Limiter) Allow(now time.Time, key string) (ok bool, retryAfter time.Duration) {
-	lim := l.single
-	if lim == nil {
-		lim = l.table.get(now, key)
+	if l.policy.Key == KeyPolicy {
+		key = ""
 	}
-	return l.allow(now, lim)
+	var d Decision
+	l.decide(&d, now, key, false)
+	return d.Allowed, d.RetryAfter
 }
 
-func (l *Limiter) allow(now time.Time, lim *rate.Limiter) (ok bool, retryAfter time.Duration) {
-	if lim.AllowN(now, 1) {
-		return true, 0
+// decide is Decide on a key held in a string, into d (which is passed in, not
+// returned, because copying it out through three calls showed in benchmarks).
+// detail asks for Remaining, Reset and Window, which cost a second look at the
+// bucket; Allow and AllowRequest, whose callers only want the verdict, skip it
+// when the request is allowed.
+func (l *Limiter) decide(d *Decision, now time.Time, key string, detail bool) {
+	if g := l.reg.global.Load(); g != nil && l.policy.Limit != rate.Inf {
+		if g.decide(d, now, l.policy, key) {
+			return
+		}
+		if !g.failOpen {
+			*d = closedDecision(l.policy)
+			return
+		}
 	}
-	return false, l.retryAfter(lim, now)
+	rt := l.rates()
+	var lim *rate.Limiter
+	if l.single != nil {
+		lim = l.singleAt(now, rt)
+	} else {
+		lim = l.table.get(now, key, rt)
+	}
+	decideBucket(d, now, lim, rt, detail)
 }
 
-func (l *Limiter) retryAfter(lim *rate.Limiter, now time.Time) time.Duration {
-	if l.policy.Limit <= 0 {
-		return rate.InfDuration
+// decideBytes is decide for a key held in bytes (a client address), which the
+// local path looks up without converting it to a string.
+func (l *Limiter) decideBytes(d *Decision, now time.Time, key []byte, detail bool) {
+	if g := l.reg.global.Load(); g != nil && l.policy.Limit != rate.Inf {
+		if g.decide(d, now, l.policy, string(key)) {
+			return
+		}
+		if !g.failOpen {
+			*d = closedDecision(l.policy)
+			return
+		}
 	}
-	missing := 1 - lim.TokensAt(now)
-	// Rounding to the nearest nanosecond hides float noise (100/minute must say
-	// 600ms, not 600.000001ms); the caller rounds up to seconds anyway.
-	d := time.Duration(math.Round(missing / float64(l.policy.Limit) * float64(time.Second)))
+	rt := l.rates()
+	decideBucket(d, now, l.table.getBytes(now, key, rt), rt, detail)
+}
+
+// singleAt returns the single bucket, first retuned to rt if a share change
+// has not reached it yet.
+func (l *Limiter) singleAt(now time.Time, rt rates) *rate.Limiter {
+	if l.singleGen.Load() < rt.gen {
+		l.retune.Lock()
+		if l.singleGen.Load() < rt.gen {
+			rt.apply(l.single, now)
+			l.singleGen.Store(rt.gen)
+		}
+		l.retune.Unlock()
+	}
+	return l.single
+}
+
+// decideBucket takes a token from lim, a bucket tuned to rt. Remaining and
+// Reset are read after the token is taken, in a second step: a concurrent
+// request on the same bucket can land in between, so they are a snapshot
+// for the client's information, exact when nobody else is using the bucket.
+func decideBucket(d *Decision, now time.Time, lim *rate.Limiter, rt rates, detail bool) {
+	d.Limit = rt.burst
+	if rt.limit == rate.Inf {
+		d.Allowed = true
+		d.Remaining = rt.burst
+		return
+	}
+	d.Allowed = lim.AllowN(now, 1)
+	if d.Allowed && !detail {
+		return
+	}
+	d.Window = rt.window()
+	tokens := lim.TokensAt(now)
+	if !d.Allowed {
+		d.RetryAfter = retryAfter(tokens, rt.limit)
+	}
+	// The epsilon keeps float noise (4.9999999999) from costing a whole token.
+	d.Remaining = max(0, int(math.Floor(tokens+1e-9)))
+	if missing := float64(rt.burst) - tokens; missing > 0 {
+		d.Reset = tokensDuration(missing, rt.limit)
+	}
+}
+
+// retryAfter is how long a bucket holding tokens (< 1) takes to hold one.
+func retryAfter(tokens float64, limit rate.Limit) time.Duration {
+	d := tokensDuration(1-tokens, limit)
 	if d <= 0 {
 		// Another request at a later instant can make TokensAt(now) report a whole
 		// token we were just refused; promise a retry after the smallest delay.
 		d = time.Nanosecond
 	}
 	return d
+}
+
+// tokensDuration is how long limit takes to refill n tokens: rate.InfDuration
+// if it never does.
+func tokensDuration(n float64, limit rate.Limit) time.Duration {
+	if limit <= 0 {
+		return rate.InfDuration
+	}
+	// Rounding to the nearest nanosecond hides float noise (100/minute must say
+	// 600ms, not 600.000001ms); the caller rounds up to seconds anyway.
+	d := math.Round(n / float64(limit) * float64(time.Second))
+	if d >= float64(rate.InfDuration) {
+		return rate.InfDuration
+	}
+	return time.Duration(d)
 }
 
 // Len reports how many keyed buckets the limiter holds (always 0 for KeyPolicy),

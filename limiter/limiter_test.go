@@ -16,7 +16,7 @@ import (
 var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func TestKeyKindString(t *testing.T) {
-	for k, want := range map[KeyKind]string{KeyPolicy: "policy", KeyClientIP: "client-ip", KeyHeader: "header", 9: "KeyKind(9)"} {
+	for k, want := range map[KeyKind]string{KeyPolicy: "policy", KeyClientIP: "client-ip", KeyHeader: "header", KeyConsumer: "consumer", 9: "KeyKind(9)"} {
 		if got := k.String(); got != want {
 			t.Errorf("KeyKind(%d).String() = %q, want %q", k, got, want)
 		}

@@ -38,9 +38,11 @@ const (
 // shards are independent (a key in a crowded shard can go before an older key
 // elsewhere) and eviction works in batches. Batches make a flood of new keys cost
 // amortized O(log n) per key instead of a scan per key.
+//
+// A table does not know its policy's rate and burst: each call passes the
+// rates in force (see Registry.SetShare), and a bucket made or last tuned
+// under an older share is retuned as it is used.
 type table struct {
-	limit    rate.Limit
-	burst    int
 	perShard int
 	seed     maphash.Seed
 	mask     uint64
@@ -60,6 +62,7 @@ type shard struct {
 type bucket struct {
 	lim  *rate.Limiter
 	seen uint64 // shard.tick at the last use; guarded by shard.mu
+	gen  uint64 // the share generation lim is tuned to; guarded by shard.mu
 }
 
 type lruEntry struct {
@@ -67,7 +70,7 @@ type lruEntry struct {
 	seen uint64
 }
 
-func newTable(limit rate.Limit, burst, maxKeys int) *table {
+func newTable(maxKeys int) *table {
 	if maxKeys <= 0 {
 		maxKeys = defaultMaxKeys
 	}
@@ -76,8 +79,6 @@ func newTable(limit rate.Limit, burst, maxKeys int) *table {
 		n /= 2
 	}
 	t := &table{
-		limit:    limit,
-		burst:    burst,
 		perShard: maxKeys / n,
 		seed:     maphash.MakeSeed(),
 		mask:     uint64(n - 1),
@@ -94,7 +95,7 @@ func newTable(limit rate.Limit, burst, maxKeys int) *table {
 // evicted in between, that one request is judged by a bucket nobody sees again,
 // which errs towards allowing and cannot happen to the just-used (most recent) key
 // unless its bucket was full.
-func (t *table) get(now time.Time, key string) *rate.Limiter {
+func (t *table) get(now time.Time, key string, rt rates) *rate.Limiter {
 	if len(key) > maxKeyBytes {
 		sum := sha256.Sum256([]byte(key))
 		key = string(sum[:])
@@ -104,9 +105,9 @@ func (t *table) get(now time.Time, key string) *rate.Limiter {
 	b, ok := s.buckets[key]
 	if !ok {
 		// Clone so the map does not pin a larger string the key was sliced from.
-		b = t.add(s, now, strings.Clone(key))
+		b = t.add(s, now, strings.Clone(key), rt)
 	}
-	return t.touch(s, b)
+	return t.touch(s, b, now, rt)
 }
 
 // getBytes is get for a key held in bytes (a client address), looked up
@@ -114,14 +115,14 @@ func (t *table) get(now time.Time, key string) *rate.Limiter {
 // only a new bucket's key is copied. Keys are short (at most 16 bytes), so
 // there is no hashing of long ones. maphash.Bytes and maphash.String agree,
 // so a key lands in the same shard whichever way it is given.
-func (t *table) getBytes(now time.Time, key []byte) *rate.Limiter {
+func (t *table) getBytes(now time.Time, key []byte, rt rates) *rate.Limiter {
 	s := t.shard(maphash.Bytes(t.seed, key))
 	s.mu.Lock()
 	b, ok := s.buckets[string(key)] // the compiler does not allocate for a map index
 	if !ok {
-		b = t.add(s, now, string(key))
+		b = t.add(s, now, string(key), rt)
 	}
-	return t.touch(s, b)
+	return t.touch(s, b, now, rt)
 }
 
 func (t *table) shard(hash uint64) *shard {
@@ -132,27 +133,34 @@ func (t *table) shard(hash uint64) *shard {
 }
 
 // add makes a bucket for a new key; s.mu must be held.
-func (t *table) add(s *shard, now time.Time, key string) *bucket {
+func (t *table) add(s *shard, now time.Time, key string, rt rates) *bucket {
 	if len(s.buckets) >= t.perShard {
-		t.evict(s, now)
+		t.evict(s, now, rt.burst)
 	}
-	b := &bucket{lim: rate.NewLimiter(t.limit, t.burst)}
+	b := &bucket{lim: rate.NewLimiter(rt.limit, rt.burst), gen: rt.gen}
 	s.buckets[key] = b
 	return b
 }
 
-// touch marks b used and releases s.mu, which the caller holds.
-func (t *table) touch(s *shard, b *bucket) *rate.Limiter {
+// touch marks b used, brings it to the rates in force, and releases s.mu,
+// which the caller holds.
+func (t *table) touch(s *shard, b *bucket, now time.Time, rt rates) *rate.Limiter {
 	s.tick++
 	b.seen = s.tick
+	if rt.gen > b.gen {
+		rt.apply(b.lim, now)
+		b.gen = rt.gen
+	}
 	lim := b.lim
 	s.mu.Unlock()
 	return lim
 }
 
-// evict makes room in a full shard; s.mu must be held.
-func (t *table) evict(s *shard, now time.Time) {
-	full := float64(t.burst)
+// evict makes room in a full shard; s.mu must be held. burst is the bucket
+// size in force: a bucket holding that many tokens is as good as a new one,
+// even if it was made under a share with a larger burst.
+func (t *table) evict(s *shard, now time.Time, burst int) {
+	full := float64(burst)
 	for k, b := range s.buckets {
 		if b.lim.TokensAt(now) >= full {
 			delete(s.buckets, k)

@@ -129,7 +129,7 @@ func TestShardSizing(t *testing.T) {
 	for _, tc := range []struct{ maxKeys, shards, perShard int }{
 		{0, 32, 3125}, {-1, 32, 3125}, {1, 1, 1}, {127, 1, 127}, {128, 2, 64}, {5000, 32, 156},
 	} {
-		tb := newTable(1, 1, tc.maxKeys)
+		tb := newTable(tc.maxKeys)
 		if len(tb.shards) != tc.shards || tb.perShard != tc.perShard {
 			t.Errorf("MaxKeys %d: %d shards of %d, want %d of %d", tc.maxKeys, len(tb.shards), tb.perShard, tc.shards, tc.perShard)
 		}

@@ -439,6 +439,9 @@ func (h *Handler) writeRequest(bw *bufio.Writer, r *http.Request, ex *exchange, 
 	if ex.origin.clientCert != "" {
 		h1.WriteField(bw, clientCertHeader, ex.origin.clientCert)
 	}
+	if ex.origin.consumer != "" {
+		h1.WriteField(bw, consumerHeader, ex.origin.consumer)
+	}
 	if !routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, "X-Request-Id") {
 		h1.WriteField(bw, "X-Request-Id", ex.requestID)
 	}
@@ -465,7 +468,7 @@ func forwardSkips(k string) bool {
 	case "Te":
 		return false // writeRequest passes "trailers" on
 	case "Host", "Content-Length", "X-Request-Id",
-		"X-Forwarded-For", "X-Real-Ip", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded":
+		"X-Forwarded-For", "X-Real-Ip", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", consumerHeader:
 		return true
 	}
 	return slices.Contains(hopByHop[:], k)

@@ -115,6 +115,9 @@ type origin struct {
 	// replaces what a trusted proxy in front sent under that name; an
 	// untrusted client's is dropped like the rest of the family.
 	clientCert string
+	// consumer is who the route's authentication says the request is for
+	// (proxy/auth.go), "" for nobody: X-Gatehouse-Consumer upstream.
+	consumer string
 	// chain holds what a trusted peer vouches for, client first: the
 	// addresses of X-Forwarded-For from the client on. Empty when the
 	// peer is not trusted or named nobody.
@@ -247,6 +250,10 @@ func (o *origin) setHeaders(pr *httputil.ProxyRequest) {
 	}
 	if o.clientCert != "" {
 		out[clientCertHeader] = []string{o.clientCert}
+	}
+	delete(out, consumerHeader)
+	if o.consumer != "" {
+		out[consumerHeader] = []string{o.consumer}
 	}
 }
 

@@ -156,6 +156,9 @@ func (h *Handler) mirrorRequest(r *http.Request, ex *exchange, rt *snapshot.Rout
 	if ex.origin.clientCert != "" {
 		req.Header[clientCertHeader] = []string{ex.origin.clientCert}
 	}
+	if ex.origin.consumer != "" {
+		req.Header[consumerHeader] = []string{strings.Clone(ex.origin.consumer)}
+	}
 	req.Header.Set("X-Request-Id", strings.Clone(ex.requestID))
 	host := r.Host
 	if rt.HostRewrite != "" {

@@ -36,6 +36,8 @@ const StatusClientClosed = 499
 
 // Options configure a Handler. Zero values mean defaults.
 type Options struct {
+	// Consumers counts authenticated consumers' usage; nil counts none.
+	Consumers *metrics.Consumers
 	// Transport reaches upstreams on the ReverseProxy path; nil means
 	// NewTransport(Guard). HTTP2Transport reaches the upstreams of routes
 	// that speak HTTP/2 (grpc, http2); nil means NewHTTP2Transport(Guard),
@@ -89,6 +91,7 @@ type Handler struct {
 	// exchanges are reused: one is the largest allocation of a request.
 	exchanges sync.Pool
 	metrics   *metrics.Set
+	consumers *metrics.Consumers // nil: usage not counted
 	now       func() time.Time
 	trust     trust
 	maxBody   int64 // Options.MaxRequestBody
@@ -106,6 +109,7 @@ type Handler struct {
 type published struct {
 	snap  *snapshot.Snapshot
 	stats map[*snapshot.Route]*routeStats // nil without metrics
+	ext   externals                       // external auth clients, made on first use
 }
 
 // routeStats is what a route's requests record into.
@@ -187,7 +191,7 @@ func (d dialer) dial(ctx context.Context, network, addr string) (net.Conn, error
 
 // New returns a Handler with no snapshot; it answers 503 until Publish.
 func New(opts Options) *Handler {
-	h := &Handler{log: opts.AccessLog, metrics: opts.Metrics, now: opts.Now, trust: newTrust(opts.TrustedProxies), maxBody: opts.MaxRequestBody}
+	h := &Handler{log: opts.AccessLog, metrics: opts.Metrics, consumers: opts.Consumers, now: opts.Now, trust: newTrust(opts.TrustedProxies), maxBody: opts.MaxRequestBody}
 	h.logBuf, _ = opts.AccessLog.(*LogWriter)
 	h.lines.New = func() any { b := make([]byte, 0, 1024); return &b }
 	h.exchanges.New = func() any { return new(exchange) }
@@ -325,14 +329,16 @@ type exchange struct {
 	// in one array the exchange already holds: Header.Set would allocate a
 	// one-element slice for each.
 	requestIDs [2]string
-	sent       time.Time
-	upstream   int   // status the upstream answered, 0 when none
-	err        error // transport error, nil when the upstream answered
-	clientErr  bool  // the client went away, or its request body broke
-	idle       *time.Timer
-	origin     origin // who sent the request (forwarded.go)
-	w          http.ResponseWriter
-	sw         statusWriter
+	// rateLimit holds the RateLimit-Policy and RateLimit values.
+	rateLimit [2]string
+	sent      time.Time
+	upstream  int   // status the upstream answered, 0 when none
+	err       error // transport error, nil when the upstream answered
+	clientErr bool  // the client went away, or its request body broke
+	idle      *time.Timer
+	origin    origin // who sent the request (forwarded.go)
+	w         http.ResponseWriter
+	sw        statusWriter
 	// What outcome (outcome.go) judges the upstream by: the request body
 	// as the transport read it, whether it was still partial when the
 	// upstream answered or the exchange failed, and whether the answer
@@ -441,17 +447,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	var now time.Time
-	if len(rt.Limiters) > 0 {
-		now = h.now()
-	}
-	for i, l := range rt.Limiters {
-		if ok, retry := l.AllowRequest(now, r, ex.origin.client); !ok {
-			h.metrics.RateLimited(rt.RateLimits[i])
-			sw.Header().Set("Retry-After", strconv.Itoa(limiter.RetryAfterSeconds(retry)))
-			h.fail(sw, http.StatusTooManyRequests, "rate limit exceeded")
+	// Authentication before limits: a consumer's quota needs the
+	// consumer, and an unauthenticated flood spends no one's tokens.
+	if ra := snap.AuthFor(rt); ra != nil || rt.RequireConsumer {
+		if !h.authenticate(sw, r, ex, pub, rt, ra) {
 			return
 		}
+	}
+
+	if len(rt.Limiters) > 0 && !h.limit(sw, r, ex, rt) {
+		return
 	}
 
 	if rt.Redirect != nil {
@@ -682,6 +687,47 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	h.failed(w, r, r.Context().Value(exchangeKey{}).(*exchange), err)
 }
 
+// limit takes a token from each of the route's rate limits and tells the
+// client where it stands (the RateLimit-Policy and RateLimit fields of the
+// policy closest to refusing, Retry-After when refused). It returns false
+// when it refused the request (429).
+func (h *Handler) limit(sw *statusWriter, r *http.Request, ex *exchange, rt *snapshot.Route) bool {
+	now := h.now()
+	var tightest limiter.Decision
+	name := ""
+	for i, l := range rt.Limiters {
+		d := l.Decide(now, r, ex.origin.client, ex.origin.consumer)
+		if !d.Allowed {
+			h.metrics.RateLimited(rt.RateLimits[i])
+			h.rateLimitFields(sw, ex, d, rt.RateLimits[i])
+			sw.Header()["Retry-After"] = []string{strconv.Itoa(limiter.RetryAfterSeconds(d.RetryAfter))}
+			ex.reason = "rate limited"
+			h.fail(sw, http.StatusTooManyRequests, "rate limit exceeded")
+			return false
+		}
+		if name == "" || d.Remaining < tightest.Remaining {
+			tightest, name = d, rt.RateLimits[i]
+		}
+	}
+	h.rateLimitFields(sw, ex, tightest, name)
+	return true
+}
+
+// rateLimitFields sets RateLimit-Policy and RateLimit from d, their
+// values built in the connection's arena (h1's; nil on net/http) and held
+// by the exchange, as X-Request-Id is: a limited route's answers allocate
+// nothing for them. The answer's head is written before the handler
+// returns, on either path, so the arena outlives its use.
+func (h *Handler) rateLimitFields(sw *statusWriter, ex *exchange, d limiter.Decision, name string) {
+	var buf [192]byte
+	b, split := d.AppendHeaders(buf[:0], name)
+	arena := h1.ArenaOf(sw.ResponseWriter)
+	ex.rateLimit = [2]string{arena.String(b[:split]), arena.String(b[split:])}
+	hdr := sw.Header()
+	hdr["Ratelimit-Policy"] = ex.rateLimit[0:1:1]
+	hdr["Ratelimit"] = ex.rateLimit[1:2:2]
+}
+
 func (h *Handler) fail(w http.ResponseWriter, status int, msg string) {
 	if sw, ok := w.(*statusWriter); ok && sw.grpc {
 		failGRPC(w, status, msg)
@@ -701,6 +747,9 @@ func (h *Handler) logRequest(r *http.Request, ex *exchange, sw *statusWriter, st
 	route := ""
 	if ex.route != nil {
 		route = ex.route.Mapping
+	}
+	if ex.origin.consumer != "" && ex.route != nil {
+		h.consumers.Record(ex.route.Namespace(), ex.origin.consumer, status, sw.bytes)
 	}
 	if ex.stats != nil {
 		ex.stats.requests.Request(status)
@@ -767,6 +816,9 @@ func (h *Handler) logRequest(r *http.Request, ex *exchange, sw *statusWriter, st
 	}
 	if ex.clientCert != "" {
 		a.str("client_cert", ex.clientCert)
+	}
+	if ex.origin.consumer != "" {
+		a.str("consumer", ex.origin.consumer)
 	}
 	a.end()
 	if h.logBuf != nil {

@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -101,6 +102,10 @@ type Config struct {
 	// for, and clients that send no server name; nil refuses them.
 	// (CertFiles.Certificate, say).
 	DefaultCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// RateLimitRedis, when set, keeps rate-limit counters in Redis for all
+	// replicas (limiter.Registry.SetGlobal); nil keeps them local.
+	RateLimitRedis *limiter.RedisOptions
+
 	// ReplicasFrom is the gateway's own Service ("namespace/name"): the
 	// ready endpoints of its EndpointSlices are the replicas that share
 	// each rate limit, so each enforces its share (limiter.Registry.
@@ -115,11 +120,12 @@ type Config struct {
 
 // Server is one gateway process's data plane and admin endpoints.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	registry *prometheus.Registry
-	metrics  *metrics.Set
-	handler  *proxy.Handler
+	cfg       Config
+	log       *slog.Logger
+	registry  *prometheus.Registry
+	metrics   *metrics.Set
+	consumers *metrics.Consumers
+	handler   *proxy.Handler
 
 	limits Limits // with defaults filled
 	// conns caps the proxy listener's connections; Run gives it the
@@ -132,6 +138,11 @@ type Server struct {
 	mu       sync.Mutex // serialises Apply: one builder, one writer
 	builder  *snapshot.Builder
 	limiters *limiter.Registry
+	redis    *limiter.Redis // nil without RateLimitRedis
+	// bg lives as long as the Server: background work that builds start
+	// (JWKS fetchers) ends with it.
+	bg       context.Context
+	stopBG   context.CancelFunc
 	replicas atomic.Int64    // the share limits are divided by, from ReplicasFrom
 	rejected map[string]bool // Services whose gatehouse_config_rejected is 1; guarded by mu
 
@@ -194,7 +205,8 @@ func New(cfg Config) *Server {
 		guard, _ = upstream.NewDialGuard(upstream.GuardOptions{Allow: nil})
 	}
 	s.guard.Store(guard)
-	popts := proxy.Options{AccessLog: access, Metrics: m, Transport: proxy.NewGuardedTransport(s.guard.Load), HTTP2Transport: proxy.NewHTTP2Transport(s.guard.Load), Guards: s.guard.Load, TrustedProxies: cfg.TrustedProxies, MaxRequestBody: cfg.MaxRequestBody}
+	s.consumers = metrics.NewConsumers(reg)
+	popts := proxy.Options{Consumers: s.consumers, AccessLog: access, Metrics: m, Transport: proxy.NewGuardedTransport(s.guard.Load), HTTP2Transport: proxy.NewHTTP2Transport(s.guard.Load), Guards: s.guard.Load, TrustedProxies: cfg.TrustedProxies, MaxRequestBody: cfg.MaxRequestBody}
 	if cfg.Engine != EngineNetHTTP {
 		popts.Pool = proxy.NewPool(s.guard.Load)
 	}
@@ -223,8 +235,49 @@ func New(cfg Config) *Server {
 		Name: "gatehouse_ratelimit_replicas",
 		Help: "Gateway replicas each rate limit is shared among (--replicas-from): this replica enforces 1/N of every policy.",
 	}, func() float64 { return float64(s.replicas.Load()) }))
+	s.bg, s.stopBG = context.WithCancel(context.Background())
+	if cfg.Build.JWKS == nil {
+		cfg.Build.JWKS = newJWKSRegistry(s.bg, s.guard.Load, s.log)
+	}
+	if cfg.RateLimitRedis != nil {
+		o := *cfg.RateLimitRedis
+		o.Logger = s.log
+		if g, err := limiter.NewRedis(o); err != nil {
+			// Only an address that does not parse gets here: connecting
+			// happens per check, and a Redis that is down is the
+			// documented fallback, not a reason to stop.
+			s.log.Error("rate limits stay local: Redis cannot be used", "error", err)
+		} else {
+			s.redis = g
+			s.limiters.SetGlobal(g)
+			s.registerRedisMetrics(reg, g)
+		}
+	}
 	s.builder = snapshot.NewBuilder(s.limiters, ups, cfg.Build)
 	return s
+}
+
+// registerRedisMetrics exports how global rate limiting is going.
+func (s *Server) registerRedisMetrics(reg prometheus.Registerer, g *limiter.Redis) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gatehouse_ratelimit_redis_up",
+			Help: "1 while rate-limit decisions go to Redis (--ratelimit-redis), 0 while they fall back (--ratelimit-redis-failure).",
+		}, func() float64 {
+			if g.Stats().Up {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gatehouse_ratelimit_redis_checks_total",
+			Help: "Rate-limit decisions asked of Redis, answered or not.",
+		}, func() float64 { return float64(g.Stats().Checks) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gatehouse_ratelimit_redis_fallbacks_total",
+			Help: "Rate-limit decisions made without Redis's answer (Redis slow, down, or backed off from): by the local share, or refused.",
+		}, func() float64 { return float64(g.Stats().Fallbacks) }),
+	)
 }
 
 // registerLimitMetrics exports what Limits do: the connections open and
@@ -297,9 +350,9 @@ func (s *Server) Apply(in snapshot.Input) []snapshot.Report {
 	s.updateShare(in.Slices)
 	snap, reports := s.builder.Build(in)
 	for _, r := range reports {
-		if r.Certificates {
-			// About a Host's Secret, not whether the Service's
-			// configuration was accepted.
+		if r.Certificates || r.AuthSecrets {
+			// About a Secret, not whether the Service's configuration
+			// was accepted.
 			continue
 		}
 		s.metrics.ConfigRejected(r.Service, r.Rejected)
@@ -433,6 +486,16 @@ func (s *Server) adminMux() *http.ServeMux {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /consumers", func(w http.ResponseWriter, _ *http.Request) {
+		// Usage per authenticated consumer (metrics.Consumers): requests
+		// by status class and response bytes, since the process started.
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(struct {
+			Consumers []metrics.ConsumerUsage `json:"consumers"`
+		}{s.consumers.Usage()})
+	})
 	if s.cfg.Pprof {
 		// Registered by hand: importing net/http/pprof for its side effect
 		// would put the profiles on http.DefaultServeMux.
@@ -450,6 +513,7 @@ func (s *Server) adminMux() *http.ServeMux {
 // for up to the drain period.
 func (s *Server) Run(ctx context.Context, onListen func(proxyAddr, adminAddr string)) error {
 	var lc net.ListenConfig
+	defer s.stopBG()
 	pl, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening for traffic: %w", err)

@@ -51,6 +51,10 @@ type Report struct {
 	// certificate could not be served as the Secret is now, and what is
 	// served instead (the last good one, or none).
 	Certificates bool
+	// AuthSecrets marks a report about the Secrets an accepted Service's
+	// Auth documents name (a JWKS, API keys): warnings saying what could
+	// not be used, which the Auth then refuses.
+	AuthSecrets bool
 }
 
 // Builder turns Inputs into Snapshots. It remembers each Service's last good
@@ -68,6 +72,7 @@ type Builder struct {
 	targets   map[string]annotations.ServiceRef // upstream ID → target, as last compiled
 	resolved  map[string]resolvedFrom           // upstream ID → what its endpoints came from
 	edge      edgeState                         // last good edge certificates
+	authCache authCache                         // key sets parsed, by content
 	// now is the clock certificates' validity is judged by; package
 	// tests set it.
 	now        func() time.Time
@@ -298,10 +303,13 @@ func (b *Builder) Build(in Input) (*Snapshot, []Report) {
 	snap.tenancy, snap.opts = t, b.opts
 	// Resolved at every build, from the Secrets of the moment: a renewed
 	// certificate is picked up without the Mapping changing.
-	snap.TLS = resolveUpstreamTLS(snap.Table.Routes(), in.Secrets)
-	var certs []Report
+	specs := b.authSpecs(keys, snap)
+	snap.TLS = resolveUpstreamTLS(snap.Table.Routes(), authTargets(specs), in.Secrets)
+	var certs, authReports []Report
 	snap.Edge, certs = b.resolveEdgeTLS(keys, services, t, in.Secrets, b.now())
 	reports = append(reports, certs...)
+	snap.auths, authReports = b.resolveAuth(specs, in.Secrets)
+	reports = append(reports, authReports...)
 	b.last = snap
 	return snap, reports
 }

@@ -46,6 +46,7 @@ type compiledService struct {
 	gates    []string // IDs of the circuit_breakers gates its routes use
 	shadows  []groupShadow
 	hosts    []unitHost // Host documents: edge certificates (resolveEdgeTLS)
+	auths    []*AuthSpec
 }
 
 // groupShadow is a shadow Mapping bound to its upstream, with the canary
@@ -105,6 +106,42 @@ func (b *Builder) compile(keys []string, services map[string]*corev1.Service, sl
 		}
 		opts.Owners = t.owners()
 	}
+}
+
+// authSpecs lists the Auth documents of the Services serving, in Build's
+// order, and notes each namespace's Emissary AuthService (the first one,
+// in that order) in snap.
+func (b *Builder) authSpecs(keys []string, snap *Snapshot) []*AuthSpec {
+	var out []*AuthSpec
+	for _, key := range keys {
+		st := b.services[key]
+		if st == nil || st.good == nil {
+			continue
+		}
+		for _, a := range st.compiled.auths {
+			out = append(out, a)
+			if a.Namespaced {
+				if snap.namespaceAuth == nil {
+					snap.namespaceAuth = map[string]*AuthSpec{}
+				}
+				if _, taken := snap.namespaceAuth[a.Namespace]; !taken {
+					snap.namespaceAuth[a.Namespace] = a
+				}
+			}
+		}
+	}
+	return out
+}
+
+// authTargets are the routes to the auth services of specs.
+func authTargets(specs []*AuthSpec) []*Route {
+	var out []*Route
+	for _, a := range specs {
+		if a.Target != nil {
+			out = append(out, a.Target)
+		}
+	}
+	return out
 }
 
 // gather lists the routes of every good configuration in Build's order,
@@ -186,6 +223,22 @@ func (b *Builder) retain(keys []string, routes []router.Route[*Route], services 
 	}
 	targets := make(map[string]annotations.ServiceRef, len(b.targets))
 	keepUpstreams := map[string]bool{}
+	for _, key := range keys {
+		st := b.services[key]
+		if st == nil || st.good == nil {
+			continue
+		}
+		for _, a := range st.compiled.auths {
+			if t := a.Target; t != nil {
+				keepUpstreams[t.Upstream.ID()] = true
+				if t.External {
+					t.Upstream.SetEndpoints([]string{t.Target.HostPort()})
+				} else {
+					targets[t.Upstream.ID()] = t.Target
+				}
+			}
+		}
+	}
 	for _, r := range routes {
 		for _, s := range r.Value.Shadows {
 			keepUpstreams[s.Route.Upstream.ID()] = true
@@ -298,7 +351,12 @@ func setWeight(r, cached *router.Route[*Route], g string, share int) {
 // state: rate-limit buckets, upstreams and in-flight counters, kept across
 // rebuilds by ID so a Service that changes keeps what did not.
 func (b *Builder) bind(key string, from []sourced, u *unit) *compiledService {
-	cs := &compiledService{from: from, hosts: u.hosts}
+	cs := &compiledService{from: from, hosts: u.hosts, auths: u.auths}
+	for _, a := range u.auths {
+		if t := a.Target; t != nil {
+			t.Upstream = b.upstreams.Get(upstreamID(t))
+		}
+	}
 	for _, ur := range u.routes {
 		rr := ur.route
 		r := rr.Value // the unit's own: not served by any snapshot yet
@@ -488,6 +546,8 @@ func policy(serviceKey string, rl annotations.RateLimit) limiter.Policy {
 	case annotations.KeyHeader:
 		p.Key = limiter.KeyHeader
 		p.Header = rl.Header
+	case annotations.KeyConsumer:
+		p.Key = limiter.KeyConsumer
 	}
 	return p
 }

@@ -1,6 +1,9 @@
 package snapshot
 
-import "github.com/gatehouse-dev/gatehouse/annotations"
+import (
+	"github.com/gatehouse-dev/gatehouse/annotations"
+	"github.com/gatehouse-dev/gatehouse/auth"
+)
 
 // Options say what the pipeline reads and what it allows. The gateway's
 // Builder, the admission webhook and the CLI take the same Options, so they
@@ -20,6 +23,13 @@ type Options struct {
 	// --merge-slashes); the zero value is the safe default. It travels with
 	// every Snapshot so the proxy and explain read a path alike.
 	Paths PathOptions
+	// KeyHasher hashes API keys: the one whose sums the Secrets carry
+	// (TrimSecret was given its Sum), so a key a client sends hashes alike.
+	// Nil makes API key Auths refuse every key.
+	KeyHasher *auth.KeyHasher
+	// JWKS fetches the key sets of jwt.jwks_uri; nil (the webhook, the
+	// CLI) leaves such Auths without keys.
+	JWKS JWKSSource
 }
 
 // ExternalPolicy decides which hosts outside the cluster may be upstreams.

@@ -35,6 +35,12 @@ type Snapshot struct {
 	// the Host documents, resolved against the Secrets of this build.
 	Edge *EdgeTLS
 
+	// auths are the routes' authenticators by AuthSpec.ID, and
+	// namespaceAuth the Emissary AuthService of each namespace that has
+	// one (AuthFor).
+	auths         map[string]*RouteAuth
+	namespaceAuth map[string]*AuthSpec
+
 	// What the cross-namespace rules need, as of this snapshot, and the
 	// options it was built with: what Review decides a Service against.
 	// Read-only.
@@ -193,6 +199,14 @@ type Route struct {
 	// MaxRequestBody bounds a request body in bytes (413): 0 means the
 	// gateway's default (--max-request-body-bytes), negative no limit.
 	MaxRequestBody int64
+
+	// Auth is the route's Auth document (nil: none of its own; an
+	// Emissary Mapping may still be covered by its namespace's
+	// AuthService, unless BypassAuth). RequireConsumer refuses requests
+	// that Auth let through without naming a consumer (403).
+	Auth            *AuthSpec
+	BypassAuth      bool
+	RequireConsumer bool
 
 	// Warnings are the not-yet-enforced settings the Mapping carries, for
 	// routes and explain output.

@@ -221,6 +221,14 @@ func (t *tenancy) check(svc *corev1.Service, u *unit, opts *Options) (claims, ma
 	for _, x := range t.routes[key] {
 		served[x.id] = x.group
 	}
+	for _, a := range u.auths {
+		// The auth service is a target as a Mapping's service is: within
+		// the namespace unless the target namespace grants it.
+		if r := a.Target; r != nil && !r.External && !t.grantAllows(r.Target.Namespace, ns) {
+			problems[a.annotation] = append(problems[a.annotation], annotations.Problem{Pos: a.pos("external.service"), Path: fmt.Sprintf("Auth %q.external.service", a.Name),
+				Message: fmt.Sprintf("service %q is in namespace %q, which does not allow routes from namespace %q; an auth service is reached as a Mapping's service is (the %s annotation of the target Namespace)", r.Target.Host, r.Target.Namespace, ns, annotations.GrantKey)})
+		}
+	}
 	for _, uh := range u.hosts {
 		// A certificate is attached only by the namespace that owns the
 		// host; a Host claims it as an exact Mapping does (a wildcard Host

@@ -107,11 +107,15 @@ func TrimTLSSecret(sec *corev1.Secret) *corev1.Secret {
 }
 
 // resolveUpstreamTLS builds the TLS clients the routes need from secrets.
-func resolveUpstreamTLS(routes []router.Route[*Route], secrets []*corev1.Secret) map[string]*TLSClient {
+func resolveUpstreamTLS(routes []router.Route[*Route], extra []*Route, secrets []*corev1.Secret) map[string]*TLSClient {
 	var byName map[string]*corev1.Secret
 	out := map[string]*TLSClient{}
-	for i := range routes {
-		for _, rt := range append([]*Route{routes[i].Value}, shadowRoutes(routes[i].Value)...) {
+	for i := range len(routes) + 1 {
+		group := extra // the routes to auth services, after the table's
+		if i < len(routes) {
+			group = append([]*Route{routes[i].Value}, shadowRoutes(routes[i].Value)...)
+		}
+		for _, rt := range group {
 			u := rt.TLS
 			if u == nil {
 				continue

@@ -34,6 +34,8 @@ type unit struct {
 	// hosts are the Host documents: certificates for hostnames the
 	// Service's namespace owns.
 	hosts []unitHost
+	// auths are the Auth documents, compiled.
+	auths []*AuthSpec
 }
 
 // unitRoute is one routed Mapping.
@@ -80,6 +82,21 @@ func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) 
 				continue
 			}
 			policies[rl.Name] = policy(key, rl)
+		}
+		authSpecs := map[string]*AuthSpec{}
+		for i := range src.cfg.Auths {
+			a := &src.cfg.Auths[i]
+			spec, field, err := compileAuth(svc, src.key, a, known, opts)
+			if err != nil {
+				path := fmt.Sprintf("Auth %q", a.Name)
+				if field != "" {
+					path += "." + field
+				}
+				problem(a.FieldPos(field), path, err.Error())
+				continue
+			}
+			authSpecs[a.Name] = spec
+			u.auths = append(u.auths, spec)
 		}
 		for i := range src.cfg.Hosts {
 			h := &src.cfg.Hosts[i]
@@ -168,6 +185,7 @@ func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) 
 					r.Warnings = append(r.Warnings, pr.Path+": "+pr.Message)
 				}
 			}
+			r.Auth, r.BypassAuth, r.RequireConsumer = authSpecs[m.Auth], m.BypassAuth, m.RequireConsumer
 			ur := unitRoute{src: src.key, m: m}
 			for _, name := range m.RateLimits {
 				ur.limits = append(ur.limits, policies[name])

@@ -43,6 +43,7 @@ func serveKube(ctx context.Context, f serveFlags, wh webhookFlags, kubeconfig st
 	// for the whole process is what log pipelines can parse.
 	klog.SetSlogLogger(logger)
 	opts, err := f.dialect.options()
+	keyHasher(&opts)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
@@ -97,6 +98,7 @@ func serveKube(ctx context.Context, f serveFlags, wh webhookFlags, kubeconfig st
 		UpdateEndpoints: srv.UpdateEndpoints,
 		Recorder:        recorder,
 		Logger:          logger,
+		HashKey:         opts.KeyHasher.Sum,
 	})
 	srcDone := make(chan error, 1)
 	go func() {

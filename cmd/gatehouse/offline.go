@@ -27,12 +27,13 @@ func (f *fileList) Set(v string) error { *f = append(*f, v); return nil }
 func compileFiles(paths []string, opts snapshot.Options) (*files.Manifests, *snapshot.Snapshot, []files.Finding, error) {
 	all := &files.Manifests{}
 	var findings []files.Finding
+	hash := keyHasher(&opts)
 	for _, name := range paths {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		m, problems := files.ParseWith(name, data, files.Options{Emissary: opts.Emissary})
+		m, problems := files.ParseWith(name, data, files.Options{Emissary: opts.Emissary, HashKey: hash})
 		findings = append(findings, files.FileFindings(problems)...)
 		all.Append(m)
 	}

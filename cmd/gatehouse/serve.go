@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/auth"
 	"github.com/gatehouse-dev/gatehouse/files"
+	"github.com/gatehouse-dev/gatehouse/limiter"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/server"
 	"github.com/gatehouse-dev/gatehouse/snapshot"
@@ -138,12 +140,32 @@ func (f *serveFlags) serverConfig(opts snapshot.Options, logger *slog.Logger) se
 			MaxHeaderBytes:    f.maxHeaderBytes,
 		},
 	}
+	if f.redisAddr != "" {
+		cfg.RateLimitRedis = &limiter.RedisOptions{Addr: f.redisAddr, Timeout: f.redisTimeout, FailOpen: f.redisFailure == "local"}
+	}
 	// Addresses the platform listed literally may be dialled even in
 	// ranges denied by default.
 	if p, ok := opts.External.(upstream.ExternalPolicy); ok {
 		cfg.AllowUpstreams = p.Literals()
 	}
 	return cfg
+}
+
+// keyHasher gives opts the process's API key hasher (a secret made now,
+// never stored) and returns its Sum, for the Secrets read from files or
+// the cluster: the keys they hold and the keys clients send must hash
+// alike, and only under this process's secret.
+func keyHasher(opts *snapshot.Options) func([]byte) [32]byte {
+	if opts.KeyHasher == nil {
+		// NewKeyHasher fails only when the system's random source does;
+		// the zero KeyHasher makes its secret on first use instead.
+		h, err := auth.NewKeyHasher()
+		if err != nil {
+			h = new(auth.KeyHasher)
+		}
+		opts.KeyHasher = h
+	}
+	return opts.KeyHasher.Sum
 }
 
 // checkTLS checks the TLS flags go together.
@@ -200,6 +222,10 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "gatehouse serve: --engine must be %s or %s\n", server.EngineFast, server.EngineNetHTTP)
 		return 2
 	}
+	if f.redisFailure != "local" && f.redisFailure != "deny" {
+		fmt.Fprintln(stderr, "gatehouse serve: --ratelimit-redis-failure must be local or deny")
+		return 2
+	}
 	if err := f.checkTLS(); err != nil {
 		fmt.Fprintln(stderr, "gatehouse serve:", err)
 		return 2
@@ -231,6 +257,7 @@ func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
 	}
+	hash := keyHasher(&opts)
 	cfg := f.serverConfig(opts, logger)
 	cfg.LogOutput = logs
 	if err := f.defaultCert(&cfg, logger); err != nil {
@@ -247,7 +274,7 @@ func serveDir(ctx context.Context, f serveFlags, stderr io.Writer, onListen func
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		dir := files.Dir{Path: f.dir, Interval: f.reloadInterval, Options: files.Options{Emissary: opts.Emissary}}
+		dir := files.Dir{Path: f.dir, Interval: f.reloadInterval, Options: files.Options{Emissary: opts.Emissary, HashKey: hash}}
 		dir.Watch(ctx, func(m *files.Manifests, problems []files.Problem) {
 			reports := srv.Apply(manifestInput(m))
 			findings := files.FileFindings(problems)
