@@ -501,11 +501,13 @@ func TestBreakerClient(t *testing.T) {
 		c = dial()
 		io.WriteString(c, "GET /slow/x?wait HTTP/1.1\r\nHost: h.example\r\n\r\n")
 		answered := make(chan int, 1)
-		go func() {
+		// c is passed, not captured: the loop goes on to dial the next
+		// connection into the same variable while this one reads.
+		go func(c net.Conn) {
 			if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
 				answered <- resp.StatusCode
 			}
-		}()
+		}(c)
 		select {
 		case <-entered:
 		case code := <-answered:

@@ -111,7 +111,39 @@ func admittedUntil(t *testing.T, bases []string, path string, workers, n int, de
 	return okN.Load(), time.Since(start)
 }
 
-// TestLimitsAcrossReplicas runs two gateway processes on one cluster: with
+// startBalancer is a TCP load balancer on loopback in front of the
+// gateways at addrs: each accepted connection goes to the next one in
+// turn, as a Service's kube-proxy spreads them. It returns its base URL.
+func startBalancer(t *testing.T, bases []string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for i := 0; ; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", strings.TrimPrefix(bases[i%len(bases)], "http://"))
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// TestLimitsAcrossReplicas runs two gateway processes on one cluster,
+// behind one address (startBalancer): with
 // replica-aware division a policy holds across both (within its
 // rounding), with Redis exactly, and when Redis stops each falls back to
 // its share, then returns to Redis when it is back.
@@ -174,7 +206,7 @@ burst: 100
 			})
 			bases = append(bases, g.base)
 		}
-		return bases
+		return []string{startBalancer(t, bases)}
 	}
 
 	t.Run("replica share", func(t *testing.T) {
