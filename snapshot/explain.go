@@ -235,6 +235,15 @@ func options(rt *Route) []string {
 	if rt.MaxRequestBody > 0 {
 		out = append(out, "max-request-body="+strconv.FormatInt(rt.MaxRequestBody, 10))
 	}
+	if a := rt.Auth; a != nil {
+		out = append(out, "auth="+a.Name+" ("+a.Kind+")")
+	}
+	if rt.RequireConsumer {
+		out = append(out, "require-consumer")
+	}
+	if rt.BypassAuth {
+		out = append(out, "bypass-auth")
+	}
 	if rp := rt.Retry; rp != nil {
 		s := "retries=" + strconv.Itoa(rp.Retries)
 		if rp.PerTry > 0 {
