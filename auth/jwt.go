@@ -75,6 +75,11 @@ type JWTSettings struct {
 	// ForwardToken keeps the Authorization header on the upstream request;
 	// by default it is removed, so the upstream never sees the credential.
 	ForwardToken bool
+	// Cache, when set, spares tokens seen before their signature check
+	// (TokenCache); CacheScope names this Auth within it, and must differ
+	// between Auths of different key sets.
+	Cache      *TokenCache
+	CacheScope string
 }
 
 // Validate reports the problems with s, one *FieldError each, joined.
@@ -136,6 +141,8 @@ type JWT struct {
 	claims    []claimHeader // sorted by claim, for a stable Set
 	extra     bool          // some claim beyond the registered ones is needed
 	remove    []string      // Remove when every claim header is set
+	cache     *TokenCache
+	scope     string
 }
 
 type claimHeader struct{ claim, header string }
@@ -150,6 +157,8 @@ func NewJWT(s JWTSettings, keys KeySource) *JWT {
 		skew:      max(s.ClockSkew, 0),
 		keys:      keys,
 		consumer:  s.ConsumerClaim,
+		cache:     s.Cache,
+		scope:     s.CacheScope,
 	}
 	if j.consumer == "" {
 		j.consumer = "sub"
@@ -211,6 +220,16 @@ func (j *JWT) Authenticate(r *http.Request, now time.Time) (Result, *Denial) {
 	if d != nil {
 		return Result{}, d
 	}
+	if payload, ok := j.cache.get(j.scope, tok, now, func(kid string, key uintptr) bool {
+		for _, k := range j.keys.Keys(kid, now) {
+			if keyIdentity(k.Key) == key {
+				return true
+			}
+		}
+		return false
+	}); ok {
+		return j.check(payload, now)
+	}
 	jws, err := jose.ParseSignedCompact(tok, Algorithms)
 	if err != nil {
 		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
@@ -239,6 +258,7 @@ func (j *JWT) Authenticate(r *http.Request, now time.Time) (Result, *Denial) {
 		}
 		if p, err := jws.Verify(k.Key); err == nil {
 			payload = p
+			j.cache.put(j.scope, tok, p, h.KeyID, k.Key, now)
 			break
 		}
 	}

@@ -85,6 +85,15 @@ func (h *Handler) authenticate(sw *statusWriter, r *http.Request, ex *exchange, 
 // status and its body.
 func (h *Handler) deny(sw *statusWriter, d *auth.Denial) {
 	hdr := sw.Header()
+	if sw.grpc {
+		// A gRPC client reads the status from the trailers-only answer
+		// (UNAUTHENTICATED, PERMISSION_DENIED); the challenge is kept.
+		if c := d.Header["Www-Authenticate"]; c != nil {
+			hdr["Www-Authenticate"] = append([]string(nil), c...)
+		}
+		failGRPC(sw, d.Status, strings.TrimSpace(string(d.Body)))
+		return
+	}
 	for k, vs := range d.Header {
 		hdr[k] = append([]string(nil), vs...)
 	}

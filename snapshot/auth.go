@@ -244,7 +244,9 @@ func (b *Builder) resolveAuth(specs []*AuthSpec, secrets []*corev1.Secret) (map[
 					}
 				}
 			}
-			ra.JWT = auth.NewJWT(s.JWT, keys)
+			settings := s.JWT
+			settings.Cache, settings.CacheScope = b.tokens, s.ID
+			ra.JWT = auth.NewJWT(settings, keys)
 		case AuthAPIKey:
 			table := auth.KeyTable{}
 			for _, name := range s.Secrets {

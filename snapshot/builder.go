@@ -11,6 +11,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/gatehouse-dev/gatehouse/annotations"
+	"github.com/gatehouse-dev/gatehouse/auth"
 	"github.com/gatehouse-dev/gatehouse/limiter"
 	"github.com/gatehouse-dev/gatehouse/router"
 	"github.com/gatehouse-dev/gatehouse/upstream"
@@ -73,6 +74,7 @@ type Builder struct {
 	resolved  map[string]resolvedFrom           // upstream ID → what its endpoints came from
 	edge      edgeState                         // last good edge certificates
 	authCache authCache                         // key sets parsed, by content
+	tokens    *auth.TokenCache                  // verified JWTs, for every Auth, across builds
 	// now is the clock certificates' validity is judged by; package
 	// tests set it.
 	now        func() time.Time
@@ -131,6 +133,7 @@ func NewBuilder(limiters *limiter.Registry, upstreams *upstream.Registry, opts O
 		targets:   map[string]annotations.ServiceRef{},
 		resolved:  map[string]resolvedFrom{},
 		now:       time.Now,
+		tokens:    auth.NewTokenCache(0, 0),
 	}
 }
 
