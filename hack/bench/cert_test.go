@@ -87,7 +87,7 @@ func TestWaitReadyOverTLS(t *testing.T) {
 
 	p := &process{name: "test server", exited: make(chan struct{})}
 	url := "https://" + ln.Addr().String() + "/"
-	if err := waitReady(t.Context(), p, url, c.roots); err != nil {
+	if err := waitReady(t.Context(), p, url, c.roots, nil); err != nil {
 		t.Fatal(err)
 	}
 	if proto := <-protos; proto != "HTTP/1.1" {

@@ -69,7 +69,7 @@ func startGoProxy(ctx context.Context, e *env, c *cleanups) (*target, error) {
 	}
 	c.add(p.stop)
 	url := "http://" + ln.Addr().String() + "/"
-	if err := waitReady(ctx, p, url, nil); err != nil {
+	if err := waitReady(ctx, p, url, nil, nil); err != nil {
 		return nil, err
 	}
 	return &target{url: url, proc: p}, nil

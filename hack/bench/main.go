@@ -2,23 +2,40 @@
 // this machine: the same backend behind each proxy, the same pinning, the
 // same load from wrk, and for every row the request rate, the median and
 // 99th-percentile latency, the proxy's CPU time per request and its memory.
-// It prints a Markdown table with each row's ratio to nginx; it has no
-// thresholds, so a slow figure is reported, never failed. The HTTPS rows
-// (nginx-tls, gatehouse-tls) are the plain nginx and Gatehouse rows with wrk
-// speaking HTTP/1.1 over TLS to the proxy, both proxies serving one
-// certificate made for the run; Gatehouse's is compared with nginx's over
-// HTTPS. Optional rows put the figures in context: the backend alone (the
-// load side's ceiling), nginx with an access log and limit_req, and
-// net/http's ReverseProxy alone (what the standard-library pieces Gatehouse
-// is built on cost by themselves).
-// docs/benchmarks.md ("End to end against nginx") records a run.
+// It prints a Markdown table with each row's ratios to its baseline row,
+// which the table names; it has no thresholds, so a slow figure is
+// reported, never failed. The HTTPS rows (nginx-tls, gatehouse-tls) are
+// the plain nginx and Gatehouse rows with wrk speaking HTTP/1.1 over TLS
+// to the proxy, both proxies serving one certificate made for the run;
+// Gatehouse's is compared with nginx's over HTTPS. Optional rows put the
+// figures in context: the backend alone (the load side's ceiling), nginx
+// with an access log and limit_req, and net/http's ReverseProxy alone
+// (what the standard-library pieces Gatehouse is built on cost by
+// themselves).
 //
-// Usage (from the repository root; as root when nginx or wrk must be
-// installed from Debian):
+// Optional Gatehouse feature rows measure what a feature costs a request,
+// each compared with the Gatehouse row it adds the feature to:
+// gatehouse-jwt (the Mapping requires a JWT; wrk sends an ES256 token
+// signed by a key made for the run, whose key set is in a Secret),
+// gatehouse-apikey (an API key from a Secret) and gatehouse-extauth (an
+// external auth service: a second instance of the backend on CPU 1),
+// against gatehouse; gatehouse-redis (gatehouse-full's rate limit decided
+// in a throwaway redis-server on CPU 1, which hack/redis ensure provides),
+// against gatehouse-full. Name the baseline row in -configs too, or the
+// feature row has no ratios.
+// docs/benchmarks.md ("End to end against nginx", "Authentication and
+// global limits") records runs.
+//
+// Usage (from the repository root; as root when nginx, wrk or redis-server
+// must be installed from Debian):
 //
 //	go run ./hack/bench [-duration 10s] [-warmup 2s] [-connections 64,256]
 //	    [-configs nginx,gatehouse,gatehouse-full,nginx-tls,gatehouse-tls]
 //	    [-gatehouse BIN] [-cpuprofile DIR]
+//
+// and for the feature rows, for example:
+//
+//	go run ./hack/bench -connections 64 -configs gatehouse,gatehouse-jwt,gatehouse-apikey,gatehouse-extauth,gatehouse-full,gatehouse-redis
 package main
 
 import (
@@ -70,7 +87,8 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before each measured row, not counted, in whole seconds (0 skips it)")
 	flag.StringVar(&conns, "connections", "64,256", "comma-separated wrk connection counts; one row per count and proxy")
 	flag.IntVar(&o.threads, "threads", 2, "wrk threads")
-	flag.StringVar(&configs, "configs", strings.Join(defaultConfigs, ","), "comma-separated rows to run, from: "+strings.Join(configNames(), ", "))
+	flag.StringVar(&configs, "configs", strings.Join(defaultConfigs, ","), "comma-separated rows to run, from: "+strings.Join(configNames(), ", ")+
+		"; the rows not run by default are opt-in, and a Gatehouse feature row (-jwt, -apikey, -extauth: baseline gatehouse; -redis: baseline gatehouse-full) has ratios only when its baseline runs too")
 	flag.StringVar(&o.repo, "repo", ".", "repository root (to build ./cmd/gatehouse and put it under _output/bench/)")
 	flag.StringVar(&o.gatehouse, "gatehouse", "", "gatehouse binary to measure (default: build ./cmd/gatehouse into REPO/_output/bench/)")
 	flag.IntVar(&o.keepalive, "nginx-keepalive", 128, "idle upstream connections nginx keeps (Gatehouse's transport keeps 128 per host)")

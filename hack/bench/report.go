@@ -19,6 +19,9 @@ func printReport(w io.Writer, o options, f facts, rows []row) {
 	if f.nginx != "" {
 		tools = append([]string{f.nginx}, tools...)
 	}
+	if f.redis != "" {
+		tools = append(tools, f.redis)
+	}
 	fmt.Fprintf(w, "Tools: %s  \n", strings.Join(tools, "; "))
 	fmt.Fprintf(w, "Setup: the proxy under test alone on CPU %d (`taskset -c %d`); wrk (%d threads) and the backend on CPU %d. "+
 		"Gatehouse runs with GOMAXPROCS=1, the counterpart of nginx's `worker_processes 1`. "+
@@ -31,9 +34,13 @@ func printReport(w io.Writer, o options, f facts, rows []row) {
 			break
 		}
 	}
+	if s := setups(rows); len(s) > 0 {
+		fmt.Fprint(w, "Gatehouse feature rows, compared with the Gatehouse row they add the feature to (the baseline column), so that their ratios are what the feature costs: "+
+			strings.Join(s, "; ")+". The CPU figures are the gateway's own, without the auth service's or Redis's.\n\n")
+	}
 
-	fmt.Fprintln(w, "| proxy | conns | req/s | p50 | p99 | CPU µs/req | RSS MiB (anon) | req/s vs nginx | CPU/req vs nginx | p99 vs nginx | proxy CPU | CPU 0 / 1 busy | errors |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| proxy | conns | req/s | p50 | p99 | CPU µs/req | RSS MiB (anon) | baseline | req/s vs baseline | CPU/req vs baseline | p99 vs baseline | proxy CPU | CPU 0 / 1 busy | errors |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
 	base := baselines(rows)
 	for i, r := range rows {
 		cpu, rss, proxyCPU := "—", "—", "—"
@@ -44,17 +51,19 @@ func printReport(w io.Writer, o options, f facts, rows []row) {
 				proxyCPU = fmt.Sprintf("%.0f%%", 100*r.cpu.Seconds()/r.wall.Seconds())
 			}
 		}
+		baseline := r.config.baseline + " (not run)"
 		rpsRatio, cpuRatio, p99Ratio := "—", "—", "—"
 		if n, ok := base[i]; ok {
+			baseline = r.config.baseline
 			rpsRatio = ratio(r.wrk.RPS, n.wrk.RPS)
 			if r.proxy {
 				cpuRatio = ratio(float64(r.cpuPerRequest()), float64(n.cpuPerRequest()))
 			}
 			p99Ratio = ratio(float64(r.wrk.P99), float64(n.wrk.P99))
 		}
-		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% / %.0f%% | %d |\n",
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% / %.0f%% | %d |\n",
 			r.config.label, r.conns, thousands(r.wrk.RPS), latency(r.wrk.P50), latency(r.wrk.P99),
-			cpu, rss, rpsRatio, cpuRatio, p99Ratio, proxyCPU, 100*r.busy[0], 100*r.busy[1], r.wrk.errors())
+			cpu, rss, baseline, rpsRatio, cpuRatio, p99Ratio, proxyCPU, 100*r.busy[0], 100*r.busy[1], r.wrk.errors())
 	}
 	fmt.Fprintln(w)
 	for _, n := range notes(rows) {
@@ -64,7 +73,8 @@ func printReport(w io.Writer, o options, f facts, rows []row) {
 	fmt.Fprintln(w, "CPU µs/req: the proxy's process tree (utime+stime from /proc/PID/stat) over the measured run, per completed request. "+
 		"RSS: VmRSS after the run (nginx: master + worker), and in brackets its anonymous part (RssAnon: heap and stacks; the rest is pages of the executable and libraries). proxy CPU: that CPU time over the run's wall time (100% = one core). "+
 		"CPU 0 / 1 busy: each core over the run from /proc/stat, whatever ran there. errors: socket errors plus responses not 2xx/3xx. "+
-		"vs nginx: against nginx's row of the same connection count, over HTTPS for the HTTPS rows.")
+		"baseline: the row (as named in -configs) whose figures at the same connection count the ratios divide by: "+
+		"nginx over the same protocol for the proxies, the Gatehouse row without the feature for Gatehouse's feature rows.")
 }
 
 // baselines pairs each row, by index, with the row its ratios are taken
@@ -83,6 +93,20 @@ func baselines(rows []row) map[int]row {
 	for i, r := range rows {
 		if b, ok := measured[key{r.config.baseline, r.conns}]; ok {
 			out[i] = b
+		}
+	}
+	return out
+}
+
+// setups say how each Gatehouse feature row among rows is set up, once a
+// config, in run order.
+func setups(rows []row) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if r.config.setup != "" && !seen[r.config.name] {
+			seen[r.config.name] = true
+			out = append(out, r.config.name+": "+r.config.setup)
 		}
 	}
 	return out
@@ -109,6 +133,9 @@ func notes(rows []row) []string {
 		}
 		if other := r.busy[0] - own; other > otherLoadNote {
 			out = append(out, fmt.Sprintf("%s: other processes used about %.0f%% of CPU %d, the proxy's core; the row is disturbed.", what, 100*other, proxyCPU))
+		}
+		if r.config.redis {
+			out = append(out, fmt.Sprintf("%s: %d rate-limit decisions asked of Redis for %d requests, %d made without its answer.", what, r.redis.checks, r.wrk.Requests, r.redis.fallbacks))
 		}
 		if r.proxy && r.busy[1] >= saturatedNote {
 			out = append(out, fmt.Sprintf("%s: CPU %d (wrk and the backend) was %.0f%% busy, so the load side may be what limits the rate; CPU µs/req still holds.", what, loadCPU, 100*r.busy[1]))

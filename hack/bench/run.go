@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,10 @@ type row struct {
 	busy   [2]float64    // fraction of CPU 0 and CPU 1 busy meanwhile, any process
 	rss    int64         // the proxy's, bytes, right after the run
 	anon   int64         // the anonymous part of rss
+	// redis is how many of the measured run's rate-limit decisions Gatehouse
+	// asked of Redis, and how many it made without an answer; zero for the
+	// rows without Redis.
+	redis redisCounts
 }
 
 // cpuPerRequest is the proxy's CPU time per completed request.
@@ -43,14 +48,15 @@ func run(ctx context.Context, o options, c *cleanups) error {
 		return fmt.Errorf("needs two CPUs (one for the proxy, one for wrk and the backend); this process may use %d", n)
 	}
 	var cfgs []config
-	needNginx, needGatehouse, needTLS, gatehouseTLS := false, false, false, false
+	needNginx, needGatehouse, needTLS, needAuth, needRedis := false, false, false, false, false
 	for _, name := range o.configs {
 		cfg, _ := configByName(name)
 		cfgs = append(cfgs, cfg)
 		needNginx = needNginx || cfg.nginx
 		needGatehouse = needGatehouse || cfg.gatehouse
 		needTLS = needTLS || cfg.tls
-		gatehouseTLS = gatehouseTLS || cfg.gatehouse && cfg.tls
+		needAuth = needAuth || cfg.authBackend
+		needRedis = needRedis || cfg.redis
 	}
 	tools := []tool{toolTaskset, toolWrk}
 	if needNginx {
@@ -59,7 +65,19 @@ func run(ctx context.Context, o options, c *cleanups) error {
 	if err := ensureTools(ctx, tools); err != nil {
 		return err
 	}
-	f := gatherFacts(ctx, needNginx)
+	var redisBin string
+	if needRedis {
+		var err error
+		if redisBin, err = findRedis(ctx, o.repo); err != nil {
+			return err
+		}
+	}
+	f := gatherFacts(ctx, needNginx, redisBin)
+	for _, cfg := range cfgs {
+		if !slices.Contains(o.configs, cfg.baseline) {
+			logf("%s's baseline %s is not in -configs: its row will have no ratios", cfg.name, cfg.baseline)
+		}
+	}
 
 	tmp, err := os.MkdirTemp("", "gatehouse-bench-")
 	if err != nil {
@@ -76,9 +94,10 @@ func run(ctx context.Context, o options, c *cleanups) error {
 		if e.gatehouse, err = buildGatehouse(ctx, o); err != nil {
 			return err
 		}
-	}
-	if gatehouseTLS {
-		if err := checkTLSFlags(ctx, e.gatehouse, o.configs); err != nil {
+		if err := checkServeFlags(ctx, e.gatehouse, o.configs); err != nil {
+			return err
+		}
+		if e.creds, err = newCredentials(time.Now()); err != nil {
 			return err
 		}
 	}
@@ -92,10 +111,23 @@ func run(ctx context.Context, o options, c *cleanups) error {
 			return fmt.Errorf("making the profile directory: %w", err)
 		}
 	}
-	if err := startBackend(ctx, e, c); err != nil {
+	if e.backend, err = startBackend(ctx, e, c, "backend"); err != nil {
 		return err
 	}
 	logf("backend on %s (CPU %d)", e.backend, loadCPU)
+	// The auth service and Redis idle on CPU 1 through the other rows.
+	if needAuth {
+		if e.authBackend, err = startBackend(ctx, e, c, "auth-backend"); err != nil {
+			return err
+		}
+		logf("external auth service (a second backend) on %s (CPU %d)", e.authBackend, loadCPU)
+	}
+	if needRedis {
+		if e.redis, err = startRedis(ctx, e, c, redisBin); err != nil {
+			return err
+		}
+		logf("redis-server on %s (CPU %d)", e.redis, loadCPU)
+	}
 
 	var rows []row
 	// Rows already measured are printed even when a later one fails.
@@ -175,25 +207,55 @@ func buildGatehouse(ctx context.Context, o options) (string, error) {
 	return bin, nil
 }
 
-// checkTLSFlags fails early, before any row is measured, when bin predates
-// the HTTPS listener (a -gatehouse binary of an older commit), and says
-// which of the rows asked for it can still measure.
-func checkTLSFlags(ctx context.Context, bin string, names []string) error {
-	// serve -h prints the flags and exits 2; output keeps them either way.
-	if strings.Contains(output(ctx, bin, "serve", "-h"), "-listen-tls") {
-		return nil
-	}
-	var rest []string
+// checkServeFlags fails early, before any row is measured, when bin
+// predates a serve flag that a row asked for needs (a -gatehouse binary
+// of an older commit: --listen-tls for the HTTPS row, --ratelimit-redis
+// for the Redis row), and says which of the rows asked for can still
+// measure.
+func checkServeFlags(ctx context.Context, bin string, names []string) error {
+	var help string
+	var missing, lacking, rest []string
 	for _, n := range names {
-		if cfg, ok := configByName(n); ok && !cfg.tls {
+		cfg, ok := configByName(n)
+		if !ok {
+			continue
+		}
+		if cfg.serveFlag != "" && help == "" {
+			// serve -h prints the flags and exits 2; output keeps them
+			// either way.
+			help = output(ctx, bin, "serve", "-h")
+		}
+		switch {
+		case cfg.serveFlag == "":
+			rest = append(rest, n)
+		case !hasFlag(help, cfg.serveFlag):
+			if !slices.Contains(missing, "-"+cfg.serveFlag) {
+				missing = append(missing, "-"+cfg.serveFlag)
+			}
+			lacking = append(lacking, n)
+		default:
 			rest = append(rest, n)
 		}
 	}
-	err := fmt.Errorf("%s serve has no --listen-tls, which the HTTPS rows need", bin)
+	if len(missing) == 0 {
+		return nil
+	}
+	err := fmt.Errorf("%s serve has no %s, needed by %s", bin, strings.Join(missing, ", "), strings.Join(lacking, ", "))
 	if len(rest) > 0 {
 		err = fmt.Errorf("%w: leave them out (-configs %s)", err, strings.Join(rest, ","))
 	}
 	return err
+}
+
+// hasFlag reports whether a flag package usage text lists flag ("-name"),
+// which it prints first on a line of its own.
+func hasFlag(help, flag string) bool {
+	for _, line := range strings.Split(help, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == flag {
+			return true
+		}
+	}
+	return false
 }
 
 // measure warms t up, then loads it for the measured duration while
@@ -203,7 +265,7 @@ func measure(ctx context.Context, e *env, cfg config, t *target, conns int) (row
 	r := row{config: cfg, conns: conns, proxy: t.proc != nil}
 	if o.warmup > 0 {
 		logf("%s, %d connections: warm-up %v", cfg.name, conns, o.warmup)
-		if _, err := runWrk(ctx, loadCPU, t.url, o.threads, conns, o.warmup, false); err != nil {
+		if _, err := runWrk(ctx, loadCPU, t.url, o.threads, conns, o.warmup, false, t.headers); err != nil {
 			return r, fmt.Errorf("warm-up: %w", err)
 		}
 	}
@@ -216,6 +278,14 @@ func measure(ctx context.Context, e *env, cfg config, t *target, conns int) (row
 	}
 
 	logf("%s, %d connections: measuring %v", cfg.name, conns, o.duration)
+	// Scraped outside the window that the CPU figures cover.
+	var redis0 redisCounts
+	if t.redis {
+		var err error
+		if redis0, err = readRedisCounts(ctx, t.admin); err != nil {
+			return r, err
+		}
+	}
 	cores0, err := readCPUTimes()
 	if err != nil {
 		return r, err
@@ -228,7 +298,7 @@ func measure(ctx context.Context, e *env, cfg config, t *target, conns int) (row
 	}
 	logSize0 := fileSize(t.log)
 	start := time.Now()
-	if r.wrk, err = runWrk(ctx, loadCPU, t.url, o.threads, conns, o.duration, true); err != nil {
+	if r.wrk, err = runWrk(ctx, loadCPU, t.url, o.threads, conns, o.duration, true, t.headers); err != nil {
 		return r, err
 	}
 	r.wall = time.Since(start)
@@ -252,6 +322,16 @@ func measure(ctx context.Context, e *env, cfg config, t *target, conns int) (row
 			return r, fmt.Errorf("reading the proxy's memory: %w", err)
 		}
 	}
+	if t.redis {
+		redis1, err := readRedisCounts(ctx, t.admin)
+		if err != nil {
+			return r, err
+		}
+		r.redis = redisCounts{checks: redis1.checks - redis0.checks, fallbacks: redis1.fallbacks - redis0.fallbacks}
+		if err := checkRedis(r.redis, r.wrk.Requests); err != nil {
+			return r, err
+		}
+	}
 	// A row that claims an access log must have written one: a line a
 	// request, and neither proxy's lines are under 40 bytes (nginx's
 	// combined format is the shorter, about 75 here).
@@ -266,6 +346,18 @@ func measure(ctx context.Context, e *env, cfg config, t *target, conns int) (row
 		}
 	}
 	return r, nil
+}
+
+// checkRedis fails a row whose rate limit was not decided in Redis: every
+// request is one decision, and a decision made without Redis's answer (a
+// timeout, or the second after one) costs no round trip, so more than 1 %
+// of them would measure the fallback instead. The bound is the one
+// checkErrors puts on failed requests.
+func checkRedis(got redisCounts, requests int64) error {
+	if float64(got.checks) < 0.99*float64(requests) || float64(got.fallbacks) > 0.01*float64(requests) {
+		return fmt.Errorf("the rate limit was not decided in Redis: %d requests, %d checks asked of Redis, %d decided without its answer", requests, got.checks, got.fallbacks)
+	}
+	return nil
 }
 
 // fileSize is path's size, 0 when it is missing or path is "".

@@ -29,10 +29,20 @@ type config struct {
 	nginx     bool   // needs nginx installed
 	gatehouse bool   // needs the gatehouse binary
 	tls       bool   // clients speak HTTPS: needs the run's certificate
+	// serveFlag is a flag of gatehouse serve the row needs, which a
+	// -gatehouse binary of an older commit may lack; "" for none.
+	serveFlag string
+	// setup says how a Gatehouse feature row is set up, for the report;
+	// "" for the other rows, which the report's setup line covers.
+	setup       string
+	authBackend bool // needs the external auth service (a second backend)
+	redis       bool // needs the throwaway Redis
 	// baseline names the row the ratios are taken against, at the same
-	// connection count: nginx over the same protocol, so that an HTTPS
-	// row is not charged for TLS. The -full rows are compared with plain
-	// nginx, so that their ratios include what the log and limit cost.
+	// connection count. For the plain proxies: nginx over the same
+	// protocol, so that an HTTPS row is not charged for TLS; the -full rows
+	// are compared with plain nginx, so that their ratios include what the
+	// log and limit cost. For a Gatehouse feature row: the Gatehouse row it
+	// adds the feature to, so that its ratios are what the feature costs.
 	baseline string
 	start    func(ctx context.Context, e *env, c *cleanups) (*target, error)
 }
@@ -41,8 +51,14 @@ type config struct {
 type target struct {
 	url   string
 	proc  *process // the proxy; nil when wrk loads the backend directly
-	admin string   // Gatehouse's admin address, for profiles; "" otherwise
+	admin string   // Gatehouse's admin address, for profiles and metrics; "" otherwise
 	log   string   // the access log, when the config writes one
+	// headers go with every request, wrk's and the readiness probe's, as
+	// "Name: value" lines.
+	headers []string
+	// redis says the row's rate limit is decided in Redis, which the
+	// gateway's metrics must confirm for the measured run.
+	redis bool
 }
 
 var configs = []config{
@@ -53,21 +69,36 @@ var configs = []config{
 	{name: "gatehouse", label: "Gatehouse", gatehouse: true, baseline: "nginx", start: startGatehouse(plain)},
 	{name: "gatehouse-full", label: "Gatehouse, access log + rate limit", gatehouse: true, baseline: "nginx", start: startGatehouse(logAndLimit)},
 	{name: "nginx-tls", label: "nginx, HTTPS", nginx: true, tls: true, baseline: "nginx-tls", start: startNginx(overTLS)},
-	{name: "gatehouse-tls", label: "Gatehouse, HTTPS", gatehouse: true, tls: true, baseline: "nginx-tls", start: startGatehouse(overTLS)},
+	{name: "gatehouse-tls", label: "Gatehouse, HTTPS", gatehouse: true, tls: true, serveFlag: "-listen-tls", baseline: "nginx-tls", start: startGatehouse(overTLS)},
+	{name: "gatehouse-jwt", label: "Gatehouse, JWT (ES256)", gatehouse: true, baseline: "gatehouse", start: startGatehouse(withJWT),
+		setup: "the Mapping requires a JWT (an Auth with jwt, its key set in a gatehouse.dev/jwks Secret); wrk sends one ES256 token made for the run"},
+	{name: "gatehouse-apikey", label: "Gatehouse, API key", gatehouse: true, baseline: "gatehouse", start: startGatehouse(withAPIKey),
+		setup: "the Mapping requires an API key (an Auth with api_key, from a gatehouse.dev/api-keys Secret); wrk sends a random 64-hex-digit key"},
+	{name: "gatehouse-extauth", label: "Gatehouse, external auth", gatehouse: true, authBackend: true, baseline: "gatehouse", start: startGatehouse(withExtAuth),
+		setup: "the Mapping asks an external auth service about each request (an Auth with external): a second instance of the backend on CPU 1, which lets every request through"},
+	{name: "gatehouse-redis", label: "Gatehouse, access log + rate limit in Redis", gatehouse: true, redis: true, serveFlag: "-ratelimit-redis",
+		baseline: "gatehouse-full", start: startGatehouse(logLimitRedis),
+		setup: "gatehouse-full with the rate limit decided in a throwaway redis-server on CPU 1 (--ratelimit-redis, --ratelimit-redis-timeout 1s): one round trip per request"},
 }
 
 // defaultConfigs fit the default run in a little over two minutes (five
 // configs, two connection counts, 12 s each, and the starts and stops).
+// The other rows are opt-in: the context rows (backend, nginx-full,
+// go-reverseproxy) and the Gatehouse feature rows (auth kinds, Redis).
 var defaultConfigs = []string{"nginx", "gatehouse", "gatehouse-full", "nginx-tls", "gatehouse-tls"}
 
 // variant is what a proxy's row adds to its plain setup; its suffix ends
-// the row's name.
+// the row's name. nginx has the first three only.
 type variant int
 
 const (
-	plain       variant = iota
-	logAndLimit         // an access log line per request and a rate limit that never rejects
-	overTLS             // clients speak HTTP/1.1 over TLS to the proxy
+	plain         variant = iota
+	logAndLimit           // an access log line per request and a rate limit that never rejects
+	overTLS               // clients speak HTTP/1.1 over TLS to the proxy
+	withJWT               // the Mapping requires a JWT, verified against a JWKS Secret
+	withAPIKey            // the Mapping requires an API key from a Secret
+	withExtAuth           // the Mapping asks an external auth service about each request
+	logLimitRedis         // logAndLimit with the limit decided in Redis (--ratelimit-redis)
 )
 
 func (v variant) suffix() string {
@@ -76,9 +107,20 @@ func (v variant) suffix() string {
 		return "-full"
 	case overTLS:
 		return "-tls"
+	case withJWT:
+		return "-jwt"
+	case withAPIKey:
+		return "-apikey"
+	case withExtAuth:
+		return "-extauth"
+	case logLimitRedis:
+		return "-redis"
 	}
 	return ""
 }
+
+// full reports whether v has the access log and the rate limit.
+func (v variant) full() bool { return v == logAndLimit || v == logLimitRedis }
 
 func configNames() []string {
 	var out []string
@@ -115,39 +157,44 @@ func configByName(name string) (config, bool) {
 
 // env is what every config starts from.
 type env struct {
-	o         options
-	tmp       string    // removed at exit
-	backend   string    // host:port of the backend
-	gatehouse string    // binary
-	cert      certFiles // for the HTTPS rows; zero when none runs
+	o           options
+	tmp         string      // removed at exit
+	backend     string      // host:port of the backend
+	authBackend string      // host:port of the external auth service; "" when no row needs it
+	redis       string      // host:port of the throwaway Redis; "" when no row needs it
+	gatehouse   string      // binary
+	cert        certFiles   // for the HTTPS rows; zero when none runs
+	creds       credentials // for the authenticated rows
 }
 
-// startBackend runs this program again as the backend on loadCPU, on a
-// listener bound here (see serveBackendFD).
-func startBackend(ctx context.Context, e *env, c *cleanups) error {
+// startBackend runs this program again as a backend on loadCPU, on a
+// listener bound here (see serveBackendFD), and returns its address. name
+// tells the backends apart in logs: the one every proxy forwards to, and
+// the external auth row's auth service.
+func startBackend(ctx context.Context, e *env, c *cleanups, name string) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("binding the backend's port: %w", err)
+		return "", fmt.Errorf("binding the %s's port: %w", name, err)
 	}
 	defer ln.Close() // the child holds its own copy
 	f, err := ln.(*net.TCPListener).File()
 	if err != nil {
-		return fmt.Errorf("passing the backend's listener: %w", err)
+		return "", fmt.Errorf("passing the %s's listener: %w", name, err)
 	}
 	defer f.Close()
 	self, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("finding this program to run the backend: %w", err)
+		return "", fmt.Errorf("finding this program to run the %s: %w", name, err)
 	}
 	// The pin already gives the Go runtime one P; the variable says so.
-	p, err := startProcess("backend", filepath.Join(e.tmp, "backend.log"), loadCPU,
+	p, err := startProcess(name, filepath.Join(e.tmp, name+".log"), loadCPU,
 		[]string{"GOMAXPROCS=1"}, []*os.File{f}, self, backendArg)
 	if err != nil {
-		return err
+		return "", err
 	}
 	c.add(p.stop)
-	e.backend = ln.Addr().String()
-	return waitReady(ctx, p, "http://"+e.backend+"/", nil)
+	addr := ln.Addr().String()
+	return addr, waitReady(ctx, p, "http://"+addr+"/", nil, nil)
 }
 
 func startDirect(ctx context.Context, e *env, c *cleanups) (*target, error) {
@@ -185,7 +232,7 @@ func startNginx(v variant) func(context.Context, *env, *cleanups) (*target, erro
 		}
 		c.add(p.stop)
 		url, roots := proxyURL(v, port, e.cert)
-		if err := waitReady(ctx, p, url, roots); err != nil {
+		if err := waitReady(ctx, p, url, roots, nil); err != nil {
 			return nil, fmt.Errorf("%w\n%s", err, readFile(filepath.Join(dir, "error.log")))
 		}
 		t := &target{url: url, proc: p}
@@ -277,26 +324,31 @@ http {
 }
 
 // startGatehouse serves one Mapping, prefix /, to the backend from a
-// manifest directory. logAndLimit turns the access log on and adds a
-// RateLimit of 10^9 a second, which never rejects, so the limiter runs on
-// every request. overTLS adds the HTTPS listener with the run's
+// manifest directory (gatehouseManifests). logAndLimit turns the access
+// log on and adds a RateLimit of 10^9 a second, which never rejects, so
+// the limiter runs on every request; logLimitRedis has the limit decided
+// in the run's Redis. overTLS adds the HTTPS listener with the run's
 // certificate as the default one (no Host document), and wrk loads that
-// listener instead of the plain one.
+// listener instead of the plain one. withJWT and withAPIKey require a
+// credential, which wrk sends; withExtAuth asks the auth service.
 func startGatehouse(v variant) func(context.Context, *env, *cleanups) (*target, error) {
 	return func(ctx context.Context, e *env, c *cleanups) (*target, error) {
 		name := "gatehouse" + v.suffix()
-		full := v == logAndLimit
+		full := v.full()
 		dir := filepath.Join(e.tmp, name)
 		manifests := filepath.Join(dir, "manifests")
 		if err := os.MkdirAll(manifests, 0o755); err != nil {
 			return nil, err
 		}
-		_, port, err := net.SplitHostPort(e.backend)
+		docs, err := gatehouseManifests(v, e.backend, e.authBackend, e.creds)
 		if err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(filepath.Join(manifests, "backend.yaml"), []byte(gatehouseManifest(port, full)), 0o644); err != nil {
-			return nil, err
+		for _, m := range docs {
+			// 0600: a Secret's credential is for the gateway alone.
+			if err := os.WriteFile(filepath.Join(manifests, m.name), []byte(m.text), 0o600); err != nil {
+				return nil, err
+			}
 		}
 		listen, err := freePort()
 		if err != nil {
@@ -321,6 +373,15 @@ func startGatehouse(v variant) func(context.Context, *env, *cleanups) (*target, 
 			args = append(args, "--listen-tls", "127.0.0.1:"+strconv.Itoa(loaded),
 				"--tls-cert-file", e.cert.cert, "--tls-key-file", e.cert.key)
 		}
+		if v == logLimitRedis {
+			// Redis shares CPU 1 with wrk and the backend, which keep it
+			// busy: a check can wait a few milliseconds for its turn, and
+			// past the 10 ms default the gateway decides locally for a
+			// second, which would measure the fallback instead of Redis.
+			// measure checks from the gateway's metrics that no check fell
+			// back.
+			args = append(args, "--ratelimit-redis", e.redis, "--ratelimit-redis-timeout", "1s")
+		}
 		if e.o.cpuprofile != "" {
 			args = append(args, "--pprof")
 		}
@@ -333,11 +394,12 @@ func startGatehouse(v variant) func(context.Context, *env, *cleanups) (*target, 
 			return nil, err
 		}
 		c.add(p.stop)
-		url, roots := proxyURL(v, loaded, e.cert)
-		if err := waitReady(ctx, p, url, roots); err != nil {
+		t := &target{proc: p, admin: adminAddr, headers: e.creds.headers(v), redis: v == logLimitRedis}
+		var roots *x509.CertPool
+		t.url, roots = proxyURL(v, loaded, e.cert)
+		if err := waitReady(ctx, p, t.url, roots, t.headers); err != nil {
 			return nil, err
 		}
-		t := &target{url: url, proc: p, admin: adminAddr}
 		if full {
 			t.log = p.log
 		}
@@ -345,37 +407,100 @@ func startGatehouse(v variant) func(context.Context, *env, *cleanups) (*target, 
 	}
 }
 
-// gatehouseManifest is a Service with the Mapping (and RateLimit) in its
-// annotation and an EndpointSlice naming the backend on loopback, which
-// file mode allows.
-func gatehouseManifest(port string, full bool) string {
-	annotation := "kind: Mapping\nname: all\nprefix: /\nservice: backend\n"
-	if full {
-		annotation += "rate_limits: [never]\n---\nkind: RateLimit\nname: never\nrate: 1000000000\nunit: second\nkey: client_ip\n"
+// benchNamespace is the namespace of every object in the manifests.
+const benchNamespace = "default"
+
+// manifest is one file of a Gatehouse row's manifest directory.
+type manifest struct{ name, text string }
+
+// gatehouseManifests are the files of variant v's manifest directory: the
+// backend Service with the Mapping and whatever v adds in its annotation
+// (a RateLimit, an Auth), and an EndpointSlice naming the backend on
+// loopback, which file mode allows; for withJWT and withAPIKey the Secret
+// the Auth reads, and for withExtAuth the auth service's Service and
+// EndpointSlice. backend and authBackend are host:port.
+func gatehouseManifests(v variant, backend, authBackend string, cr credentials) ([]manifest, error) {
+	mapping := "kind: Mapping\nname: all\nprefix: /\nservice: backend\n"
+	var more []string // documents after the Mapping
+	if v.full() {
+		mapping += "rate_limits: [never]\n"
+		more = append(more, "kind: RateLimit\nname: never\nrate: 1000000000\nunit: second\nkey: client_ip\n")
 	}
+	var secret string
+	switch v {
+	case withJWT:
+		mapping += "auth: login\n"
+		more = append(more, "kind: Auth\nname: login\njwt:\n  issuer: "+benchIssuer+"\n  audiences: ["+benchAudience+"]\n  jwks_secret: bench-jwks\n")
+		// JSON is a single line with no YAML specials at its start in a
+		// literal block: it is kept as written.
+		secret = secretManifest("bench-jwks", "gatehouse.dev/jwks", "jwks.json: |\n  "+string(cr.jwks)+"\n")
+	case withAPIKey:
+		mapping += "auth: partners\n"
+		more = append(more, "kind: Auth\nname: partners\napi_key:\n  secrets: [bench-keys]\n")
+		// Quoted: 64 hex digits may read as a number.
+		secret = secretManifest("bench-keys", "gatehouse.dev/api-keys", benchConsumer+": "+strconv.Quote(cr.apiKey)+"\n")
+	case withExtAuth:
+		mapping += "auth: checker\n"
+		more = append(more, "kind: Auth\nname: checker\nexternal:\n  service: bench-auth\n  timeout_ms: 1000\n")
+	}
+	_, port, err := net.SplitHostPort(backend)
+	if err != nil {
+		return nil, fmt.Errorf("the backend's address: %w", err)
+	}
+	out := []manifest{{"backend.yaml", serviceManifest("backend", strings.Join(append([]string{mapping}, more...), "---\n"), port)}}
+	if secret != "" {
+		out = append(out, manifest{"secret.yaml", secret})
+	}
+	if v == withExtAuth {
+		_, port, err := net.SplitHostPort(authBackend)
+		if err != nil {
+			return nil, fmt.Errorf("the auth service's address: %w", err)
+		}
+		out = append(out, manifest{"auth.yaml", serviceManifest("bench-auth", "", port)})
+	}
+	return out, nil
+}
+
+// serviceManifest is a Service with annotation (none when "") in
+// gatehouse.dev/config and an EndpointSlice of one ready endpoint,
+// 127.0.0.1:port.
+func serviceManifest(name, annotation, port string) string {
 	var b strings.Builder
-	b.WriteString("apiVersion: v1\nkind: Service\nmetadata:\n  name: backend\n  namespace: default\n")
-	b.WriteString("  annotations:\n    gatehouse.dev/config: |\n")
-	for _, l := range strings.Split(strings.TrimRight(annotation, "\n"), "\n") {
-		b.WriteString("      " + l + "\n")
+	fmt.Fprintf(&b, "apiVersion: v1\nkind: Service\nmetadata:\n  name: %s\n  namespace: %s\n", name, benchNamespace)
+	if annotation != "" {
+		b.WriteString("  annotations:\n    gatehouse.dev/config: |\n")
+		for _, l := range strings.Split(strings.TrimRight(annotation, "\n"), "\n") {
+			b.WriteString("      " + l + "\n")
+		}
 	}
 	b.WriteString("spec:\n  ports:\n  - name: http\n    port: 80\n")
 	fmt.Fprintf(&b, `---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
-  name: backend-0
-  namespace: default
+  name: %[1]s-0
+  namespace: %[2]s
   labels:
-    kubernetes.io/service-name: backend
+    kubernetes.io/service-name: %[1]s
 addressType: IPv4
 ports:
 - name: http
-  port: %s
+  port: %[3]s
 endpoints:
 - addresses: ["127.0.0.1"]
   conditions: {ready: true}
-`, port)
+`, name, benchNamespace, port)
+	return b.String()
+}
+
+// secretManifest is a Secret of type typ in the bench namespace whose
+// stringData is data: YAML lines, each indented here by two spaces.
+func secretManifest(name, typ, data string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n  namespace: %s\ntype: %s\nstringData:\n", name, benchNamespace, typ)
+	for _, l := range strings.Split(strings.TrimRight(data, "\n"), "\n") {
+		b.WriteString("  " + l + "\n")
+	}
 	return b.String()
 }
 
@@ -414,15 +539,21 @@ func probeClient(roots *x509.CertPool) *http.Client {
 // for a proxy also proves the route to the backend works. An https url
 // must present a certificate for its host that roots signed, so the probe
 // also proves the proxy serves the run's certificate; the probe speaks
-// HTTP/1.1 there, as wrk does. It gives up after 15 s or as soon as p
-// exits.
-func waitReady(ctx context.Context, p *process, url string, roots *x509.CertPool) error {
+// HTTP/1.1 there, as wrk does. headers ("Name: value", as wrk takes them)
+// go with every probe, so a row that requires a credential is ready only
+// once it accepts the one wrk will send. It gives up after 15 s or as
+// soon as p exits.
+func waitReady(ctx context.Context, p *process, url string, roots *x509.CertPool, headers []string) error {
 	client := probeClient(roots)
 	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(15 * time.Second)
 	var last string
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		for _, h := range headers {
+			name, value, _ := strings.Cut(h, ":")
+			req.Header.Add(name, strings.TrimSpace(value))
+		}
 		resp, err := client.Do(req)
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -44,24 +45,53 @@ func TestConfigsAreEquivalent(t *testing.T) {
 		}
 	}
 
-	m := gatehouseManifest("9090", false)
+	backend := func(v variant) string {
+		t.Helper()
+		docs, err := gatehouseManifests(v, "127.0.0.1:9090", "127.0.0.1:9191", credentials{})
+		if err != nil || len(docs) == 0 || docs[0].name != "backend.yaml" {
+			t.Fatalf("gatehouseManifests(%v) = %+v, %v", v, docs, err)
+		}
+		return docs[0].text
+	}
+	m := backend(plain)
 	has("manifest", m, "prefix: /\n", "service: backend\n", "port: 9090\n", `addresses: ["127.0.0.1"]`)
-	lacks("manifest", m, "RateLimit")
-	m = gatehouseManifest("9090", true)
-	has("full manifest", m, "      rate_limits: [never]\n", "      kind: RateLimit\n", "      rate: 1000000000\n", "      unit: second\n")
+	lacks("manifest", m, "RateLimit", "auth:")
+	for _, v := range []variant{logAndLimit, logLimitRedis} {
+		has("full manifest", backend(v), "      rate_limits: [never]\n", "      kind: RateLimit\n", "      rate: 1000000000\n", "      unit: second\n")
+	}
+	// A feature row's manifest is its baseline's and the feature.
+	for v, base := range map[variant]variant{withJWT: plain, withAPIKey: plain, withExtAuth: plain, logLimitRedis: logAndLimit} {
+		with := backend(v)
+		for _, line := range strings.Split(backend(base), "\n") {
+			has(v.suffix()+" manifest", with, line)
+		}
+	}
 }
 
-// TestBaselines checks that every row is compared with an nginx row over
-// the same protocol, and that an nginx row is its own baseline.
+// TestBaselines checks that every proxy row is compared with an nginx row
+// over the same protocol (an nginx row with itself), and every Gatehouse
+// feature row with the Gatehouse row it adds the feature to.
 func TestBaselines(t *testing.T) {
+	features := map[string]string{
+		"gatehouse-jwt": "gatehouse", "gatehouse-apikey": "gatehouse", "gatehouse-extauth": "gatehouse",
+		"gatehouse-redis": "gatehouse-full",
+	}
 	for _, c := range configs {
 		b, ok := configByName(c.baseline)
 		switch {
 		case !ok:
 			t.Errorf("%s: baseline %q is not a config", c.name, c.baseline)
+		case features[c.name] != "":
+			if c.baseline != features[c.name] || c.setup == "" || slices.Contains(defaultConfigs, c.name) {
+				t.Errorf("%s: baseline %s, setup %q, default %v; want baseline %s, a setup, opt-in",
+					c.name, c.baseline, c.setup, slices.Contains(defaultConfigs, c.name), features[c.name])
+			}
 		case !b.nginx || b.baseline != b.name:
 			t.Errorf("%s: baseline %s is not an nginx row compared with itself", c.name, b.name)
-		case b.tls != c.tls:
+		case c.setup != "":
+			t.Errorf("%s: a setup line, but it is not a feature row", c.name)
+		}
+		if ok && b.tls != c.tls {
 			t.Errorf("%s (tls %v): baseline %s has tls %v", c.name, c.tls, b.name, b.tls)
 		}
 	}

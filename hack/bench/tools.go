@@ -105,10 +105,13 @@ type facts struct {
 	kernel      string
 	goVersion   string
 	nginx, wrk  string
+	redis       string // "" when no row uses Redis
 	load, after string // load averages before and after the run
 }
 
-func gatherFacts(ctx context.Context, withNginx bool) facts {
+// gatherFacts describes this machine and the tools; redis is the path of
+// redis-server when a row uses it, "" otherwise.
+func gatherFacts(ctx context.Context, withNginx bool, redis string) facts {
 	f := facts{
 		date:     time.Now().UTC(),
 		cpus:     runtime.NumCPU(),
@@ -122,6 +125,9 @@ func gatherFacts(ctx context.Context, withNginx bool) facts {
 	f.wrk = firstLine(output(ctx, "wrk", "-v"))
 	if withNginx {
 		f.nginx = firstLine(output(ctx, "nginx", "-v"))
+	}
+	if redis != "" {
+		f.redis = firstLine(output(ctx, redis, "--version"))
 	}
 	return f
 }

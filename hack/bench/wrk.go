@@ -27,18 +27,11 @@ type wrkResult struct {
 func (r wrkResult) errors() int64 { return r.SocketErrors + r.Non2xx }
 
 // runWrk loads url with wrk pinned to cpu and returns its parsed report.
-// wrk counts whole seconds, so d is rounded to them.
-func runWrk(ctx context.Context, cpu int, url string, threads, conns int, d time.Duration, latency bool) (wrkResult, error) {
+// wrk counts whole seconds, so d is rounded to them. headers ("Name:
+// value") go with every request.
+func runWrk(ctx context.Context, cpu int, url string, threads, conns int, d time.Duration, latency bool, headers []string) (wrkResult, error) {
 	secs := int64(d.Round(time.Second) / time.Second)
-	args := []string{"-c", strconv.Itoa(cpu), "wrk",
-		"-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", strconv.FormatInt(secs, 10) + "s",
-		// A request stuck past this counts as a timeout error instead of
-		// holding the run open.
-		"--timeout", "5s"}
-	if latency {
-		args = append(args, "--latency")
-	}
-	args = append(args, url)
+	args := wrkArgs(cpu, url, threads, conns, secs, latency, headers)
 	// wrk stops by itself after d; the margin covers start-up and a stuck
 	// exit, so a hung wrk cannot hold the whole benchmark.
 	parent := ctx
@@ -53,7 +46,7 @@ func runWrk(ctx context.Context, cpu int, url string, threads, conns int, d time
 		if parent.Err() != nil {
 			return wrkResult{}, fmt.Errorf("wrk interrupted: %w", parent.Err())
 		}
-		return wrkResult{}, fmt.Errorf("running %s: %w: %s", strings.Join(args[2:], " "), err, strings.TrimSpace(stderr.String()+stdout.String()))
+		return wrkResult{}, fmt.Errorf("running wrk%s: %w: %s", commandArgs(args[3:]), err, strings.TrimSpace(stderr.String()+stdout.String()))
 	}
 	r, err := parseWrk(stdout.String())
 	if err != nil {
@@ -63,6 +56,24 @@ func runWrk(ctx context.Context, cpu int, url string, threads, conns int, d time
 		return r, fmt.Errorf("reading wrk's report: no latency distribution\n%s", stdout.String())
 	}
 	return r, nil
+}
+
+// wrkArgs is taskset's command line for wrk: pinned to cpu, loading url
+// for secs seconds with one -H per header, which wrk sends with every
+// request.
+func wrkArgs(cpu int, url string, threads, conns int, secs int64, latency bool, headers []string) []string {
+	args := []string{"-c", strconv.Itoa(cpu), "wrk",
+		"-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", strconv.FormatInt(secs, 10) + "s",
+		// A request stuck past this counts as a timeout error instead of
+		// holding the run open.
+		"--timeout", "5s"}
+	if latency {
+		args = append(args, "--latency")
+	}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	return append(args, url)
 }
 
 // parseWrk reads wrk's text report (wrk 4, with or without --latency):

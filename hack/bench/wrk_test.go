@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,22 @@ const wrkLatencyReport = `Running 10s test @ http://127.0.0.1:40113/
 Requests/sec:  51012.30
 Transfer/sec:     10.00MB
 `
+
+// TestWrkArgs checks wrk's command line: pinned, one -H per header with
+// the header whole (a value with blanks in one argument), the URL last.
+func TestWrkArgs(t *testing.T) {
+	got := wrkArgs(1, "http://127.0.0.1:8080/", 2, 64, 5, true, []string{"Authorization: Bearer a.b.c", "X-Api-Key: k"})
+	want := []string{"-c", "1", "wrk", "-t", "2", "-c", "64", "-d", "5s", "--timeout", "5s", "--latency",
+		"-H", "Authorization: Bearer a.b.c", "-H", "X-Api-Key: k", "http://127.0.0.1:8080/"}
+	if !slices.Equal(got, want) {
+		t.Errorf("wrkArgs:\n got %q\nwant %q", got, want)
+	}
+	got = wrkArgs(1, "http://127.0.0.1:8080/", 2, 64, 2, false, nil)
+	want = []string{"-c", "1", "wrk", "-t", "2", "-c", "64", "-d", "2s", "--timeout", "5s", "http://127.0.0.1:8080/"}
+	if !slices.Equal(got, want) {
+		t.Errorf("wrkArgs without headers or latency:\n got %q\nwant %q", got, want)
+	}
+}
 
 func TestParseWrk(t *testing.T) {
 	r, err := parseWrk(wrkLatencyReport)
