@@ -78,7 +78,7 @@ func (l *LogWriter) Close() error {
 }
 
 // accessLine builds one access log line with the fields and layout of
-// slog's JSON handler (the schema in docs/observability.md), appended to b:
+// slog's JSON handler (the schema in docs/accesslog.md), appended to b:
 // what a log pipeline parses does not change with the engine.
 type accessLine struct{ b []byte }
 

@@ -526,11 +526,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.hash = h.balanceKey(sw, r, ex)
 	ep, ok := rt.Upstream.Pick(rt.Balance, ex.hash, nil)
 	if !ok {
+		ex.reason = "no ready endpoints"
 		h.fail(sw, http.StatusServiceUnavailable, "no ready endpoints")
 		return
 	}
 	ex.ep, ex.endpoint, ex.req, ex.upgrade, ex.fast = ep, ep.Addr(), r, up, fast
 	if err := rt.Upstream.Do(ex.attempt); errors.Is(err, upstream.ErrBreakerOpen) {
+		ex.reason = "circuit breaker open"
 		h.fail(sw, http.StatusServiceUnavailable, "upstream circuit breaker open")
 		return
 	}

@@ -496,6 +496,7 @@ func (s *Server) adminMux() *http.ServeMux {
 			Consumers []metrics.ConsumerUsage `json:"consumers"`
 		}{s.consumers.Usage()})
 	})
+	s.registerAPI(mux)
 	if s.cfg.Pprof {
 		// Registered by hand: importing net/http/pprof for its side effect
 		// would put the profiles on http.DefaultServeMux.

@@ -55,9 +55,12 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 	if s.defaultTLS != nil {
 		return s.defaultTLS, nil
 	}
-	s.handshakeErrors.WithLabelValues("unknown_name").Inc()
-	return nil, fmt.Errorf("no certificate for server name %q", hello.ServerName)
+	return nil, fmt.Errorf("%w %q", errUnknownName, hello.ServerName)
 }
+
+// errUnknownName refuses a handshake for a name no Host and no default
+// certificate covers (counted as unknown_name).
+var errUnknownName = errors.New("no certificate for server name")
 
 // tlsEngine serves the TLS listener.
 type tlsEngine struct {
@@ -201,6 +204,8 @@ func handshakeFailure(err error) string {
 	var alert tls.AlertError
 	var cv *tls.CertificateVerificationError
 	switch {
+	case errors.Is(err, errUnknownName):
+		return "unknown_name"
 	case errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	case errors.As(err, &cv):

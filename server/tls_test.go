@@ -17,6 +17,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/gatehouse-dev/gatehouse/annotations"
 	"github.com/gatehouse-dev/gatehouse/internal/testpki"
 	"github.com/gatehouse-dev/gatehouse/snapshot"
@@ -374,4 +377,32 @@ func TestTLSSessionResumption(t *testing.T) {
 			t.Errorf("%s: a session resumed: %v, want %v", name, resumed, want)
 		}
 	}
+}
+
+// A handshake refused for want of a certificate is counted once, as
+// unknown_name.
+func TestTLSUnknownNameCountedOnce(t *testing.T) {
+	s, _, tlsAddr := runTLS(t, Config{})
+	if c, err := dialTLS(tlsAddr, "nobody.example.com", nil, nil, nil); err == nil {
+		c.Close()
+		t.Fatal("handshake succeeded")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if testCount(s.handshakeErrors.WithLabelValues("unknown_name")) == 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if u, o := testCount(s.handshakeErrors.WithLabelValues("unknown_name")), testCount(s.handshakeErrors.WithLabelValues("other")); u != 1 || o != 0 {
+		t.Errorf("unknown_name %v, other %v; want 1 and 0", u, o)
+	}
+}
+
+func testCount(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
 }

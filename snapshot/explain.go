@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/gatehouse-dev/gatehouse/router"
 	"github.com/gatehouse-dev/gatehouse/upstream"
@@ -140,63 +139,10 @@ func upstreamOf(r *Route) string {
 	return r.Target.String()
 }
 
-// WriteRoutes prints the route table in evaluation order, one route a line.
+// WriteRoutes prints the route table in evaluation order, one route a line
+// (WriteRouteRows of RouteRows).
 func WriteRoutes(w io.Writer, s *Snapshot) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MAPPING\tHOST\tMATCH\tCONDITIONS\tUPSTREAM\tREWRITE\tWEIGHT\tLIMITS\tOPTIONS")
-	for _, r := range s.Table.Routes() {
-		rt := r.Value
-		host := r.Host
-		switch {
-		case host == "":
-			host = "*"
-		case r.HostRegex:
-			host = "~" + host
-		}
-		match := r.Kind.String() + " " + r.Path
-		if r.CaseInsensitive {
-			match += " (any case)"
-		}
-		var conds []string
-		if r.Precedence != 0 {
-			conds = append(conds, "precedence="+strconv.Itoa(r.Precedence))
-		}
-		if r.Method != "" {
-			op := "="
-			if r.MethodRegex {
-				op = "~"
-			}
-			conds = append(conds, "method"+op+r.Method)
-		}
-		for _, h := range r.Headers {
-			conds = append(conds, condition("header ", h.Name, h.Value, h.Present, h.Regex))
-		}
-		for _, q := range r.Query {
-			conds = append(conds, condition("query ", q.Name, q.Value, q.Present, q.Regex))
-		}
-		rewrite := "-"
-		switch {
-		case rt.Redirect != nil:
-		case rt.RegexRewrite != nil:
-			rewrite = "s|" + rt.RegexRewrite.String() + "|" + rt.Substitution + "|"
-		case rt.RewriteEnabled:
-			rewrite = rt.Rewrite
-		}
-		if rt.HostRewrite != "" {
-			rewrite += " host=" + rt.HostRewrite
-		}
-		weight := "-"
-		if r.Group != "" {
-			weight = strconv.Itoa(r.Weight) + "%"
-		}
-		limits := "-"
-		if len(rt.RateLimits) > 0 {
-			limits = strings.Join(rt.RateLimits, ",")
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rt.Mapping, host, match, orDash(strings.Join(conds, " ")),
-			upstreamOf(rt), rewrite, weight, limits, orDash(strings.Join(options(rt), " ")))
-	}
-	return tw.Flush()
+	return WriteRouteRows(w, RouteRows(s))
 }
 
 // options lists a route's settings that differ from the defaults.
