@@ -36,9 +36,9 @@ import (
 // What the upstream gets is what the ReverseProxy path sends: the routed,
 // rewritten path, the client's Host (or host_rewrite), the client's fields
 // without hop-by-hop ones and without the forwarding claims forwarded.go
-// drops, the forwarding headers, X-Request-Id, then the route's header
-// changes; framed by Content-Length. TestEnginesAgree holds the two paths
-// to that.
+// drops, the forwarding headers, X-Request-Id, traceparent (trace.go),
+// then the route's header changes; framed by Content-Length.
+// TestEnginesAgree holds the two paths to that.
 
 // maxBuffered is the largest request body the fast path holds.
 const maxBuffered = 64 << 10
@@ -416,7 +416,7 @@ func (h *Handler) writeRequest(bw *bufio.Writer, r *http.Request, ex *exchange, 
 	bw.WriteString("\r\n")
 	conn := r.Header["Connection"]
 	for k, vs := range r.Header {
-		if forwardSkips(k) || ex.origin.dropped(k) || anyHasToken(conn, k) || routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, k) || ex.origin.clientCert != "" && k == clientCertHeader {
+		if forwardSkips(k) || ex.origin.dropped(k) || anyHasToken(conn, k) || routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, k) || ex.origin.clientCert != "" && k == clientCertHeader || ex.trace.skips(k) {
 			continue
 		}
 		if k == "Te" {
@@ -444,6 +444,9 @@ func (h *Handler) writeRequest(bw *bufio.Writer, r *http.Request, ex *exchange, 
 	}
 	if !routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, "X-Request-Id") {
 		h1.WriteField(bw, "X-Request-Id", ex.requestID)
+	}
+	if !routeReplaces(rt.RequestHeadersRemove, rt.RequestHeadersAdd, "Traceparent") {
+		ex.trace.write(bw) // trace.go
 	}
 	for _, op := range rt.RequestHeadersAdd {
 		if !reservedField(op.Name) {

@@ -117,8 +117,8 @@ func (h *Handler) mirrorOne(r *http.Request, ex *exchange, s *snapshot.Shadow, b
 // mirrorRequest builds the copy: its own strings throughout (the
 // original's may live in memory its connection reuses, h1.Arena), the
 // shadow's rewrite of the routed path, the client's fields less the
-// hop-by-hop ones, the forwarding fields the primary gets, and Host with
-// "-shadow" appended.
+// hop-by-hop ones, the forwarding fields and traceparent the primary gets,
+// and Host with "-shadow" appended.
 func (h *Handler) mirrorRequest(r *http.Request, ex *exchange, rt *snapshot.Route, endpoint string, body []byte) (*http.Request, error) {
 	path, err := rt.ForwardPath(ex.routed)
 	if err != nil {
@@ -138,7 +138,7 @@ func (h *Handler) mirrorRequest(r *http.Request, ex *exchange, rt *snapshot.Rout
 	}
 	conn := r.Header["Connection"]
 	for k, vs := range r.Header {
-		if forwardSkips(k) || ex.origin.dropped(k) || anyHasToken(conn, k) || k == "Te" || ex.origin.clientCert != "" && k == clientCertHeader {
+		if forwardSkips(k) || ex.origin.dropped(k) || anyHasToken(conn, k) || k == "Te" || ex.origin.clientCert != "" && k == clientCertHeader || ex.trace.skips(k) {
 			continue
 		}
 		c := make([]string, len(vs))
@@ -160,6 +160,8 @@ func (h *Handler) mirrorRequest(r *http.Request, ex *exchange, rt *snapshot.Rout
 		req.Header[consumerHeader] = []string{strings.Clone(ex.origin.consumer)}
 	}
 	req.Header.Set("X-Request-Id", strings.Clone(ex.requestID))
+	// Another child of the gateway's span, as the primary's request is.
+	req.Header["Traceparent"] = []string{string(ex.trace.header[:])}
 	host := r.Host
 	if rt.HostRewrite != "" {
 		host = rt.HostRewrite

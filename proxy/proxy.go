@@ -27,6 +27,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/limiter"
 	"github.com/gatehouse-dev/gatehouse/metrics"
 	"github.com/gatehouse-dev/gatehouse/snapshot"
+	"github.com/gatehouse-dev/gatehouse/tracing"
 	"github.com/gatehouse-dev/gatehouse/upstream"
 )
 
@@ -73,6 +74,10 @@ type Options struct {
 	// MaxRequestBody bounds request bodies of routes that set no bound of
 	// their own (--max-request-body-bytes); 0 means none.
 	MaxRequestBody int64
+	// Tracer samples the traces the gateway starts and exports spans of
+	// sampled requests (trace.go); nil samples and exports none. Trace
+	// context is propagated either way.
+	Tracer *tracing.Tracer
 }
 
 // Handler serves requests from the current snapshot. Safe for concurrent use.
@@ -95,6 +100,9 @@ type Handler struct {
 	now       func() time.Time
 	trust     trust
 	maxBody   int64 // Options.MaxRequestBody
+	tracer    *tracing.Tracer
+	sampler   tracing.Sampler // tracer's
+	exporting bool            // tracer exports spans
 	guards    func() *upstream.DialGuard
 	// tlsTransports are the transports of upstream_tls settings, by
 	// TLSClient ID and protocol; Publish drops those no route uses.
@@ -193,6 +201,7 @@ func (d dialer) dial(ctx context.Context, network, addr string) (net.Conn, error
 func New(opts Options) *Handler {
 	h := &Handler{log: opts.AccessLog, metrics: opts.Metrics, consumers: opts.Consumers, now: opts.Now, trust: newTrust(opts.TrustedProxies), maxBody: opts.MaxRequestBody}
 	h.logBuf, _ = opts.AccessLog.(*LogWriter)
+	h.tracer, h.sampler, h.exporting = opts.Tracer, opts.Tracer.Sampler(), opts.Tracer.Exporting()
 	h.lines.New = func() any { b := make([]byte, 0, 1024); return &b }
 	h.exchanges.New = func() any { return new(exchange) }
 	h.unmatched = h.metrics.Route("")
@@ -347,14 +356,15 @@ type exchange struct {
 	resp    responseBody
 	partial bool
 	cut     bool
-	fast    bool // served by the fast path (fast.go)
+	fast    bool       // served by the fast path (fast.go)
+	trace   traceState // trace.go
 }
 
 type exchangeKey struct{}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var start time.Time // only the access log's duration needs it: reading the clock costs
-	if h.log != nil {
+	var start time.Time // only the access log's duration and spans need it: reading the clock costs
+	if h.log != nil || h.exporting {
 		start = time.Now()
 	}
 	ex := h.exchanges.Get().(*exchange)
@@ -363,6 +373,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// reused memory (detach.go says what the other path does about it).
 	arena := h1.ArenaOf(w)
 	*ex = exchange{requestID: requestID(r.Header.Get("X-Request-Id"), arena), attempt: ex.attempt}
+	h.beginTrace(r, ex)
 	if ex.attempt == nil {
 		ex.attempt = h.attempt(ex)
 	}
@@ -450,7 +461,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Authentication before limits: a consumer's quota needs the
 	// consumer, and an unauthenticated flood spends no one's tokens.
 	if ra := snap.AuthFor(rt); ra != nil || rt.RequireConsumer {
-		if !h.authenticate(sw, r, ex, pub, rt, ra) {
+		ok := h.authenticate(sw, r, ex, pub, rt, ra)
+		ex.trace.authed(ra, ok)
+		if !ok {
 			return
 		}
 	}
@@ -655,6 +668,7 @@ func rewrite(pr *httputil.ProxyRequest) {
 	ex.origin.setHeaders(pr)
 	ex.track(pr.Out)
 	pr.Out.Header["X-Request-Id"] = ex.requestIDs[1:2:2] // Set, as in ServeHTTP
+	ex.trace.setHeaders(pr.Out.Header)
 	applyHeaders(pr.Out.Header, ex.route.RequestHeadersRemove, ex.route.RequestHeadersAdd)
 }
 
@@ -761,6 +775,9 @@ func (h *Handler) logRequest(r *http.Request, ex *exchange, sw *statusWriter, st
 		h.metrics.Request(route, status) // without metrics, a no-op
 
 	}
+	if h.exporting && ex.trace.ctx.Sampled() {
+		h.exportSpan(r, ex, status, start)
+	}
 	if h.log == nil {
 		return
 	}
@@ -784,6 +801,7 @@ func (h *Handler) logRequest(r *http.Request, ex *exchange, sw *statusWriter, st
 	}()
 	a.begin(now)
 	a.str("request_id", ex.requestID)
+	a.str("trace_id", string(ex.trace.traceID())) // 32 bytes: converted on the stack
 	a.str("client", r.RemoteAddr)
 	if ex.origin.trusted && ex.origin.client != ex.origin.peer && ex.origin.client.IsValid() {
 		// The client a trusted proxy in front vouched for: the address

@@ -32,6 +32,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/metrics"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/snapshot"
+	"github.com/gatehouse-dev/gatehouse/tracing"
 	"github.com/gatehouse-dev/gatehouse/upstream"
 )
 
@@ -116,6 +117,12 @@ type Config struct {
 	// Hosts that redirect (a load balancer's 443 in front of ListenTLS,
 	// say); 0 means ListenTLS's port.
 	HTTPSPort int
+
+	// Tracing is the sampling ratio of the traces the gateway starts and
+	// the OTLP endpoint that spans of sampled requests go to (none: no
+	// export); trace context is propagated whatever it says. Its Logger
+	// defaults to Logger. Run's end flushes what is queued.
+	Tracing tracing.Options
 }
 
 // Server is one gateway process's data plane and admin endpoints.
@@ -126,6 +133,7 @@ type Server struct {
 	metrics   *metrics.Set
 	consumers *metrics.Consumers
 	handler   *proxy.Handler
+	tracer    *tracing.Tracer
 
 	limits Limits // with defaults filled
 	// conns caps the proxy listener's connections; Run gives it the
@@ -145,6 +153,7 @@ type Server struct {
 	stopBG   context.CancelFunc
 	replicas atomic.Int64    // the share limits are divided by, from ReplicasFrom
 	rejected map[string]bool // Services whose gatehouse_config_rejected is 1; guarded by mu
+	diag     diagState       // what the diagnostics page knows beyond the snapshot (diag.go)
 
 	ready atomic.Bool
 	// guard decides which addresses may be dialled; rebuilt once Run knows
@@ -210,6 +219,16 @@ func New(cfg Config) *Server {
 	if cfg.Engine != EngineNetHTTP {
 		popts.Pool = proxy.NewPool(s.guard.Load)
 	}
+	if cfg.Tracing.Logger == nil {
+		cfg.Tracing.Logger = s.log
+	}
+	if s.tracer, err = tracing.New(cfg.Tracing); err != nil {
+		// An endpoint the flags did not check (serve checks it): propagate
+		// and sample, export nothing.
+		s.log.Error("trace spans will not be exported", "error", err)
+		s.tracer, _ = tracing.New(tracing.Options{Sampling: cfg.Tracing.Sampling})
+	}
+	popts.Tracer = s.tracer
 	s.handler = proxy.New(popts)
 	ups := upstream.NewRegistry(upstream.RegistryOptions{
 		Guard:   guard,
@@ -382,6 +401,7 @@ func (s *Server) Apply(in snapshot.Input) []snapshot.Report {
 		}
 	}
 	s.logDropped(snap.Dropped)
+	s.recordBuild(in, snap, reports, start) // for the diagnostics page (diag.go)
 	s.handler.Publish(snap)
 	s.ready.Store(true)
 	s.log.Info("snapshot published", "generation", snap.Generation, "routes", snap.Table.Len(), "build_ms", float64(time.Since(start).Microseconds())/1000)
@@ -497,6 +517,7 @@ func (s *Server) adminMux() *http.ServeMux {
 		}{s.consumers.Usage()})
 	})
 	s.registerAPI(mux)
+	s.registerDiag(mux)
 	if s.cfg.Pprof {
 		// Registered by hand: importing net/http/pprof for its side effect
 		// would put the profiles on http.DefaultServeMux.
@@ -588,6 +609,13 @@ func (s *Server) Run(ctx context.Context, onListen func(proxyAddr, adminAddr str
 		tlsErr = tlsSrv.Shutdown(drainCtx)
 	}
 	shutdownErr := errors.Join(proxySrv.Shutdown(drainCtx), adminSrv.Shutdown(drainCtx), tlsErr)
+	// The spans of the last requests, within a bound of their own: the
+	// drain may have used drainCtx up.
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelFlush()
+	if err := s.tracer.Shutdown(flushCtx); err != nil {
+		s.log.Warn("trace spans lost at shutdown", "error", err)
+	}
 	if runErr != nil && !errors.Is(runErr, http.ErrServerClosed) {
 		return runErr
 	}

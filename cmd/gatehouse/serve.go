@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/server"
 	"github.com/gatehouse-dev/gatehouse/snapshot"
+	"github.com/gatehouse-dev/gatehouse/tracing"
 	"github.com/gatehouse-dev/gatehouse/upstream"
 )
 
@@ -47,6 +48,10 @@ type serveFlags struct {
 	replicasFrom, redisAddr, redisFailure string
 	redisTimeout                          time.Duration
 
+	// Tracing (tracing.Options).
+	otlpEndpoint  string
+	traceSampling float64
+
 	// Limits on slow and greedy clients (server.Limits).
 	readHeaderTimeout, bodyIdleTimeout, idleTimeout, sendTimeout time.Duration
 	bodyMinRate, maxRequestBody                                  int64
@@ -64,6 +69,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.redisAddr, "ratelimit-redis", "", "host:port of a Redis that keeps rate-limit counters for all replicas, so a policy holds exactly across them (none: local buckets)")
 	fs.DurationVar(&f.redisTimeout, "ratelimit-redis-timeout", 10*time.Millisecond, "how long one rate-limit check may wait for Redis before --ratelimit-redis-failure applies")
 	fs.StringVar(&f.redisFailure, "ratelimit-redis-failure", "local", "when Redis is slow or down: local (each replica enforces its share, as with --replicas-from) or deny (429)")
+	fs.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "http(s)://host:port of an OTLP/HTTP trace receiver (an OpenTelemetry Collector's, usually port 4318; path /v1/traces unless the URL names one) that gets a span per sampled request (none: traceparent is propagated, nothing exported)")
+	fs.Float64Var(&f.traceSampling, "trace-sampling", 0.01, "share of the traces the gateway starts that are sampled, 0 to 1; a client's traceparent's sampled flag is honoured whatever this says")
 	fs.BoolVar(&f.accessLog, "access-log", true, "log one JSON line per request")
 	fs.UintVar(&f.breakerFails, "breaker-failures", 5, "consecutive upstream failures that open an upstream's circuit breaker")
 	fs.DurationVar(&f.breakerOpen, "breaker-open-timeout", 10*time.Second, "how long a breaker stays open before letting a probe through")
@@ -130,6 +137,7 @@ func (f *serveFlags) serverConfig(opts snapshot.Options, logger *slog.Logger) se
 		TrustedProxies: f.trustedProxies,
 		IPv6Prefix:     f.ipv6Prefix,
 		MaxRequestBody: f.maxRequestBody,
+		Tracing:        tracing.Options{Endpoint: f.otlpEndpoint, Sampling: f.traceSampling},
 		Limits: server.Limits{
 			ReadHeaderTimeout: duration(f.readHeaderTimeout),
 			BodyIdleTimeout:   duration(f.bodyIdleTimeout),
@@ -181,6 +189,19 @@ func (f *serveFlags) checkTLS() error {
 	return nil
 }
 
+// checkTracing checks the tracing flags.
+func (f *serveFlags) checkTracing() error {
+	if f.traceSampling < 0 || f.traceSampling > 1 || f.traceSampling != f.traceSampling {
+		return fmt.Errorf("--trace-sampling must be between 0 and 1")
+	}
+	if f.otlpEndpoint != "" {
+		if _, err := tracing.ParseEndpoint(f.otlpEndpoint); err != nil {
+			return fmt.Errorf("--otlp-endpoint: %w", err)
+		}
+	}
+	return nil
+}
+
 // defaultCert loads the default certificate into cfg, when one is set.
 func (f *serveFlags) defaultCert(cfg *server.Config, logger *slog.Logger) error {
 	if f.tlsCert == "" {
@@ -227,6 +248,10 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	if err := f.checkTLS(); err != nil {
+		fmt.Fprintln(stderr, "gatehouse serve:", err)
+		return 2
+	}
+	if err := f.checkTracing(); err != nil {
 		fmt.Fprintln(stderr, "gatehouse serve:", err)
 		return 2
 	}

@@ -91,7 +91,7 @@ func TestManifestsCompile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []variant{plain, logAndLimit, overTLS, withJWT, withAPIKey, withExtAuth, logLimitRedis} {
+	for _, v := range []variant{plain, logAndLimit, overTLS, withJWT, withAPIKey, withExtAuth, logLimitRedis, logLimitTrace, logLimitTraceAll} {
 		rt, ra := compileManifests(t, v, cr)
 		if full := len(rt.Limiters) == 1; full != v.full() {
 			t.Errorf("%s: %d rate limits, want one exactly when the row is -full", v.suffix(), len(rt.Limiters))

@@ -21,7 +21,9 @@
 // external auth service: a second instance of the backend on CPU 1),
 // against gatehouse; gatehouse-redis (gatehouse-full's rate limit decided
 // in a throwaway redis-server on CPU 1, which hack/redis ensure provides),
-// against gatehouse-full. Name the baseline row in -configs too, or the
+// and gatehouse-tracing and gatehouse-tracing-all (a span exported over
+// OTLP/HTTP for 1 % of requests, or for all, to the backend), against
+// gatehouse-full. Name the baseline row in -configs too, or the
 // feature row has no ratios.
 // docs/benchmarks.md ("End to end against nginx", "Authentication and
 // global limits") records runs.

@@ -79,6 +79,12 @@ var configs = []config{
 	{name: "gatehouse-redis", label: "Gatehouse, access log + rate limit in Redis", gatehouse: true, redis: true, serveFlag: "-ratelimit-redis",
 		baseline: "gatehouse-full", start: startGatehouse(logLimitRedis),
 		setup: "gatehouse-full with the rate limit decided in a throwaway redis-server on CPU 1 (--ratelimit-redis, --ratelimit-redis-timeout 1s): one round trip per request"},
+	{name: "gatehouse-tracing", label: "Gatehouse, access log + rate limit, spans of 1 %", gatehouse: true, serveFlag: "-otlp-endpoint",
+		baseline: "gatehouse-full", start: startGatehouse(logLimitTrace),
+		setup: "gatehouse-full exporting a span for 1 % of requests (--otlp-endpoint at the backend, which takes the OTLP/HTTP posts like any request; --trace-sampling 0.01)"},
+	{name: "gatehouse-tracing-all", label: "Gatehouse, access log + rate limit, spans of all", gatehouse: true, serveFlag: "-otlp-endpoint",
+		baseline: "gatehouse-full", start: startGatehouse(logLimitTraceAll),
+		setup: "gatehouse-tracing with every request's span exported (--trace-sampling 1); spans the exporter cannot keep up with are dropped"},
 }
 
 // defaultConfigs fit the default run in a little over two minutes (five
@@ -92,13 +98,15 @@ var defaultConfigs = []string{"nginx", "gatehouse", "gatehouse-full", "nginx-tls
 type variant int
 
 const (
-	plain         variant = iota
-	logAndLimit           // an access log line per request and a rate limit that never rejects
-	overTLS               // clients speak HTTP/1.1 over TLS to the proxy
-	withJWT               // the Mapping requires a JWT, verified against a JWKS Secret
-	withAPIKey            // the Mapping requires an API key from a Secret
-	withExtAuth           // the Mapping asks an external auth service about each request
-	logLimitRedis         // logAndLimit with the limit decided in Redis (--ratelimit-redis)
+	plain            variant = iota
+	logAndLimit              // an access log line per request and a rate limit that never rejects
+	overTLS                  // clients speak HTTP/1.1 over TLS to the proxy
+	withJWT                  // the Mapping requires a JWT, verified against a JWKS Secret
+	withAPIKey               // the Mapping requires an API key from a Secret
+	withExtAuth              // the Mapping asks an external auth service about each request
+	logLimitRedis            // logAndLimit with the limit decided in Redis (--ratelimit-redis)
+	logLimitTrace            // logAndLimit exporting 1 % of requests' spans (--otlp-endpoint)
+	logLimitTraceAll         // logAndLimit exporting every request's span
 )
 
 func (v variant) suffix() string {
@@ -115,12 +123,18 @@ func (v variant) suffix() string {
 		return "-extauth"
 	case logLimitRedis:
 		return "-redis"
+	case logLimitTrace:
+		return "-tracing"
+	case logLimitTraceAll:
+		return "-tracing-all"
 	}
 	return ""
 }
 
 // full reports whether v has the access log and the rate limit.
-func (v variant) full() bool { return v == logAndLimit || v == logLimitRedis }
+func (v variant) full() bool {
+	return v == logAndLimit || v == logLimitRedis || v == logLimitTrace || v == logLimitTraceAll
+}
 
 func configNames() []string {
 	var out []string
@@ -381,6 +395,16 @@ func startGatehouse(v variant) func(context.Context, *env, *cleanups) (*target, 
 			// measure checks from the gateway's metrics that no check fell
 			// back.
 			args = append(args, "--ratelimit-redis", e.redis, "--ratelimit-redis-timeout", "1s")
+		}
+		if v == logLimitTrace || v == logLimitTraceAll {
+			// The backend answers the exporter's posts as it answers wrk
+			// (a 200 the exporter does not parse): a collector that takes
+			// spans as fast as they come, on CPU 1.
+			sampling := "0.01"
+			if v == logLimitTraceAll {
+				sampling = "1"
+			}
+			args = append(args, "--otlp-endpoint", "http://"+e.backend, "--trace-sampling", sampling)
 		}
 		if e.o.cpuprofile != "" {
 			args = append(args, "--pprof")

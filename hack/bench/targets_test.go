@@ -56,11 +56,11 @@ func TestConfigsAreEquivalent(t *testing.T) {
 	m := backend(plain)
 	has("manifest", m, "prefix: /\n", "service: backend\n", "port: 9090\n", `addresses: ["127.0.0.1"]`)
 	lacks("manifest", m, "RateLimit", "auth:")
-	for _, v := range []variant{logAndLimit, logLimitRedis} {
+	for _, v := range []variant{logAndLimit, logLimitRedis, logLimitTrace, logLimitTraceAll} {
 		has("full manifest", backend(v), "      rate_limits: [never]\n", "      kind: RateLimit\n", "      rate: 1000000000\n", "      unit: second\n")
 	}
 	// A feature row's manifest is its baseline's and the feature.
-	for v, base := range map[variant]variant{withJWT: plain, withAPIKey: plain, withExtAuth: plain, logLimitRedis: logAndLimit} {
+	for v, base := range map[variant]variant{withJWT: plain, withAPIKey: plain, withExtAuth: plain, logLimitRedis: logAndLimit, logLimitTrace: logAndLimit, logLimitTraceAll: logAndLimit} {
 		with := backend(v)
 		for _, line := range strings.Split(backend(base), "\n") {
 			has(v.suffix()+" manifest", with, line)
@@ -74,7 +74,7 @@ func TestConfigsAreEquivalent(t *testing.T) {
 func TestBaselines(t *testing.T) {
 	features := map[string]string{
 		"gatehouse-jwt": "gatehouse", "gatehouse-apikey": "gatehouse", "gatehouse-extauth": "gatehouse",
-		"gatehouse-redis": "gatehouse-full",
+		"gatehouse-redis": "gatehouse-full", "gatehouse-tracing": "gatehouse-full", "gatehouse-tracing-all": "gatehouse-full",
 	}
 	for _, c := range configs {
 		b, ok := configByName(c.baseline)

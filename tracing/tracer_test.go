@@ -1,0 +1,235 @@
+package tracing
+
+import (
+	"context"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// receiver is an OTLP/HTTP trace receiver built on the protocol's own
+// protobuf types: what a collector's otlp receiver decodes.
+type receiver struct {
+	*httptest.Server
+	mu       sync.Mutex
+	spans    []*tracepb.Span
+	resource []*commonpb.KeyValue
+	hold     chan struct{} // when set, requests wait for it to close
+}
+
+func startReceiver(t testing.TB) *receiver {
+	rc := &receiver{}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rc.hold != nil {
+			<-rc.hold
+		}
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" {
+			t.Errorf("receiver: %s %s %s", r.Method, r.URL.Path, r.Header.Get("Content-Type"))
+			http.Error(w, "no", http.StatusBadRequest)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		var req coltracepb.ExportTraceServiceRequest
+		if err == nil {
+			err = proto.Unmarshal(body, &req)
+		}
+		if err != nil {
+			t.Errorf("receiver: %v", err)
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		rc.mu.Lock()
+		for _, rs := range req.ResourceSpans {
+			rc.resource = rs.GetResource().GetAttributes()
+			for _, ss := range rs.ScopeSpans {
+				rc.spans = append(rc.spans, ss.Spans...)
+			}
+		}
+		rc.mu.Unlock()
+		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(out)
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func (rc *receiver) got() ([]*tracepb.Span, []*commonpb.KeyValue) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]*tracepb.Span(nil), rc.spans...), rc.resource
+}
+
+func attrs(kvs []*commonpb.KeyValue) map[string]any {
+	m := map[string]any{}
+	for _, kv := range kvs {
+		switch v := kv.Value.Value.(type) {
+		case *commonpb.AnyValue_StringValue:
+			m[kv.Key] = v.StringValue
+		case *commonpb.AnyValue_IntValue:
+			m[kv.Key] = v.IntValue
+		default:
+			m[kv.Key] = kv.Value.String()
+		}
+	}
+	return m
+}
+
+// TestExport: a sampled request's span reaches the receiver with the ids
+// the upstream was given (the gateway's span id; the client's span as its
+// remote parent, or none for a trace the gateway started), its times,
+// kind, attributes and status; an unsampled one sends nothing; Shutdown
+// flushes.
+func TestExport(t *testing.T) {
+	rc := startReceiver(t)
+	tr, err := New(Options{Endpoint: rc.URL, Sampling: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Unix(1700000000, 5)
+	end := start.Add(1500 * time.Microsecond)
+	continued := Begin([]string{"00-" + validTrace + "-" + validParent + "-01"}, Sampler{})
+	started := Begin(nil, tr.Sampler())
+	unsampled := Begin([]string{"00-" + validTrace + "-" + validParent + "-00"}, tr.Sampler())
+	tr.Export(&continued, &Span{Name: "GET shop/orders", Start: start, End: end, TraceState: "vendor=x,other=y",
+		Attributes: []attribute.KeyValue{attribute.String("gatehouse.route", "shop/orders"), attribute.Int("http.response.status_code", 502)},
+		Failed:     true, Status: "upstream unreachable"})
+	tr.Export(&started, &Span{Name: "GET no route", Start: start, End: end})
+	tr.Export(&unsampled, &Span{Name: "unsampled", Start: start, End: end})
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans, resource := rc.got()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans exported, want 2: %v", len(spans), spans)
+	}
+	if got := attrs(resource)["service.name"]; got != "gatehouse" {
+		t.Errorf("service.name = %v", got)
+	}
+	s := spans[0]
+	if hex.EncodeToString(s.TraceId) != validTrace || hex.EncodeToString(s.ParentSpanId) != validParent || SpanID(s.SpanId) != continued.Span {
+		t.Errorf("continued: trace %x parent %x span %x; want %s %s %x", s.TraceId, s.ParentSpanId, s.SpanId, validTrace, validParent, continued.Span)
+	}
+	if s.Name != "GET shop/orders" || s.Kind != tracepb.Span_SPAN_KIND_SERVER || s.TraceState != "vendor=x,other=y" {
+		t.Errorf("continued: name %q kind %v tracestate %q", s.Name, s.Kind, s.TraceState)
+	}
+	if s.StartTimeUnixNano != uint64(start.UnixNano()) || s.EndTimeUnixNano != uint64(end.UnixNano()) {
+		t.Errorf("continued: times %d..%d", s.StartTimeUnixNano, s.EndTimeUnixNano)
+	}
+	if a := attrs(s.Attributes); a["gatehouse.route"] != "shop/orders" || a["http.response.status_code"] != int64(502) {
+		t.Errorf("continued: attributes %v", a)
+	}
+	if s.Status.GetCode() != tracepb.Status_STATUS_CODE_ERROR || s.Status.GetMessage() != "upstream unreachable" {
+		t.Errorf("continued: status %v", s.Status)
+	}
+	s = spans[1]
+	if TraceID(s.TraceId) != started.TraceID || SpanID(s.SpanId) != started.Span || len(s.ParentSpanId) != 0 {
+		t.Errorf("started: trace %x span %x parent %x; want %x %x and no parent", s.TraceId, s.SpanId, s.ParentSpanId, started.TraceID, started.Span)
+	}
+	if s.Status.GetCode() != tracepb.Status_STATUS_CODE_UNSET {
+		t.Errorf("started: status %v", s.Status)
+	}
+}
+
+// TestExportNeverWaits: with the collector stuck, spans beyond the queue
+// are dropped and Export returns at once; Shutdown gives up at its
+// context's end.
+func TestExportNeverWaits(t *testing.T) {
+	rc := startReceiver(t)
+	rc.hold = make(chan struct{})
+	defer close(rc.hold)
+	tr, err := New(Options{Endpoint: rc.URL + "/v1/traces", Sampling: 1, QueueSize: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Begin(nil, tr.Sampler())
+	began := time.Now()
+	for range 20000 {
+		tr.Export(&c, &Span{Name: "x", Start: began, End: began})
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("20000 exports took %v with the collector stuck", d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err == nil {
+		t.Errorf("Shutdown reported a flush the stuck collector never took")
+	}
+}
+
+func TestNilTracer(t *testing.T) {
+	var tr *Tracer
+	c := Begin(nil, tr.Sampler())
+	if c.Sampled() || tr.Exporting() {
+		t.Errorf("a nil Tracer samples")
+	}
+	tr.Export(&c, &Span{})
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Error(err)
+	}
+	tr, err := New(Options{Sampling: 1})
+	if err != nil || tr.Exporting() || !tr.Sampler().Sample(c.TraceID) {
+		t.Errorf("without an endpoint: %v, exporting %v", err, tr.Exporting())
+	}
+}
+
+func TestParseEndpoint(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://collector:4318":             "http://collector:4318/v1/traces",
+		"http://collector:4318/":            "http://collector:4318/v1/traces",
+		"https://otel.example:443/x/traces": "https://otel.example:443/x/traces",
+		"http://[::1]:4318":                 "http://[::1]:4318/v1/traces",
+		"collector:4318":                    "",
+		"grpc://collector:4317":             "",
+		"http://collector":                  "",
+		"http://:4318":                      "",
+		"http://u:p@collector:4318":         "",
+		"http://collector:4318/?a=b":        "",
+		"http://collector:4318/%zz":         "",
+	} {
+		u, err := ParseEndpoint(in)
+		switch {
+		case want == "" && err == nil:
+			t.Errorf("ParseEndpoint(%q) = %v, want an error", in, u)
+		case want != "" && err != nil:
+			t.Errorf("ParseEndpoint(%q): %v", in, err)
+		case want != "" && u.String() != want:
+			t.Errorf("ParseEndpoint(%q) = %v, want %s", in, u, want)
+		}
+	}
+}
+
+// BenchmarkExport is the request goroutine's part of a sampled request's
+// span: the SDK span, its attributes, the hand-off to the batch processor
+// (whose queue drops what the discarding receiver cannot take in time).
+func BenchmarkExport(b *testing.B) {
+	rc := startReceiver(b)
+	tr, err := New(Options{Endpoint: rc.URL, Sampling: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Shutdown(context.Background())
+	c := Begin([]string{"00-" + validTrace + "-" + validParent + "-01"}, Sampler{})
+	now := time.Now()
+	attrs := []attribute.KeyValue{
+		attribute.String("http.request.method", "GET"), attribute.String("url.path", "/api/v1/users"),
+		attribute.Int("http.response.status_code", 200), attribute.String("server.address", "shop.example"),
+		attribute.String("gatehouse.route", "shop/users"), attribute.String("gatehouse.upstream", "shop/users:80"),
+		attribute.String("gatehouse.endpoint", "10.0.0.7:8080"), attribute.Int("gatehouse.retries", 0),
+		attribute.String("gatehouse.ratelimit", "allowed"), attribute.String("gatehouse.auth", "none"),
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		tr.Export(&c, &Span{Name: "GET shop/users", Start: now, End: now, Attributes: attrs})
+	}
+}
