@@ -176,10 +176,11 @@ func (h *Handler) forwardFast(w http.ResponseWriter, r *http.Request, ex *exchan
 		ex.clientErr = true
 	}
 	answered := time.Now()
+	ex.upstreamTime = answered.Sub(ex.sent)
 	if ex.stats != nil {
-		ex.stats.upstream.Latency(answered.Sub(ex.sent))
+		ex.stats.upstream.Latency(ex.upstreamTime)
 	} else {
-		h.metrics.UpstreamLatency(rt.Upstream.ID(), answered.Sub(ex.sent))
+		h.metrics.UpstreamLatency(rt.Upstream.ID(), ex.upstreamTime)
 	}
 	removeHopByHop(hdr)
 	if own.conn != nil {

@@ -341,6 +341,9 @@ type exchange struct {
 	// rateLimit holds the RateLimit-Policy and RateLimit values.
 	rateLimit [2]string
 	sent      time.Time
+	// upstreamTime is from the last try's request sent to its answer's
+	// head, for the access log (0: no answer came).
+	upstreamTime time.Duration
 	upstream  int   // status the upstream answered, 0 when none
 	err       error // transport error, nil when the upstream answered
 	clientErr bool  // the client went away, or its request body broke
@@ -689,10 +692,11 @@ func applyHeaders(h http.Header, remove []string, add []snapshot.HeaderOp) {
 
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	ex := resp.Request.Context().Value(exchangeKey{}).(*exchange)
+	ex.upstreamTime = time.Since(ex.sent)
 	if ex.stats != nil {
-		ex.stats.upstream.Latency(time.Since(ex.sent))
+		ex.stats.upstream.Latency(ex.upstreamTime)
 	} else {
-		h.metrics.UpstreamLatency(ex.route.Upstream.ID(), time.Since(ex.sent)) // without metrics, a no-op
+		h.metrics.UpstreamLatency(ex.route.Upstream.ID(), ex.upstreamTime) // without metrics, a no-op
 	}
 	applyHeaders(resp.Header, ex.route.ResponseHeadersRemove, ex.route.ResponseHeadersAdd)
 	ex.answered(resp)
@@ -827,6 +831,9 @@ func (h *Handler) logRequest(r *http.Request, ex *exchange, sw *statusWriter, st
 	if ex.endpoint != "" {
 		a.str("endpoint", ex.endpoint)
 		a.str("upstream_path", ex.path)
+	}
+	if ex.upstreamTime > 0 {
+		a.int("upstream_us", ex.upstreamTime.Microseconds())
 	}
 	if ex.err != nil {
 		a.str("error", ex.err.Error())
