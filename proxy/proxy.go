@@ -344,13 +344,13 @@ type exchange struct {
 	// upstreamTime is from the last try's request sent to its answer's
 	// head, for the access log (0: no answer came).
 	upstreamTime time.Duration
-	upstream  int   // status the upstream answered, 0 when none
-	err       error // transport error, nil when the upstream answered
-	clientErr bool  // the client went away, or its request body broke
-	idle      *time.Timer
-	origin    origin // who sent the request (forwarded.go)
-	w         http.ResponseWriter
-	sw        statusWriter
+	upstream     int   // status the upstream answered, 0 when none
+	err          error // transport error, nil when the upstream answered
+	clientErr    bool  // the client went away, or its request body broke
+	idle         *time.Timer
+	origin       origin // who sent the request (forwarded.go)
+	w            http.ResponseWriter
+	sw           statusWriter
 	// What outcome (outcome.go) judges the upstream by: the request body
 	// as the transport read it, whether it was still partial when the
 	// upstream answered or the exchange failed, and whether the answer
