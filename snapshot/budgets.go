@@ -48,6 +48,11 @@ type Budgets struct {
 	// Service: each holds a parsed certificate chain and key in every
 	// replica and costs a Secret lookup and parse at every build.
 	MaxHosts int
+
+	// MaxAuths bounds the Auth documents of one Service: each may hold a
+	// parsed key set or an API key table in every replica, and each
+	// jwks_uri starts a fetcher that calls out every few minutes.
+	MaxAuths int
 }
 
 // DefaultBudgets are generous for hand-written annotations (the largest
@@ -67,6 +72,7 @@ func DefaultBudgets() Budgets {
 		MaxPrecedence:   1 << 20,
 		MaxRateLimits:   64,
 		MaxHosts:        64,
+		MaxAuths:        16,
 	}
 }
 
@@ -87,6 +93,7 @@ func (b Budgets) withDefaults() Budgets {
 	fill(&b.MaxPrecedence, d.MaxPrecedence)
 	fill(&b.MaxRateLimits, d.MaxRateLimits)
 	fill(&b.MaxHosts, d.MaxHosts)
+	fill(&b.MaxAuths, d.MaxAuths)
 	return b
 }
 

@@ -65,7 +65,7 @@ func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) 
 	names := map[string]string{}            // Mapping name → annotation key
 	regexes := map[regexKey]int{}           // distinct expressions → program size
 	rewrites := map[string]*regexp.Regexp{} // regex_rewrite patterns, compiled once
-	var programs, routed, limits, hostDocs int
+	var programs, routed, limits, hostDocs, authDocs int
 	hostnames := map[string]string{} // Host hostname → annotation key
 	over := map[string]bool{}        // budgets already reported: one problem each is enough
 	for _, src := range srcs {
@@ -86,6 +86,13 @@ func compileUnit(svc *corev1.Service, srcs []sourced, warnings func(key string) 
 		authSpecs := map[string]*AuthSpec{}
 		for i := range src.cfg.Auths {
 			a := &src.cfg.Auths[i]
+			if authDocs++; authDocs > budgets.MaxAuths {
+				if !over["auths"] {
+					over["auths"] = true
+					problem(a.FieldPos("name"), fmt.Sprintf("Auth %q", a.Name), fmt.Sprintf("the Service declares more than %s Auths", budgetFlag("max-auths-per-service", budgets.MaxAuths)))
+				}
+				continue
+			}
 			spec, field, err := compileAuth(svc, src.key, a, known, opts)
 			if err != nil {
 				path := fmt.Sprintf("Auth %q", a.Name)

@@ -39,6 +39,7 @@ func (d *pipelineFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&b.MaxPrecedence, "max-precedence", def.MaxPrecedence, "largest |precedence| a Mapping may set")
 	fs.IntVar(&b.MaxRateLimits, "max-rate-limits-per-service", def.MaxRateLimits, "RateLimit policies one Service may declare")
 	fs.IntVar(&b.MaxHosts, "max-hosts-per-service", def.MaxHosts, "Host documents (edge certificates) one Service may declare")
+	fs.IntVar(&b.MaxAuths, "max-auths-per-service", def.MaxAuths, "Auth documents one Service may declare (each jwks_uri is fetched in the background)")
 }
 
 // options are the pipeline's options from the flags.
@@ -52,7 +53,7 @@ func (d pipelineFlags) options() (snapshot.Options, error) {
 	default:
 		return snapshot.Options{}, fmt.Errorf("--compat: unknown value %q (known: emissary)", d.compat)
 	}
-	for _, v := range []int{d.budgets.MaxRoutes, d.budgets.MaxConditions, d.budgets.MaxRegexes, d.budgets.MaxRegexProgram, d.budgets.MaxRegexTotal, d.budgets.MaxRegexInput, d.budgets.MaxPrecedence, d.budgets.MaxRateLimits, d.budgets.MaxHosts} {
+	for _, v := range []int{d.budgets.MaxRoutes, d.budgets.MaxConditions, d.budgets.MaxRegexes, d.budgets.MaxRegexProgram, d.budgets.MaxRegexTotal, d.budgets.MaxRegexInput, d.budgets.MaxPrecedence, d.budgets.MaxRateLimits, d.budgets.MaxHosts, d.budgets.MaxAuths} {
 		if v <= 0 {
 			return snapshot.Options{}, fmt.Errorf("budgets must be positive; got %d", v)
 		}
