@@ -5,17 +5,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/gatehouse-dev/gatehouse/internal/testotlp"
 	"github.com/gatehouse-dev/gatehouse/tracing"
 )
 
@@ -132,65 +129,13 @@ func TestTracingPropagation(t *testing.T) {
 	}
 }
 
-// otlpReceiver is an OTLP/HTTP trace receiver built on the protocol's
-// official protobuf types, as a collector's otlp receiver decodes them.
-type otlpReceiver struct {
-	*httptest.Server
-	mu    sync.Mutex
-	spans []*tracepb.Span
-	errs  []string
-}
-
-func startOTLPReceiver(t *testing.T) *otlpReceiver {
-	rc := &otlpReceiver{}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		var req coltracepb.ExportTraceServiceRequest
-		if err == nil {
-			err = proto.Unmarshal(body, &req)
-		}
-		rc.mu.Lock()
-		defer rc.mu.Unlock()
-		if err != nil || r.Method != "POST" || r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" {
-			rc.errs = append(rc.errs, r.Method+" "+r.URL.Path+" "+r.Header.Get("Content-Type"))
-			http.Error(w, "bad export", http.StatusBadRequest)
-			return
-		}
-		for _, rs := range req.ResourceSpans {
-			for _, ss := range rs.ScopeSpans {
-				rc.spans = append(rc.spans, ss.Spans...)
-			}
-		}
-		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		w.Write(out)
-	}))
-	t.Cleanup(rc.Close)
-	return rc
-}
-
-func attributes(s *tracepb.Span) map[string]any {
-	m := map[string]any{}
-	for _, kv := range s.Attributes {
-		switch v := kv.Value.Value.(type) {
-		case *commonpb.AnyValue_StringValue:
-			m[kv.Key] = v.StringValue
-		case *commonpb.AnyValue_IntValue:
-			m[kv.Key] = v.IntValue
-		default:
-			m[kv.Key] = kv.Value.String()
-		}
-	}
-	return m
-}
-
 // TestTracingExport: with --otlp-endpoint and --trace-sampling 1, each
 // request's span reaches an OTLP receiver (flushed when the gateway
 // stops) with the trace id the upstream saw, as the upstream's parent,
 // and the documented attributes.
 func TestTracingExport(t *testing.T) {
 	up := startTracedUpstream(t)
-	rc := startOTLPReceiver(t)
+	rc := testotlp.Start(t, false)
 	g := startGateway(t, tracedConfig(t, up), "--otlp-endpoint", rc.URL, "--trace-sampling", "1")
 
 	given := "00-" + e2eTrace + "-" + e2eParent + "-01"
@@ -206,9 +151,7 @@ func TestTracingExport(t *testing.T) {
 	loggedStarted := g.loggedTraceID("span-2")
 	g.stop() // Run's end flushes the queue
 
-	rc.mu.Lock()
-	spans, errs := rc.spans, rc.errs
-	rc.mu.Unlock()
+	spans, errs := rc.Spans(), rc.Errors()
 	if len(errs) > 0 {
 		t.Fatalf("the receiver refused exports: %q", errs)
 	}
@@ -216,7 +159,7 @@ func TestTracingExport(t *testing.T) {
 		t.Fatalf("%d spans exported, want 3", len(spans))
 	}
 	common := map[string]any{"http.request.method": "GET", "gatehouse.route": "default/orders", "gatehouse.upstream": "default/shop:80",
-		"gatehouse.retries": int64(0), "gatehouse.auth": "none", "server.address": "shop.example"}
+		"gatehouse.retries": 0, "gatehouse.auth": "none", "server.address": "shop.example"}
 
 	// A client's trace: the span is the client's span's child and the
 	// upstream's parent.
@@ -228,7 +171,7 @@ func TestTracingExport(t *testing.T) {
 	if hex.EncodeToString(s.ParentSpanId) != e2eParent || tracing.SpanID(s.SpanId) != parent {
 		t.Errorf("span %x with parent %x; want the upstream's parent %x, the client's span %s", s.SpanId, s.ParentSpanId, parent, e2eParent)
 	}
-	checkSpan(t, s, "GET default/orders", common, map[string]any{"url.path": "/orders/1", "http.response.status_code": int64(200),
+	checkSpan(t, s, "GET default/orders", common, map[string]any{"url.path": "/orders/1", "http.response.status_code": 200,
 		"gatehouse.ratelimit": "allowed", "gatehouse.endpoint": up.addr})
 
 	// A trace the gateway started: a root span, the upstream's parent, the
@@ -238,11 +181,11 @@ func TestTracingExport(t *testing.T) {
 	if tracing.TraceID(s.TraceId) != trace || tracing.SpanID(s.SpanId) != parent || len(s.ParentSpanId) != 0 || hex.EncodeToString(s.TraceId) != loggedStarted {
 		t.Errorf("started: span %x/%x parent %x; upstream %x/%x; logged %s", s.TraceId, s.SpanId, s.ParentSpanId, trace, parent, loggedStarted)
 	}
-	checkSpan(t, s, "GET default/orders", common, map[string]any{"url.path": "/orders/2", "http.response.status_code": int64(200),
+	checkSpan(t, s, "GET default/orders", common, map[string]any{"url.path": "/orders/2", "http.response.status_code": 200,
 		"gatehouse.ratelimit": "allowed", "gatehouse.endpoint": up.addr})
 
 	// Refused by the rate limit: the gateway's own answer, with its reason.
-	checkSpan(t, spans[2], "GET default/orders", common, map[string]any{"url.path": "/orders/3", "http.response.status_code": int64(429),
+	checkSpan(t, spans[2], "GET default/orders", common, map[string]any{"url.path": "/orders/3", "http.response.status_code": 429,
 		"gatehouse.ratelimit": "limited", "gatehouse.reason": "rate limited"})
 }
 
@@ -251,7 +194,7 @@ func checkSpan(t *testing.T, s *tracepb.Span, name string, want ...map[string]an
 	if s.Name != name || s.Kind != tracepb.Span_SPAN_KIND_SERVER || s.StartTimeUnixNano == 0 || s.EndTimeUnixNano < s.StartTimeUnixNano {
 		t.Errorf("span %q kind %v times %d..%d; want %q, server", s.Name, s.Kind, s.StartTimeUnixNano, s.EndTimeUnixNano, name)
 	}
-	got := attributes(s)
+	got := testotlp.Attrs(s.Attributes)
 	for _, w := range want {
 		for k, v := range w {
 			if got[k] != v {

@@ -30,10 +30,6 @@ func TestAPIKeyRoute(t *testing.T) {
 		w.Write([]byte(r.URL.RawQuery))
 	}))
 	defer up.Close()
-	hasher, err := auth.NewKeyHasher()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := `kind: Mapping
 name: app
 prefix: /
@@ -52,22 +48,7 @@ rate: 2
 unit: minute
 key: consumer
 `
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "app", Annotations: map[string]string{annotations.Key: cfg}},
-		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
-	host, port, _ := net.SplitHostPort(up.Listener.Addr().String())
-	p, _ := strconv.Atoi(port)
-	p32, name := int32(p), "http"
-	slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "app-0", Labels: map[string]string{"kubernetes.io/service-name": "app"}},
-		Ports: []discoveryv1.EndpointPort{{Name: &name, Port: &p32}}, Endpoints: []discoveryv1.Endpoint{{Addresses: []string{host}}}}
-	keys := snapshot.TrimSecret(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "partners"}, Type: snapshot.SecretTypeAPIKeys,
-		Data: map[string][]byte{"alice": []byte("key-alice"), "bob": []byte("key-bob")}}, hasher.Sum)
-	b := snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), upstream.NewRegistry(upstream.RegistryOptions{Guard: loopbackGuard(t)}), snapshot.Options{KeyHasher: hasher})
-	snap, reports := b.Build(snapshot.Input{Services: []*corev1.Service{svc}, Slices: []*discoveryv1.EndpointSlice{slice}, Secrets: []*corev1.Secret{keys}})
-	for _, r := range reports {
-		if r.Rejected || r.AuthSecrets {
-			t.Fatalf("report: %+v", r)
-		}
-	}
+	snap := compileKeys(t, cfg, up.Listener.Addr().String(), map[string]string{"alice": "key-alice", "bob": "key-bob"})
 	consumers := metrics.NewConsumers(nil)
 	h := New(Options{Guard: loopbackGuard(t), Consumers: consumers})
 	h.Publish(snap)
@@ -105,4 +86,34 @@ key: consumer
 	if want := `[{"namespace":"t","consumer":"alice","requests":3,"status_classes":{"2xx":2,"4xx":1},"response_bytes":20},{"namespace":"t","consumer":"bob","requests":1,"status_classes":{"2xx":1},"response_bytes":0}]`; string(usage) != want {
 		t.Errorf("usage: %s\nwant   %s", usage, want)
 	}
+}
+
+// compileKeys is compile with an api-keys Secret "partners" holding keys
+// (consumer → key).
+func compileKeys(t *testing.T, config, endpoint string, keys map[string]string) *snapshot.Snapshot {
+	t.Helper()
+	hasher, err := auth.NewKeyHasher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := map[string][]byte{}
+	for consumer, key := range keys {
+		data[consumer] = []byte(key)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "app", Annotations: map[string]string{annotations.Key: config}},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+	host, port, _ := net.SplitHostPort(endpoint)
+	p, _ := strconv.Atoi(port)
+	p32, name := int32(p), "http"
+	slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "app-0", Labels: map[string]string{"kubernetes.io/service-name": "app"}},
+		Ports: []discoveryv1.EndpointPort{{Name: &name, Port: &p32}}, Endpoints: []discoveryv1.Endpoint{{Addresses: []string{host}}}}
+	secret := snapshot.TrimSecret(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "partners"}, Type: snapshot.SecretTypeAPIKeys, Data: data}, hasher.Sum)
+	b := snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), upstream.NewRegistry(upstream.RegistryOptions{Guard: loopbackGuard(t)}), snapshot.Options{KeyHasher: hasher})
+	snap, reports := b.Build(snapshot.Input{Services: []*corev1.Service{svc}, Slices: []*discoveryv1.EndpointSlice{slice}, Secrets: []*corev1.Secret{secret}})
+	for _, r := range reports {
+		if r.Rejected || r.AuthSecrets {
+			t.Fatalf("report: %+v", r)
+		}
+	}
+	return snap
 }

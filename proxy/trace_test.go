@@ -5,29 +5,15 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/gatehouse-dev/gatehouse/annotations"
-	"github.com/gatehouse-dev/gatehouse/auth"
-	"github.com/gatehouse-dev/gatehouse/limiter"
-	"github.com/gatehouse-dev/gatehouse/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/testotlp"
 	"github.com/gatehouse-dev/gatehouse/tracing"
-	"github.com/gatehouse-dev/gatehouse/upstream"
 )
 
 const (
@@ -145,62 +131,13 @@ func TestMirrorTraceparent(t *testing.T) {
 	}
 }
 
-// otlpReceiver is an OTLP/HTTP trace receiver on the protocol's protobuf
-// types; it keeps the spans it decodes, or, with discard, only reads them.
-type otlpReceiver struct {
-	*httptest.Server
-	mu    sync.Mutex
-	spans []*tracepb.Span
-}
-
-func startOTLPReceiver(tb testing.TB, discard bool) *otlpReceiver {
-	rc := &otlpReceiver{}
-	ok, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return
-		}
-		if !discard {
-			var req coltracepb.ExportTraceServiceRequest
-			if err := proto.Unmarshal(body, &req); err != nil || r.Header.Get("Content-Type") != "application/x-protobuf" {
-				tb.Errorf("receiver: %v, content type %q", err, r.Header.Get("Content-Type"))
-			}
-			rc.mu.Lock()
-			for _, rs := range req.ResourceSpans {
-				for _, ss := range rs.ScopeSpans {
-					rc.spans = append(rc.spans, ss.Spans...)
-				}
-			}
-			rc.mu.Unlock()
-		}
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		w.Write(ok)
-	}))
-	tb.Cleanup(rc.Close)
-	return rc
-}
-
-func spanAttrs(s *tracepb.Span) map[string]any {
-	m := map[string]any{}
-	for _, kv := range s.Attributes {
-		switch v := kv.Value.Value.(type) {
-		case *commonpb.AnyValue_StringValue:
-			m[kv.Key] = v.StringValue
-		case *commonpb.AnyValue_IntValue:
-			m[kv.Key] = int(v.IntValue)
-		}
-	}
-	return m
-}
-
 // TestTraceSpans: with an exporting Tracer, each sampled request's span
 // has the ids the upstream got, the client's span as its parent, and the
 // documented attributes (trace.go) for what the gateway decided; an
 // unsampled client trace exports nothing.
 func TestTraceSpans(t *testing.T) {
 	addr, got, _ := traceUpstream(t)
-	rc := startOTLPReceiver(t, false)
+	rc := testotlp.Start(t, false)
 	tr, err := tracing.New(tracing.Options{Endpoint: rc.URL, Sampling: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -276,9 +213,7 @@ unit: minute
 	if err := tr.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	rc.mu.Lock()
-	spans := rc.spans
-	rc.mu.Unlock()
+	spans := rc.Spans()
 	if len(spans) != 7 {
 		t.Fatalf("%d spans, want 7 (the unsampled request has none)", len(spans))
 	}
@@ -289,7 +224,7 @@ unit: minute
 	if s.Name != "GET t/app" || s.Kind != tracepb.Span_SPAN_KIND_SERVER || s.TraceState != clientState || s.EndTimeUnixNano < s.StartTimeUnixNano {
 		t.Errorf("name %q kind %v tracestate %q times %d..%d", s.Name, s.Kind, s.TraceState, s.StartTimeUnixNano, s.EndTimeUnixNano)
 	}
-	a := spanAttrs(s)
+	a := testotlp.Attrs(s.Attributes)
 	for k, v := range map[string]any{"http.request.method": "GET", "http.response.status_code": 200, "server.address": "shop.example",
 		"gatehouse.upstream": "t/app:80", "gatehouse.auth": "none"} {
 		if a[k] != v {
@@ -306,7 +241,7 @@ unit: minute
 		t.Errorf("no route: span %q", s.Name)
 	}
 	for i, s := range spans {
-		a := spanAttrs(s)
+		a := testotlp.Attrs(s.Attributes)
 		if a["http.response.status_code"] == nil {
 			t.Errorf("span %d has no status: %v", i, a)
 		}
@@ -324,7 +259,7 @@ unit: minute
 		{"gatehouse.route": "no route", "gatehouse.auth": "none", "gatehouse.ratelimit": "none", "http.response.status_code": 404},
 	}
 	for i, w := range wants {
-		a := spanAttrs(spans[i])
+		a := testotlp.Attrs(spans[i].Attributes)
 		for k, v := range w {
 			if a[k] != v {
 				t.Errorf("span %d (%s): %s = %v, want %v", i, spans[i].Name, k, a[k], v)
@@ -340,7 +275,7 @@ func TestEngineTraceAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("counted without the race detector")
 	}
-	rc := startOTLPReceiver(t, true)
+	rc := testotlp.Start(t, true)
 	exporting, err := tracing.New(tracing.Options{Endpoint: rc.URL, Sampling: 0})
 	if err != nil {
 		t.Fatal(err)
@@ -368,7 +303,7 @@ func TestEngineTraceAllocs(t *testing.T) {
 // traceparent propagated (export off), and export on to an OTLP receiver
 // that reads and drops what it gets, at sampling ratios 0, 0.01 and 1.
 func BenchmarkEngineTracing(b *testing.B) {
-	rc := startOTLPReceiver(b, true)
+	rc := testotlp.Start(b, true)
 	for _, bc := range []struct {
 		name     string
 		endpoint string
@@ -396,34 +331,4 @@ func BenchmarkEngineTracing(b *testing.B) {
 			}
 		})
 	}
-}
-
-// compileKeys is compile with an api-keys Secret "partners" holding keys
-// (consumer → key).
-func compileKeys(t *testing.T, config, endpoint string, keys map[string]string) *snapshot.Snapshot {
-	t.Helper()
-	hasher, err := auth.NewKeyHasher()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := map[string][]byte{}
-	for consumer, key := range keys {
-		data[consumer] = []byte(key)
-	}
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "app", Annotations: map[string]string{annotations.Key: config}},
-		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
-	host, port, _ := net.SplitHostPort(endpoint)
-	p, _ := strconv.Atoi(port)
-	p32, name := int32(p), "http"
-	slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "app-0", Labels: map[string]string{"kubernetes.io/service-name": "app"}},
-		Ports: []discoveryv1.EndpointPort{{Name: &name, Port: &p32}}, Endpoints: []discoveryv1.Endpoint{{Addresses: []string{host}}}}
-	secret := snapshot.TrimSecret(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "partners"}, Type: snapshot.SecretTypeAPIKeys, Data: data}, hasher.Sum)
-	b := snapshot.NewBuilder(limiter.NewRegistry(limiter.Options{}), upstream.NewRegistry(upstream.RegistryOptions{Guard: loopbackGuard(t)}), snapshot.Options{KeyHasher: hasher})
-	snap, reports := b.Build(snapshot.Input{Services: []*corev1.Service{svc}, Slices: []*discoveryv1.EndpointSlice{slice}, Secrets: []*corev1.Secret{secret}})
-	for _, r := range reports {
-		if r.Rejected || r.AuthSecrets {
-			t.Fatalf("report: %+v", r)
-		}
-	}
-	return snap
 }

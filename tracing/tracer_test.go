@@ -3,87 +3,14 @@ package tracing
 import (
 	"context"
 	"encoding/hex"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testotlp"
 )
-
-// receiver is an OTLP/HTTP trace receiver built on the protocol's own
-// protobuf types: what a collector's otlp receiver decodes.
-type receiver struct {
-	*httptest.Server
-	mu       sync.Mutex
-	spans    []*tracepb.Span
-	resource []*commonpb.KeyValue
-	hold     chan struct{} // when set, requests wait for it to close
-}
-
-func startReceiver(t testing.TB) *receiver {
-	rc := &receiver{}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rc.hold != nil {
-			<-rc.hold
-		}
-		if r.Method != http.MethodPost || r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" {
-			t.Errorf("receiver: %s %s %s", r.Method, r.URL.Path, r.Header.Get("Content-Type"))
-			http.Error(w, "no", http.StatusBadRequest)
-			return
-		}
-		body, err := io.ReadAll(r.Body)
-		var req coltracepb.ExportTraceServiceRequest
-		if err == nil {
-			err = proto.Unmarshal(body, &req)
-		}
-		if err != nil {
-			t.Errorf("receiver: %v", err)
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		rc.mu.Lock()
-		for _, rs := range req.ResourceSpans {
-			rc.resource = rs.GetResource().GetAttributes()
-			for _, ss := range rs.ScopeSpans {
-				rc.spans = append(rc.spans, ss.Spans...)
-			}
-		}
-		rc.mu.Unlock()
-		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		w.Write(out)
-	}))
-	t.Cleanup(rc.Close)
-	return rc
-}
-
-func (rc *receiver) got() ([]*tracepb.Span, []*commonpb.KeyValue) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]*tracepb.Span(nil), rc.spans...), rc.resource
-}
-
-func attrs(kvs []*commonpb.KeyValue) map[string]any {
-	m := map[string]any{}
-	for _, kv := range kvs {
-		switch v := kv.Value.Value.(type) {
-		case *commonpb.AnyValue_StringValue:
-			m[kv.Key] = v.StringValue
-		case *commonpb.AnyValue_IntValue:
-			m[kv.Key] = v.IntValue
-		default:
-			m[kv.Key] = kv.Value.String()
-		}
-	}
-	return m
-}
 
 // TestExport: a sampled request's span reaches the receiver with the ids
 // the upstream was given (the gateway's span id; the client's span as its
@@ -91,7 +18,7 @@ func attrs(kvs []*commonpb.KeyValue) map[string]any {
 // kind, attributes and status; an unsampled one sends nothing; Shutdown
 // flushes.
 func TestExport(t *testing.T) {
-	rc := startReceiver(t)
+	rc := testotlp.Start(t, false)
 	tr, err := New(Options{Endpoint: rc.URL, Sampling: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -109,11 +36,11 @@ func TestExport(t *testing.T) {
 	if err := tr.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	spans, resource := rc.got()
+	spans, resource := rc.Spans(), rc.Resource()
 	if len(spans) != 2 {
 		t.Fatalf("%d spans exported, want 2: %v", len(spans), spans)
 	}
-	if got := attrs(resource)["service.name"]; got != "gatehouse" {
+	if got := testotlp.Attrs(resource)["service.name"]; got != "gatehouse" {
 		t.Errorf("service.name = %v", got)
 	}
 	s := spans[0]
@@ -126,7 +53,7 @@ func TestExport(t *testing.T) {
 	if s.StartTimeUnixNano != uint64(start.UnixNano()) || s.EndTimeUnixNano != uint64(end.UnixNano()) {
 		t.Errorf("continued: times %d..%d", s.StartTimeUnixNano, s.EndTimeUnixNano)
 	}
-	if a := attrs(s.Attributes); a["gatehouse.route"] != "shop/orders" || a["http.response.status_code"] != int64(502) {
+	if a := testotlp.Attrs(s.Attributes); a["gatehouse.route"] != "shop/orders" || a["http.response.status_code"] != 502 {
 		t.Errorf("continued: attributes %v", a)
 	}
 	if s.Status.GetCode() != tracepb.Status_STATUS_CODE_ERROR || s.Status.GetMessage() != "upstream unreachable" {
@@ -145,9 +72,9 @@ func TestExport(t *testing.T) {
 // are dropped and Export returns at once; Shutdown gives up at its
 // context's end.
 func TestExportNeverWaits(t *testing.T) {
-	rc := startReceiver(t)
-	rc.hold = make(chan struct{})
-	defer close(rc.hold)
+	rc := testotlp.Start(t, false)
+	rc.Hold = make(chan struct{})
+	defer close(rc.Hold)
 	tr, err := New(Options{Endpoint: rc.URL + "/v1/traces", Sampling: 1, QueueSize: 16})
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +140,7 @@ func TestParseEndpoint(t *testing.T) {
 // span: the SDK span, its attributes, the hand-off to the batch processor
 // (whose queue drops what the discarding receiver cannot take in time).
 func BenchmarkExport(b *testing.B) {
-	rc := startReceiver(b)
+	rc := testotlp.Start(b, false)
 	tr, err := New(Options{Endpoint: rc.URL, Sampling: 1})
 	if err != nil {
 		b.Fatal(err)
