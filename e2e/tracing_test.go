@@ -3,12 +3,19 @@ package e2e
 import (
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
@@ -132,11 +139,26 @@ func TestTracingPropagation(t *testing.T) {
 // TestTracingExport: with --otlp-endpoint and --trace-sampling 1, each
 // request's span reaches an OTLP receiver (flushed when the gateway
 // stops) with the trace id the upstream saw, as the upstream's parent,
-// and the documented attributes.
+// and the documented attributes. Twice: straight to a receiver on the
+// official OTLP protobuf types, and through a real OpenTelemetry
+// Collector (hack/otelcol/build), whose OTLP receiver must accept what
+// the gateway sends and whose exporter hands it on to that receiver.
 func TestTracingExport(t *testing.T) {
+	t.Run("receiver", func(t *testing.T) {
+		rc := testotlp.Start(t, false)
+		checkExport(t, rc.URL, rc)
+	})
+	t.Run("collector", func(t *testing.T) {
+		rc := testotlp.Start(t, false)
+		checkExport(t, startCollector(t, rc.URL), rc)
+	})
+}
+
+// checkExport runs a gateway exporting to endpoint and checks the spans
+// that reach rc.
+func checkExport(t *testing.T, endpoint string, rc *testotlp.Receiver) {
 	up := startTracedUpstream(t)
-	rc := testotlp.Start(t, false)
-	g := startGateway(t, tracedConfig(t, up), "--otlp-endpoint", rc.URL, "--trace-sampling", "1")
+	g := startGateway(t, tracedConfig(t, up), "--otlp-endpoint", endpoint, "--trace-sampling", "1")
 
 	given := "00-" + e2eTrace + "-" + e2eParent + "-01"
 	if r := g.do("GET", "shop.example:8080", "/orders/%31", "X-Request-Id", "span-1", "Traceparent", given); r.status != 200 {
@@ -151,6 +173,8 @@ func TestTracingExport(t *testing.T) {
 	loggedStarted := g.loggedTraceID("span-2")
 	g.stop() // Run's end flushes the queue
 
+	// A Collector hands spans on when its own exporter gets to them.
+	waitFor(t, "three spans reach the receiver", 20*time.Second, func() bool { return len(rc.Spans()) >= 3 || len(rc.Errors()) > 0 })
 	spans, errs := rc.Spans(), rc.Errors()
 	if len(errs) > 0 {
 		t.Fatalf("the receiver refused exports: %q", errs)
@@ -158,12 +182,22 @@ func TestTracingExport(t *testing.T) {
 	if len(spans) != 3 {
 		t.Fatalf("%d spans exported, want 3", len(spans))
 	}
+	if got := testotlp.Attrs(rc.Resource()); got["service.name"] != "gatehouse" {
+		t.Errorf("resource attributes %v, want service.name gatehouse", got)
+	}
+	byPath := map[string]*tracepb.Span{}
+	for _, s := range spans {
+		byPath[fmt.Sprint(testotlp.Attrs(s.Attributes)["url.path"])] = s
+	}
 	common := map[string]any{"http.request.method": "GET", "gatehouse.route": "default/orders", "gatehouse.upstream": "default/shop:80",
 		"gatehouse.retries": 0, "gatehouse.auth": "none", "server.address": "shop.example"}
 
 	// A client's trace: the span is the client's span's child and the
 	// upstream's parent.
-	s := spans[0]
+	s := byPath["/orders/1"]
+	if s == nil {
+		t.Fatalf("no span for /orders/1 among %d", len(spans))
+	}
 	trace, parent, _ := up.traceparent(t, "span-1")
 	if hex.EncodeToString(s.TraceId) != e2eTrace || hex.EncodeToString(trace[:]) != e2eTrace {
 		t.Errorf("trace ids: span %x, upstream %x, want %s", s.TraceId, trace, e2eTrace)
@@ -176,7 +210,10 @@ func TestTracingExport(t *testing.T) {
 
 	// A trace the gateway started: a root span, the upstream's parent, the
 	// access log's trace id.
-	s = spans[1]
+	s = byPath["/orders/2"]
+	if s == nil {
+		t.Fatalf("no span for /orders/2 among %d", len(spans))
+	}
 	trace, parent, _ = up.traceparent(t, "span-2")
 	if tracing.TraceID(s.TraceId) != trace || tracing.SpanID(s.SpanId) != parent || len(s.ParentSpanId) != 0 || hex.EncodeToString(s.TraceId) != loggedStarted {
 		t.Errorf("started: span %x/%x parent %x; upstream %x/%x; logged %s", s.TraceId, s.SpanId, s.ParentSpanId, trace, parent, loggedStarted)
@@ -185,8 +222,92 @@ func TestTracingExport(t *testing.T) {
 		"gatehouse.ratelimit": "allowed", "gatehouse.endpoint": up.addr})
 
 	// Refused by the rate limit: the gateway's own answer, with its reason.
-	checkSpan(t, spans[2], "GET default/orders", common, map[string]any{"url.path": "/orders/3", "http.response.status_code": 429,
+	s = byPath["/orders/3"]
+	if s == nil {
+		t.Fatalf("no span for /orders/3 among %d", len(spans))
+	}
+	checkSpan(t, s, "GET default/orders", common, map[string]any{"url.path": "/orders/3", "http.response.status_code": 429,
 		"gatehouse.ratelimit": "limited", "gatehouse.reason": "rate limited"})
+}
+
+// collectorBinary is where hack/otelcol/build puts the Collector.
+const collectorBinary = "../_output/bin/otelcol"
+
+// startCollector runs the OpenTelemetry Collector with an OTLP/HTTP
+// receiver on a free loopback port and an OTLP/HTTP exporter to forward,
+// and returns the receiver's endpoint once it accepts connections.
+func startCollector(t *testing.T, forward string) string {
+	t.Helper()
+	bin, err := filepath.Abs(collectorBinary)
+	if err == nil {
+		_, err = os.Stat(bin)
+	}
+	if err != nil {
+		skipOrFail(t, "%s needs the OpenTelemetry Collector (hack/otelcol/build): %v", t.Name(), err)
+	}
+	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	cfg := filepath.Join(t.TempDir(), "otelcol.yaml")
+	// compression none: the test's receiver reads plain protobuf. The
+	// Collector's own telemetry is off so it opens no other port.
+	writeFile(t, cfg, fmt.Sprintf(`receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: %s
+exporters:
+  otlphttp:
+    endpoint: %s
+    compression: none
+    encoding: proto
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlphttp]
+`, listen, forward))
+	cmd := exec.Command(bin, "--config=file:"+cfg)
+	var mu sync.Mutex
+	var buf strings.Builder
+	cmd.Stdout = lockedWriter{&mu, &buf}
+	cmd.Stderr = cmd.Stdout
+	output := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.String()
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting the Collector: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("Collector output:\n%s", output())
+		}
+	})
+	waitFor(t, "the Collector listens on "+listen, 20*time.Second, func() bool {
+		select {
+		case err := <-exited:
+			t.Fatalf("the Collector exited: %v\n%s", err, output())
+		default:
+		}
+		c, err := net.Dial("tcp", listen)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return "http://" + listen
 }
 
 func checkSpan(t *testing.T, s *tracepb.Span, name string, want ...map[string]any) {

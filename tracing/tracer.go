@@ -6,12 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -23,12 +23,16 @@ type Options struct {
 	// Endpoint is where spans go, over OTLP/HTTP with protobuf bodies: an
 	// http:// or https:// URL naming a host and port. A URL without a path
 	// gets OTLP's /v1/traces (a collector's OTLP/HTTP receiver listens
-	// there, usually on port 4318). "" exports nothing. The exporter's
-	// environment variables other than the endpoint's apply
-	// (OTEL_EXPORTER_OTLP_HEADERS for a collector that wants a token,
-	// _TIMEOUT, _COMPRESSION, _CERTIFICATE…), and OTEL_SERVICE_NAME and
+	// there, usually on port 4318). "" exports nothing. The specification's
+	// exporter variables other than the endpoint's apply, each also in its
+	// OTEL_EXPORTER_OTLP_TRACES_ form: OTEL_EXPORTER_OTLP_HEADERS (for a
+	// collector that wants a token), _TIMEOUT (milliseconds per POST,
+	// 10000), _COMPRESSION (gzip or none), _CERTIFICATE (a CA file),
+	// _CLIENT_CERTIFICATE and _CLIENT_KEY; OTEL_SERVICE_NAME and
 	// OTEL_RESOURCE_ATTRIBUTES describe the gateway.
 	Endpoint string
+	// Getenv reads those variables; nil reads the process's environment.
+	Getenv func(string) string
 	// Sampling is the share of the traces started at the gateway that are
 	// sampled, from 0 (none) to 1 (all). A client's sampled flag is
 	// honoured whatever it is.
@@ -64,15 +68,14 @@ func New(o Options) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []otlptracehttp.Option{otlptracehttp.WithEndpoint(u.Host), otlptracehttp.WithURLPath(u.Path)}
-	if u.Scheme == "http" {
-		opts = append(opts, otlptracehttp.WithInsecure())
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
 	}
-	// New only records the settings; it cannot fail on a parsed URL, and
-	// connects nowhere.
-	exp, err := otlptracehttp.New(context.Background(), opts...)
+	// Connects nowhere yet.
+	exp, err := newOTLPExporter(u, getenv, o.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("making the OTLP exporter: %w", err)
+		return nil, fmt.Errorf("OTLP exporter: %w", err)
 	}
 	// service.name first, so OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
 	// (read last) can rename the gateway or add to what it says of itself.
