@@ -198,7 +198,11 @@ func buildGatehouse(ctx context.Context, o options) (string, error) {
 	logf("building %s", bin)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/gatehouse")
+	// Built as .ko.yaml builds the image, so the figures are the shipped
+	// binary's: static (no libc mapped: 1.4 MiB of RSS with cgo), -trimpath,
+	// no symbol table.
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/gatehouse")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Dir = o.repo
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
