@@ -489,3 +489,37 @@ func FuzzOTLPReply(f *testing.F) {
 		statusMessage(b, "text/plain")
 	})
 }
+
+// BenchmarkOTLPEncode is the exporter goroutine's encoding of a batch of
+// 512 spans (the batch processor's default) with a request span's
+// attributes, per span.
+func BenchmarkOTLPEncode(b *testing.B) {
+	res := resource.NewSchemaless(attribute.String("service.name", "gatehouse"))
+	stub := tracetest.SpanStub{
+		Name:        "GET default/orders",
+		SpanContext: trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid1, SpanID: sid2, TraceFlags: trace.FlagsSampled}),
+		Parent:      trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid1, SpanID: sid1, TraceFlags: trace.FlagsSampled, Remote: true}),
+		SpanKind:    trace.SpanKindServer,
+		StartTime:   time.Unix(1, 0), EndTime: time.Unix(2, 0),
+		Attributes: []attribute.KeyValue{
+			attribute.String("http.request.method", "GET"), attribute.String("url.path", "/orders/1"),
+			attribute.String("server.address", "shop.example"), attribute.Int("http.response.status_code", 200),
+			attribute.String("gatehouse.route", "default/orders"), attribute.String("gatehouse.upstream", "default/shop:80"),
+			attribute.String("gatehouse.endpoint", "10.0.0.7:8080"), attribute.Int("gatehouse.retries", 0),
+			attribute.String("gatehouse.ratelimit", "allowed"), attribute.String("gatehouse.auth", "none"),
+		},
+		Resource: res,
+	}
+	stubs := make(tracetest.SpanStubs, 512)
+	for i := range stubs {
+		stubs[i] = stub
+	}
+	spans := stubs.Snapshots()
+	var buf []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += len(spans) {
+		buf = appendTracesData(buf[:0], spans)
+	}
+	b.SetBytes(int64(len(buf) / len(spans)))
+}
