@@ -34,6 +34,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/limiter"
 	"github.com/gatehouse-dev/gatehouse/server"
 	"github.com/gatehouse-dev/gatehouse/snapshot"
+	"github.com/gatehouse-dev/gatehouse/tracing"
 )
 
 // The metrics catalogue (metrics.md) is checked against two readings of
@@ -591,7 +592,7 @@ func f(name string) {
 }
 
 // scrapeGateway runs a gateway configured as serve would be with every
-// flag that adds series (--listen-tls, --ratelimit-redis), makes it count
+// flag that adds series (--listen-tls, --ratelimit-redis, --otlp-endpoint), makes it count
 // what a unit test can make happen (a proxied request, an authenticated
 // consumer, a 429, a rejected annotation, a failed TLS handshake), and
 // reads its /metrics page.
@@ -610,6 +611,8 @@ func scrapeGateway(t *testing.T) map[string]family {
 		// the local bucket, which is what this test needs of Redis.
 		RateLimitRedis: &limiter.RedisOptions{Addr: "127.0.0.1:1", FailOpen: true},
 		Build:          snapshot.Options{KeyHasher: hasher},
+		// Exporting adds the span counters; nothing is sampled.
+		Tracing: tracing.Options{Endpoint: "http://127.0.0.1:1"},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan [2]string, 1)

@@ -171,6 +171,11 @@ func checkExport(t *testing.T, endpoint string, rc *testotlp.Receiver) {
 		t.Fatalf("over the limit: %d %s", r.status, r.body)
 	}
 	loggedStarted := g.loggedTraceID("span-2")
+	// A span is made as its request's answer ends, the access line written.
+	waitFor(t, "three spans made", 10*time.Second, func() bool { return metric(t, g, "gatehouse_trace_spans_total") == 3 })
+	if limited := metric(t, g, "gatehouse_trace_spans_limited_total"); limited != 0 {
+		t.Errorf("%v spans limited under the default bound", limited)
+	}
 	g.stop() // Run's end flushes the queue
 
 	// A Collector hands spans on when its own exporter gets to them.

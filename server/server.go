@@ -229,6 +229,9 @@ func New(cfg Config) *Server {
 		s.tracer, _ = tracing.New(tracing.Options{Sampling: cfg.Tracing.Sampling})
 	}
 	popts.Tracer = s.tracer
+	if s.tracer.Exporting() {
+		registerTraceMetrics(reg, s.tracer)
+	}
 	s.handler = proxy.New(popts)
 	ups := upstream.NewRegistry(upstream.RegistryOptions{
 		Guard:   guard,
@@ -274,6 +277,30 @@ func New(cfg Config) *Server {
 	}
 	s.builder = snapshot.NewBuilder(s.limiters, ups, cfg.Build)
 	return s
+}
+
+// registerTraceMetrics exports what became of sampled requests' spans:
+// made minus exported minus failed is what the batch processor's queue
+// dropped or still holds.
+func registerTraceMetrics(reg prometheus.Registerer, t *tracing.Tracer) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gatehouse_trace_spans_total",
+			Help: "Spans made for sampled requests and handed to the exporter's queue (--otlp-endpoint).",
+		}, func() float64 { return float64(t.Stats().Made) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gatehouse_trace_spans_limited_total",
+			Help: "Sampled requests given no span: over --trace-max-spans-per-second (their trace is still propagated).",
+		}, func() float64 { return float64(t.Stats().Limited) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gatehouse_trace_spans_exported_total",
+			Help: "Spans the OTLP endpoint accepted.",
+		}, func() float64 { return float64(t.Stats().Exported) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gatehouse_trace_spans_failed_total",
+			Help: "Spans in exports that failed after their retries.",
+		}, func() float64 { return float64(t.Stats().Failed) }),
+	)
 }
 
 // registerRedisMetrics exports how global rate limiting is going.

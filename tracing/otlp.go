@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -49,6 +50,8 @@ type otlpExporter struct {
 	gzip    bool
 	timeout time.Duration // each POST
 	log     *slog.Logger
+
+	exported, failed atomic.Uint64 // spans, by how their export ended
 
 	mu       sync.Mutex
 	buf      []byte // the encoded request, reused between exports
@@ -198,7 +201,12 @@ func (e *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 	backoff := 100 * time.Millisecond
 	for {
 		retry, wait, err := e.post(ctx, body)
+		if err == nil {
+			e.exported.Add(uint64(len(spans)))
+			return nil
+		}
 		if !retry {
+			e.failed.Add(uint64(len(spans)))
 			return err
 		}
 		if wait <= 0 {
@@ -209,6 +217,7 @@ func (e *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			e.failed.Add(uint64(len(spans)))
 			return fmt.Errorf("%w (giving up: %v)", err, ctx.Err())
 		case <-t.C:
 		}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/time/rate"
 )
 
 // Options say what a Tracer does. The zero value propagates traces,
@@ -41,8 +43,53 @@ type Options struct {
 	// queue full is dropped, never waited for. 0 means 2048 (the SDK's
 	// default: at 512 spans a batch, four batches).
 	QueueSize int
+	// MaxSpansPerSecond bounds the spans made, a second's worth at once:
+	// past it a sampled request is still propagated as sampled but gets
+	// no span. A client can set the sampled flag on every request, and a
+	// span costs far more than the request's forwarding (docs/security.md
+	// threat 47); this keeps that cost a fixed share of a core. 0: no
+	// bound.
+	MaxSpansPerSecond float64
 	// Logger is told when an export fails; nil tells no one.
 	Logger *slog.Logger
+}
+
+// Check reports what New would refuse in o, without starting anything.
+func Check(o Options) error {
+	if o.Sampling < 0 || o.Sampling > 1 || o.Sampling != o.Sampling {
+		return fmt.Errorf("trace sampling %v: want a share from 0 to 1", o.Sampling)
+	}
+	if o.MaxSpansPerSecond < 0 || o.MaxSpansPerSecond != o.MaxSpansPerSecond {
+		return fmt.Errorf("spans per second %v: want 0 (no bound) or more", o.MaxSpansPerSecond)
+	}
+	if o.Endpoint == "" {
+		return nil
+	}
+	u, err := ParseEndpoint(o.Endpoint)
+	if err != nil {
+		return err
+	}
+	e, err := newOTLPExporter(u, getenvOf(o), nil)
+	if err != nil {
+		return fmt.Errorf("OTLP exporter: %w", err)
+	}
+	e.Shutdown(context.Background())
+	return nil
+}
+
+func getenvOf(o Options) func(string) string {
+	if o.Getenv != nil {
+		return o.Getenv
+	}
+	return os.Getenv
+}
+
+// Stats count spans since the Tracer was made.
+type Stats struct {
+	Made     uint64 // handed to the batch processor
+	Limited  uint64 // sampled requests given no span: over MaxSpansPerSecond
+	Exported uint64 // accepted by the OTLP endpoint
+	Failed   uint64 // in exports that failed after their retries
 }
 
 // Tracer is the gateway's tracing: the sampling decision for traces it
@@ -55,25 +102,31 @@ type Tracer struct {
 	sampler  Sampler
 	provider *sdktrace.TracerProvider // nil: no export
 	tracer   trace.Tracer
+	exporter *otlpExporter
+	limit    *rate.Limiter // nil: no bound
+	made     atomic.Uint64
+	limited  atomic.Uint64
 }
 
 // New returns the Tracer o describes. Nothing is connected yet: the first
 // batch of spans dials the endpoint.
 func New(o Options) (*Tracer, error) {
+	if err := Check(Options{Sampling: o.Sampling, MaxSpansPerSecond: o.MaxSpansPerSecond}); err != nil {
+		return nil, err
+	}
 	t := &Tracer{sampler: NewSampler(o.Sampling)}
 	if o.Endpoint == "" {
 		return t, nil
+	}
+	if o.MaxSpansPerSecond > 0 {
+		t.limit = rate.NewLimiter(rate.Limit(o.MaxSpansPerSecond), max(1, int(o.MaxSpansPerSecond)))
 	}
 	u, err := ParseEndpoint(o.Endpoint)
 	if err != nil {
 		return nil, err
 	}
-	getenv := o.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
-	}
 	// Connects nowhere yet.
-	exp, err := newOTLPExporter(u, getenv, o.Logger)
+	exp, err := newOTLPExporter(u, getenvOf(o), o.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("OTLP exporter: %w", err)
 	}
@@ -107,7 +160,17 @@ func New(o Options) (*Tracer, error) {
 		sdktrace.WithIDGenerator(ids{}),
 	)
 	t.tracer = t.provider.Tracer("github.com/gatehouse-dev/gatehouse/proxy")
+	t.exporter = exp
 	return t, nil
+}
+
+// Stats are the span counts so far; zero for a Tracer that does not
+// export.
+func (t *Tracer) Stats() Stats {
+	if !t.Exporting() {
+		return Stats{}
+	}
+	return Stats{Made: t.made.Load(), Limited: t.limited.Load(), Exported: t.exporter.exported.Load(), Failed: t.exporter.failed.Load()}
 }
 
 // ParseEndpoint checks an OTLP/HTTP endpoint URL and returns it with its
@@ -167,6 +230,11 @@ func (t *Tracer) Export(c *Context, s *Span) {
 	if !t.Exporting() || !c.Sampled() {
 		return
 	}
+	if t.limit != nil && !t.limit.Allow() {
+		t.limited.Add(1)
+		return
+	}
+	t.made.Add(1)
 	// The ids are c's, not new ones: the SDK asks ids{} for them with this
 	// context.
 	ctx := context.WithValue(context.Background(), idsKey{}, c)

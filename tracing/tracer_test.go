@@ -3,6 +3,8 @@ package tracing
 import (
 	"context"
 	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -65,6 +67,82 @@ func TestExport(t *testing.T) {
 	}
 	if s.Status.GetCode() != tracepb.Status_STATUS_CODE_UNSET {
 		t.Errorf("started: status %v", s.Status)
+	}
+}
+
+// TestExportLimited: past MaxSpansPerSecond (a second's worth at once)
+// sampled requests get no span; the counts say how many were made,
+// limited and exported. A client that marks every request sampled cannot
+// make the gateway build more.
+func TestExportLimited(t *testing.T) {
+	rc := testotlp.Start(t, false)
+	tr, err := New(Options{Endpoint: rc.URL, Sampling: 1, MaxSpansPerSecond: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sent = 200
+	for range sent {
+		c := Begin([]string{"00-" + validTrace + "-" + validParent + "-01"}, Sampler{})
+		tr.Export(&c, &Span{Name: "GET /", Start: time.Unix(1, 0), End: time.Unix(2, 0)})
+	}
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := tr.Stats()
+	// The burst of 5, and at most a few more the loop's time refilled.
+	if st.Made < 5 || st.Made > 10 || st.Made+st.Limited != sent {
+		t.Errorf("made %d, limited %d of %d sampled; want 5 to 10 made, the rest limited", st.Made, st.Limited, sent)
+	}
+	if st.Exported != st.Made || st.Failed != 0 || uint64(len(rc.Spans())) != st.Made {
+		t.Errorf("exported %d, failed %d, received %d; want all %d made", st.Exported, st.Failed, len(rc.Spans()), st.Made)
+	}
+}
+
+// TestExportFailuresCounted: spans of an export the endpoint refuses are
+// counted as failed.
+func TestExportFailuresCounted(t *testing.T) {
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no", http.StatusBadRequest)
+	}))
+	defer refusing.Close()
+	tr, err := New(Options{Endpoint: refusing.URL, Sampling: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		c := Begin(nil, tr.Sampler())
+		tr.Export(&c, &Span{Name: "GET /", Start: time.Unix(1, 0), End: time.Unix(2, 0)})
+	}
+	tr.Shutdown(context.Background())
+	if st := tr.Stats(); st.Made != 3 || st.Exported != 0 || st.Failed != 3 {
+		t.Errorf("stats %+v; want 3 made, 3 failed", st)
+	}
+}
+
+// TestCheck: what New would refuse, Check reports without starting
+// anything.
+func TestCheck(t *testing.T) {
+	for _, o := range []Options{
+		{Sampling: 1.5},
+		{Sampling: -0.1},
+		{MaxSpansPerSecond: -1},
+		{Endpoint: "ftp://collector:4318"},
+		{Endpoint: "http://collector:4318", Getenv: func(k string) string {
+			if k == "OTEL_EXPORTER_OTLP_COMPRESSION" {
+				return "brotli"
+			}
+			return ""
+		}},
+	} {
+		if err := Check(o); err == nil {
+			t.Errorf("Check(%+v) = nil", o)
+		}
+		if _, err := New(o); err == nil {
+			t.Errorf("New(%+v) succeeded", o)
+		}
+	}
+	if err := Check(Options{Endpoint: "http://collector:4318", Sampling: 0.5, MaxSpansPerSecond: 100}); err != nil {
+		t.Errorf("a valid configuration: %v", err)
 	}
 }
 

@@ -51,6 +51,7 @@ type serveFlags struct {
 	// Tracing (tracing.Options).
 	otlpEndpoint  string
 	traceSampling float64
+	traceMaxSpans float64
 
 	// Limits on slow and greedy clients (server.Limits).
 	readHeaderTimeout, bodyIdleTimeout, idleTimeout, sendTimeout time.Duration
@@ -71,6 +72,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.redisFailure, "ratelimit-redis-failure", "local", "when Redis is slow or down: local (each replica enforces its share, as with --replicas-from) or deny (429)")
 	fs.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "http(s)://host:port of an OTLP/HTTP trace receiver (an OpenTelemetry Collector's, usually port 4318; path /v1/traces unless the URL names one) that gets a span per sampled request (none: traceparent is propagated, nothing exported)")
 	fs.Float64Var(&f.traceSampling, "trace-sampling", 0.01, "share of the traces the gateway starts that are sampled, 0 to 1; a client's traceparent's sampled flag is honoured whatever this says")
+	fs.Float64Var(&f.traceMaxSpans, "trace-max-spans-per-second", 1000, "spans made at most, a second's worth at once; past it sampled requests are propagated but get no span (a client can mark every request sampled); 0: no bound")
 	fs.BoolVar(&f.accessLog, "access-log", true, "log one JSON line per request")
 	fs.UintVar(&f.breakerFails, "breaker-failures", 5, "consecutive upstream failures that open an upstream's circuit breaker")
 	fs.DurationVar(&f.breakerOpen, "breaker-open-timeout", 10*time.Second, "how long a breaker stays open before letting a probe through")
@@ -137,7 +139,7 @@ func (f *serveFlags) serverConfig(opts snapshot.Options, logger *slog.Logger) se
 		TrustedProxies: f.trustedProxies,
 		IPv6Prefix:     f.ipv6Prefix,
 		MaxRequestBody: f.maxRequestBody,
-		Tracing:        tracing.Options{Endpoint: f.otlpEndpoint, Sampling: f.traceSampling},
+		Tracing:        f.tracingOptions(),
 		Limits: server.Limits{
 			ReadHeaderTimeout: duration(f.readHeaderTimeout),
 			BodyIdleTimeout:   duration(f.bodyIdleTimeout),
@@ -189,15 +191,22 @@ func (f *serveFlags) checkTLS() error {
 	return nil
 }
 
-// checkTracing checks the tracing flags.
+func (f *serveFlags) tracingOptions() tracing.Options {
+	return tracing.Options{Endpoint: f.otlpEndpoint, Sampling: f.traceSampling, MaxSpansPerSecond: f.traceMaxSpans}
+}
+
+// checkTracing checks the tracing flags and the OTEL_EXPORTER_OTLP_*
+// variables, so that a mistake stops the gateway at start rather than
+// leaving it running without the traces it was asked for.
 func (f *serveFlags) checkTracing() error {
 	if f.traceSampling < 0 || f.traceSampling > 1 || f.traceSampling != f.traceSampling {
 		return fmt.Errorf("--trace-sampling must be between 0 and 1")
 	}
-	if f.otlpEndpoint != "" {
-		if _, err := tracing.ParseEndpoint(f.otlpEndpoint); err != nil {
-			return fmt.Errorf("--otlp-endpoint: %w", err)
-		}
+	if f.traceMaxSpans < 0 || f.traceMaxSpans != f.traceMaxSpans {
+		return fmt.Errorf("--trace-max-spans-per-second must be 0 (no bound) or more")
+	}
+	if err := tracing.Check(f.tracingOptions()); err != nil {
+		return fmt.Errorf("--otlp-endpoint: %w", err)
 	}
 	return nil
 }
