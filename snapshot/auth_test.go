@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/gatehouse-dev/gatehouse/annotations"
 )
 
 func TestAuthBudget(t *testing.T) {
@@ -23,5 +25,43 @@ func TestAuthBudget(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("three Auths with a budget of two: %+v", reports)
+	}
+}
+
+// TestExplainAuth: explain says which Auth checks a route and whether it
+// needs a consumer: a Mapping's own Auth, an Emissary namespace's
+// AuthService, bypass_auth skipping that; nothing for a route without.
+func TestExplainAuth(t *testing.T) {
+	emissary := func(ns, name, body string) *corev1.Service {
+		svc := service(ns, name, "")
+		svc.Annotations = map[string]string{annotations.EmissaryKey: body}
+		return svc
+	}
+	b := newBuilderWith(Options{Emissary: true})
+	s, reports := build(t, b, Input{Services: []*corev1.Service{
+		service("shop", "api", mapping("orders", "/orders/", "api", "auth: sso", "require_consumer: true")+
+			"---\nkind: Auth\nname: sso\nexternal:\n  service: sso:3000\n  consumer_header: x-user\n---\n"+mapping("open", "/open/", "api")),
+		emissary("legacy", "gw", "---\napiVersion: getambassador.io/v3alpha1\nkind: AuthService\nname: authn\nauth_service: authz:3000\n"+
+			"---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nname: guarded\nprefix: /legacy/\nservice: gw\n"+
+			"---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nname: public\nprefix: /legacy/public/\nservice: gw\nbypass_auth: true\n"),
+	}})
+	for _, r := range reports {
+		if r.Rejected {
+			t.Fatalf("rejected: %+v", r)
+		}
+	}
+	for path, want := range map[string]string{
+		"/orders/1":        "external: Auth shop/sso (Service shop/api), a consumer required",
+		"/open/1":          "",
+		"/legacy/x":        "external: the namespace's AuthService legacy/authn (Service legacy/gw)",
+		"/legacy/public/x": "none: bypass_auth skips the namespace's AuthService legacy/authn",
+	} {
+		r, err := ExplainRequest("GET", "http://example.com"+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := Explain(s, r); !e.Matched || e.Auth != want {
+			t.Errorf("%s: matched %v, auth %q; want %q", path, e.Matched, e.Auth, want)
+		}
 	}
 }

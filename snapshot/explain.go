@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gatehouse-dev/gatehouse/annotations"
 	"github.com/gatehouse-dev/gatehouse/router"
 	"github.com/gatehouse-dev/gatehouse/upstream"
 )
@@ -43,12 +44,17 @@ type Explanation struct {
 	Mapping    string `json:"mapping,omitempty"`
 	Upstream   string `json:"upstream,omitempty"`
 	// Path and Host are what the upstream receives.
-	Path       string        `json:"path,omitempty"`
-	Host       string        `json:"host,omitempty"`
-	RateLimits []string      `json:"rate_limits,omitempty"`
-	Redirect   string        `json:"redirect,omitempty"`
-	Group      []GroupMember `json:"group,omitempty"`
-	Warnings   []string      `json:"warnings,omitempty"`
+	Path       string   `json:"path,omitempty"`
+	Host       string   `json:"host,omitempty"`
+	RateLimits []string `json:"rate_limits,omitempty"`
+	// Auth is what the route asks of a request before it goes on: which
+	// Auth document checks it, of which kind, and whether a consumer is
+	// required; "" when nothing is checked. Explain never checks the
+	// request's own credentials: the admin API is no oracle for them.
+	Auth     string        `json:"auth,omitempty"`
+	Redirect string        `json:"redirect,omitempty"`
+	Group    []GroupMember `json:"group,omitempty"`
+	Warnings []string      `json:"warnings,omitempty"`
 }
 
 // MarshalJSON always writes rate_limits for a matched request, so tools can
@@ -95,7 +101,7 @@ func Explain(s *Snapshot, r *http.Request) Explanation {
 		return Explanation{Status: http.StatusNotFound, RoutedPath: routed}
 	}
 	rt := m.Value
-	e := Explanation{Matched: true, Mapping: rt.Mapping, RateLimits: rt.RateLimits, Warnings: rt.Warnings, RoutedPath: routed}
+	e := Explanation{Matched: true, Mapping: rt.Mapping, RateLimits: rt.RateLimits, Warnings: rt.Warnings, RoutedPath: routed, Auth: authOf(s, rt)}
 	if preflight {
 		// Answered by the gateway from the Mapping's cors policy.
 		e.Status, e.Reason = http.StatusOK, "CORS preflight, answered by the gateway"
@@ -130,6 +136,27 @@ func Explain(s *Snapshot, r *http.Request) Explanation {
 		}
 	}
 	return e
+}
+
+// authOf describes what rt's authentication asks: "jwt: Auth shop/users
+// (Service shop/users-api), a consumer required".
+func authOf(s *Snapshot, rt *Route) string {
+	ra := s.AuthFor(rt)
+	if ra == nil || ra.Spec == nil {
+		if ns := s.namespaceAuth[rt.Namespace()]; ns != nil && rt.BypassAuth && rt.Auth == nil && rt.Annotation == annotations.EmissaryKey {
+			return fmt.Sprintf("none: bypass_auth skips the namespace's AuthService %s/%s", ns.Namespace, ns.Name)
+		}
+		return ""
+	}
+	a := ra.Spec
+	out := fmt.Sprintf("%s: Auth %s/%s (Service %s)", a.Kind, a.Namespace, a.Name, a.Service)
+	if rt.Auth == nil {
+		out = fmt.Sprintf("%s: the namespace's AuthService %s/%s (Service %s)", a.Kind, a.Namespace, a.Name, a.Service)
+	}
+	if rt.RequireConsumer {
+		out += ", a consumer required"
+	}
+	return out
 }
 
 func upstreamOf(r *Route) string {

@@ -143,6 +143,9 @@ func writeExplanation(w io.Writer, rep snapshot.ExplainReport) {
 	if len(e.RateLimits) > 0 {
 		row("limits", strings.Join(e.RateLimits, ", "))
 	}
+	if e.Auth != "" {
+		row("auth", e.Auth)
+	}
 	for _, g := range e.Group {
 		row("group", fmt.Sprintf("%3d%% %s → %s", g.Weight, g.Mapping, g.Upstream))
 	}
