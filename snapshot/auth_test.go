@@ -65,3 +65,35 @@ func TestExplainAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutesRedactCredentials: the route table (routes, the admin API,
+// the diagnostics page) shows header and query values a Mapping adds or
+// matches, except those whose names say they carry a credential.
+func TestRoutesRedactCredentials(t *testing.T) {
+	b := newBuilder()
+	s, reports := build(t, b, Input{Services: []*corev1.Service{service("shop", "api", mapping("orders", "/orders/", "api",
+		"add_request_headers:\n  Authorization: Bearer s3cret-upstream\n  X-Api-Key: k3y-upstream\n  X-Trace-Tag: visible-1",
+		"add_response_headers:\n  Set-Cookie: sess=c00kie",
+		"headers:\n  X-Internal-Token: t0ken-match\n  X-Team: visible-2",
+		"regex_headers:\n  X-Client-Secret: '^r3gex-secret$'",
+		"query_parameters:\n  api_key: q-k3y\n  page: visible-3"))}})
+	for _, r := range reports {
+		if r.Rejected {
+			t.Fatalf("rejected: %+v", r)
+		}
+	}
+	var out strings.Builder
+	if err := WriteRoutes(&out, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"s3cret-upstream", "k3y-upstream", "c00kie", "t0ken-match", "r3gex-secret", "q-k3y"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("the route table shows %q:\n%s", secret, out.String())
+		}
+	}
+	for _, shown := range []string{"visible-1", "visible-2", "visible-3", "<redacted>"} {
+		if !strings.Contains(out.String(), shown) {
+			t.Errorf("the route table lacks %q:\n%s", shown, out.String())
+		}
+	}
+}

@@ -260,7 +260,36 @@ func headerOp(where string, h HeaderOp) string {
 	if !h.Append {
 		op = "-set="
 	}
-	return where + op + h.Name + ":" + strconv.Quote(h.Value)
+	return where + op + h.Name + ":" + strconv.Quote(shownValue(h.Name, h.Value))
+}
+
+// shownValue is a header's value as routes, explain and the admin API
+// show it: redacted when the name says it carries a credential. A
+// Mapping that sets "Authorization: Bearer …" towards its upstream, or
+// routes on a shared-secret header, must not have the secret printed
+// on the admin listener, which monitoring namespaces read too.
+func shownValue(name, value string) string {
+	if value != "" && credentialHeader(name) {
+		return "<redacted>"
+	}
+	return value
+}
+
+// credentialHeader says whether a header's name suggests a secret value:
+// the standard credential headers, and any name with a word that usually
+// means one (X-Api-Key, X-Auth-Token, X-Client-Secret…).
+func credentialHeader(name string) bool {
+	n := strings.ToLower(name)
+	switch n {
+	case "authorization", "proxy-authorization", "cookie", "set-cookie":
+		return true
+	}
+	for _, word := range []string{"token", "secret", "key", "password", "passwd", "auth", "credential", "session", "signature", "cookie"} {
+		if strings.Contains(n, word) {
+			return true
+		}
+	}
+	return false
 }
 
 func condition(kind, name, value string, present, regex bool) string {
@@ -268,9 +297,9 @@ func condition(kind, name, value string, present, regex bool) string {
 	case present:
 		return kind + name
 	case regex:
-		return kind + name + "~" + strconv.Quote(value)
+		return kind + name + "~" + strconv.Quote(shownValue(name, value))
 	}
-	return kind + name + "=" + strconv.Quote(value)
+	return kind + name + "=" + strconv.Quote(shownValue(name, value))
 }
 
 func orDash(s string) string {
