@@ -129,6 +129,9 @@ func (h *Handler) authDoer(snap *snapshot.Snapshot, t *snapshot.Route) auth.Doer
 		if !ok {
 			return nil, errNoAuthEndpoint
 		}
+		if t.TLS == nil && !t.HTTP2 && h.pool != nil {
+			return h.poolRoundTrip(req, ep.Addr(), t.ConnectTimeout)
+		}
 		transport := h.mirrors.transport
 		req.URL.Scheme = "http"
 		if t.TLS != nil {
