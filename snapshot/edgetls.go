@@ -68,6 +68,14 @@ type HostTLS struct {
 	config *tls.Config
 }
 
+// withHSTS is a copy of h with another Strict-Transport-Security value
+// (its TLS configuration made afresh when first asked for).
+func (h *HostTLS) withHSTS(v string) *HostTLS {
+	return &HostTLS{Hostname: h.Hostname, Namespace: h.Namespace, Service: h.Service, Annotation: h.Annotation, Name: h.Name,
+		Secret: h.Secret, ClientCA: h.ClientCA, ClientCert: h.ClientCert, Insecure: h.Insecure, HSTS: v, MinVersion: h.MinVersion,
+		Cert: h.Cert, Problem: h.Problem, cert: h.cert, clientCAs: h.clientCAs, id: h.id + "\x00hsts=" + v}
+}
+
 // CertInfo describes a served certificate, for routes, explain and logs.
 type CertInfo struct {
 	Subject   string
@@ -243,6 +251,7 @@ func (b *Builder) resolveEdgeTLS(keys []string, services map[string]*corev1.Serv
 	var reports []Report
 	seenCert := map[string]bool{}
 	seenHost := map[string]bool{}
+	var subOwners map[string][]subOwner // made when a Host asks for HSTS on subdomains
 	for _, key := range keys {
 		st := b.services[key]
 		if st == nil || st.good == nil || len(st.compiled.hosts) == 0 {
@@ -278,6 +287,29 @@ func (b *Builder) resolveEdgeTLS(keys []string, services map[string]*corev1.Serv
 			ht, problems := b.resolveHost(ns, key, uh, byName, now)
 			seenCert[ns+"/"+name] = true
 			seenHost[ht.id] = true
+			if h.HSTS != nil && h.HSTS.IncludeSubdomains {
+				base := strings.TrimPrefix(name, "*.")
+				if subOwners == nil {
+					subOwners = t.subdomainOwners()
+				}
+				if sub, other := foreignSubdomain(subOwners, base, ns); sub != "" {
+					// A copy: ht may be the cached one (kept, seen above),
+					// and ownership can change back in a later build. The
+					// copy is cached too, so its TLS configuration (and the
+					// session tickets it issued) outlives the build.
+					without := *h.HSTS
+					without.IncludeSubdomains, without.Preload = false, false
+					c := ht.withHSTS(hstsValue(&without))
+					if same := b.edge.hosts[c.id]; same != nil && same.Problem == c.Problem && same.Annotation == c.Annotation {
+						c = same
+					}
+					b.edge.hosts[c.id] = c
+					seenHost[c.id] = true
+					ht = c
+					problems = append(problems, annotations.Problem{Pos: h.FieldPos("hsts"), Path: fmt.Sprintf("Host %q.hsts.include_subdomains", h.Name), Warning: true,
+						Message: fmt.Sprintf("not sent: %s belongs to namespace %q, and browsers would hold it to HTTPS too; Strict-Transport-Security goes without includeSubDomains (and preload) while another namespace owns a host under %s", sub, other, base)})
+				}
+			}
 			if prev := table[slot]; prev != nil {
 				e.hosts = slices.DeleteFunc(e.hosts, func(x *HostTLS) bool { return x == prev })
 			}

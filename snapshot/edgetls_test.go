@@ -293,20 +293,73 @@ func BenchmarkEdgeTLSLookup(b *testing.B) {
 // Secret hashed, none parsed again.
 func BenchmarkEdgeTLSRebuild(b *testing.B) {
 	ca := testpki.NewCA(b, "ca")
-	var in Input
-	for i := range 500 {
-		host := fmt.Sprintf("h%d.example.com", i)
-		crt, key := ca.Server(b, host)
-		in.Services = append(in.Services, service("a", fmt.Sprintf("s%d", i), hostDoc(fmt.Sprintf("h%d", i), host, fmt.Sprintf("s%d", i))))
-		in.Secrets = append(in.Secrets, pairSecret("a", fmt.Sprintf("s%d", i), crt, key))
+	// hsts: every Host asks for HSTS on its subdomains, and each has one
+	// owned by another namespace, so every build indexes the hosts and
+	// copies each Host without includeSubDomains.
+	for _, hsts := range []bool{false, true} {
+		b.Run(fmt.Sprintf("hsts=%v", hsts), func(b *testing.B) {
+			var in Input
+			for i := range 500 {
+				host := fmt.Sprintf("h%d.example.com", i)
+				crt, key := ca.Server(b, host)
+				doc := hostDoc(fmt.Sprintf("h%d", i), host, fmt.Sprintf("s%d", i))
+				if hsts {
+					doc = hostDoc(fmt.Sprintf("h%d", i), host, fmt.Sprintf("s%d", i), "hsts:\n  max_age: 600\n  include_subdomains: true")
+					in.Services = append(in.Services, service("b", fmt.Sprintf("sub%d", i), mapping("sub", "/", "x", "host: api."+host)))
+				}
+				in.Services = append(in.Services, service("a", fmt.Sprintf("s%d", i), doc))
+				in.Secrets = append(in.Secrets, pairSecret("a", fmt.Sprintf("s%d", i), crt, key))
+			}
+			bl := newBuilder()
+			bl.Build(in)
+			b.ReportAllocs()
+			for b.Loop() {
+				snap, _ := bl.Build(in)
+				if snap.EdgeTLS().Len() != 500 || hsts && snap.EdgeTLS().Lookup("h7.example.com").HSTS != "max-age=600" {
+					b.Fatal(snap.EdgeTLS().Len())
+				}
+			}
+		})
 	}
-	bl := newBuilder()
-	bl.Build(in)
-	b.ReportAllocs()
-	for b.Loop() {
-		snap, _ := bl.Build(in)
-		if snap.EdgeTLS().Len() != 500 {
-			b.Fatal(snap.EdgeTLS().Len())
+}
+
+// TestEdgeTLSHSTSSubdomains: a Host's HSTS goes without includeSubDomains
+// (and preload) while another namespace owns a host under it, with a
+// warning naming that host; once it does not, the Host's own HSTS is sent
+// again; a host of its own namespace under it changes nothing.
+func TestEdgeTLSHSTSSubdomains(t *testing.T) {
+	ca := testpki.NewCA(t, "ca")
+	crt, key := ca.Server(t, "example.com")
+	hsts := "hsts:\n  max_age: 31536000\n  include_subdomains: true\n  preload: true"
+	apex := service("a", "site", mapping("site", "/", "site", "host: example.com")+"---\n"+hostDoc("apex", "example.com", "apex-tls", hsts)+
+		"---\n"+mapping("own", "/", "site", "host: docs.example.com"))
+	apex.CreationTimestamp = metav1.NewTime(time.Unix(1000, 0))
+	other := service("b", "blog", mapping("blog", "/", "blog", "host: blog.example.com"))
+	other.CreationTimestamp = metav1.NewTime(time.Unix(2000, 0))
+	secrets := []*corev1.Secret{pairSecret("a", "apex-tls", crt, key)}
+	full := "max-age=31536000; includeSubDomains; preload"
+
+	b := newBuilder()
+	snap, reports := build(t, b, Input{Services: []*corev1.Service{apex}, Secrets: secrets})
+	if h := snap.EdgeTLS().Lookup("example.com"); h == nil || h.HSTS != full {
+		t.Fatalf("alone (its own docs.example.com under it): %+v", h)
+	}
+	snap, reports = build(t, b, Input{Services: []*corev1.Service{apex, other}, Secrets: secrets})
+	if h := snap.EdgeTLS().Lookup("example.com"); h == nil || h.HSTS != "max-age=31536000" {
+		t.Errorf("with b's blog.example.com: HSTS %q", h.HSTS)
+	}
+	warned := false
+	for _, r := range certReports(reports) {
+		for _, p := range r.Problems {
+			warned = warned || r.Service == "a/site" && p.Warning && p.Path == `Host "apex".hsts.include_subdomains` &&
+				strings.Contains(p.Message, `blog.example.com belongs to namespace "b"`)
 		}
+	}
+	if !warned {
+		t.Errorf("no warning naming blog.example.com: %+v", reports)
+	}
+	snap, _ = build(t, b, Input{Services: []*corev1.Service{apex}, Secrets: secrets})
+	if h := snap.EdgeTLS().Lookup("example.com"); h == nil || h.HSTS != full {
+		t.Errorf("after b's Service went: HSTS %q", h.HSTS)
 	}
 }

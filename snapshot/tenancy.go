@@ -182,6 +182,58 @@ func (t *tenancy) owner(h string) (hostClaim, bool) {
 	return cs[0], true
 }
 
+// subOwner is a namespace owning a host under some domain, and the first
+// such host by name.
+type subOwner struct{ host, namespace string }
+
+// subdomainOwners indexes the exact hosts claimed by every domain above
+// them: for each, the first two namespaces (in host name order) owning a
+// host under it, each with its first host. Two are enough to find one
+// that is not a given namespace. Built once per build, and only when a
+// Host asks for HSTS with includeSubDomains: a scan of every host per such
+// Host would grow with the product of the two.
+func (t *tenancy) subdomainOwners() map[string][]subOwner {
+	hosts := make([]string, 0, len(t.hosts))
+	for h := range t.hosts {
+		if !strings.HasPrefix(h, "*.") {
+			hosts = append(hosts, h)
+		}
+	}
+	slices.Sort(hosts)
+	idx := map[string][]subOwner{}
+	for _, h := range hosts {
+		c, ok := t.owner(h)
+		if !ok {
+			continue
+		}
+		for p := h; ; {
+			dot := strings.IndexByte(p, '.')
+			if dot < 0 {
+				break
+			}
+			p = p[dot+1:]
+			list := idx[p]
+			if len(list) < 2 && !slices.ContainsFunc(list, func(o subOwner) bool { return o.namespace == c.namespace }) {
+				idx[p] = append(list, subOwner{host: h, namespace: c.namespace})
+			}
+		}
+	}
+	return idx
+}
+
+// foreignSubdomain returns the first (in name order) exact host under base
+// (a hostname, or the domain of a wildcard) that a namespace other than
+// ns owns, from idx (subdomainOwners); "" when there is none. HSTS with
+// includeSubDomains on base would hold that host to HTTPS in browsers too.
+func foreignSubdomain(idx map[string][]subOwner, base, ns string) (host, owner string) {
+	for _, o := range idx[base] {
+		if o.namespace != ns {
+			return o.host, o.namespace
+		}
+	}
+	return "", ""
+}
+
 // owners is the router's view of ownership: each owned host and the
 // namespaces that may answer it. A host whose owner delegates to everyone
 // is not restricted.
