@@ -88,6 +88,70 @@ func TestTenancy(t *testing.T) {
 		onlyShop()
 	})
 
+	t.Run("Namespace annotations: allowed hosts and delegation", func(t *testing.T) {
+		annotate := func(ns, key, value string) {
+			t.Helper()
+			n, err := env.admin.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n.Annotations == nil {
+				n.Annotations = map[string]string{}
+			}
+			if value == "" {
+				delete(n.Annotations, key)
+			} else {
+				n.Annotations[key] = value
+			}
+			if _, err := env.admin.CoreV1().Namespaces().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		remove := func(ns, name string) {
+			t.Helper()
+			if err := env.admin.CoreV1().Services(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !strings.Contains(err.Error(), "not found") {
+				t.Fatal(err)
+			}
+		}
+		// A platform team limits tn-evil to its own host: claiming another
+		// (one nobody owns yet) is denied, naming the annotation. Each try
+		// changes the annotation, so that kubectl sends it for review.
+		annotate(tnEvil, "gatehouse.dev/allowed-hosts", "evil.example.com")
+		try := 0
+		var denial string
+		waitFor(t, "a host outside tn-evil's list is denied", 20*time.Second, func() bool {
+			try++
+			out, err := apply(serviceManifest(tnEvil, "squat", fmt.Sprintf("kind: Mapping\nname: squat\nhost: login.example.com\nprefix: /t%d/\nservice: squat\n", try)))
+			denial = out
+			return err != nil && strings.Contains(out, "gatehouse.dev/allowed-hosts")
+		})
+		t.Logf("kubectl printed:\n%s", strings.TrimSpace(denial))
+		if _, err := apply(serviceManifest(tnEvil, "own", "kind: Mapping\nname: own\nhost: evil.example.com\nprefix: /\nservice: own\n")); err != nil {
+			t.Errorf("a host on tn-evil's list was denied: %v", err)
+		}
+		remove(tnEvil, "squat")
+		remove(tnEvil, "own")
+		annotate(tnEvil, "gatehouse.dev/allowed-hosts", "")
+
+		// tn-shop delegates its host to tn-blog: read from the Namespace in
+		// cluster mode, a Mapping of tn-blog for shop.example.com is
+		// admitted and served.
+		annotate(tnShop, "gatehouse.dev/delegate-hosts-to", tnBlog)
+		try = 0
+		waitFor(t, "tn-blog may serve shop.example.com once delegated", 20*time.Second, func() bool {
+			try++
+			_, err := apply(serviceManifest(tnBlog, "shopblog", fmt.Sprintf("kind: Mapping\nname: shopblog\nhost: shop.example.com\nprefix: /blog/\nservice: shopblog\nadd_request_headers:\n  x-try: \"%d\"\n", try)))
+			return err == nil
+		})
+		env.setEndpointsIn(t, tnBlog, "shopblog", podB)
+		waitFor(t, "shop.example.com/blog/ is served by tn-blog", 20*time.Second, func() bool {
+			return servedHost(g.base, "shop.example.com", "/blog/1", podB)
+		})
+		onlyShop()
+		remove(tnBlog, "shopblog")
+		annotate(tnShop, "gatehouse.dev/delegate-hosts-to", "")
+	})
+
 	t.Run("webhook bypassed: the gateway enforces the same", func(t *testing.T) {
 		if err := env.admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, "gatehouse", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/gatehouse-dev/gatehouse/annotations"
+	"github.com/gatehouse-dev/gatehouse/snapshot"
 )
 
 // routingKey is an annotation the gateway reads and the kind of object it
@@ -28,6 +29,8 @@ var routingKeys = []routingKey{
 	{annotations.Key, "Service", false},
 	{annotations.EmissaryKey, "Service", true},
 	{annotations.GrantKey, "Namespace", false},
+	{snapshot.DelegateKey, "Namespace", false},
+	{snapshot.HostsKey, "Namespace", false},
 }
 
 // keyNote is a routing key found where the gateway does not read it.

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"maps"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -9,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/gatehouse-dev/gatehouse/annotations"
 	"github.com/gatehouse-dev/gatehouse/snapshot"
 )
 
@@ -122,24 +122,41 @@ func trimSlice(es *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
 	return &c
 }
 
-// trimNamespace keeps of a Namespace its name, resourceVersion and grant
-// annotation: a cluster may have thousands of Namespaces, and the gateway
-// reads nothing else of them.
+// trimNamespace keeps of a Namespace its name, resourceVersion and the
+// annotations the builder reads (snapshot.NamespaceKeys: grants,
+// delegations, allowed hosts): a cluster may have thousands of
+// Namespaces, and the gateway reads nothing else of them.
 func trimNamespace(obj any) (any, error) {
 	ns, ok := obj.(*corev1.Namespace)
 	if !ok {
 		return obj, nil
 	}
 	out := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns.Name, ResourceVersion: ns.ResourceVersion}}
-	if v, ok := ns.Annotations[annotations.GrantKey]; ok {
-		out.Annotations = map[string]string{annotations.GrantKey: v}
+	for _, k := range snapshot.NamespaceKeys() {
+		if v, ok := ns.Annotations[k]; ok {
+			if out.Annotations == nil {
+				out.Annotations = map[string]string{}
+			}
+			out.Annotations[k] = v
+		}
 	}
 	return out, nil
 }
 
-// grantOf returns a Namespace's grant annotation, "" when it has none.
-func grantOf(ns *corev1.Namespace) string {
-	return ns.Annotations[annotations.GrantKey]
+// namespaceConfig is what of a Namespace the builder reads, as one
+// string: "" when it has none of those annotations, and different
+// whenever one of them changes.
+func namespaceConfig(ns *corev1.Namespace) string {
+	var b strings.Builder
+	for _, k := range snapshot.NamespaceKeys() {
+		if v, ok := ns.Annotations[k]; ok {
+			b.WriteString(k)
+			b.WriteByte('=')
+			b.WriteString(v)
+			b.WriteByte(0)
+		}
+	}
+	return b.String()
 }
 
 // ours returns the annotations among m that the gateway reads, or nil when

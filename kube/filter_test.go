@@ -98,13 +98,16 @@ func TestTrim(t *testing.T) {
 		t.Errorf("slice trimmed to\n%+v\nwant\n%+v", got, wantSlice)
 	}
 
-	// Namespaces: name, resourceVersion and the grant, nothing else.
+	// Namespaces: name, resourceVersion and the grant, delegation and
+	// allowed hosts, nothing else.
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "finance", ResourceVersion: "4", UID: "u",
-		Labels:      map[string]string{"team": "f"},
-		Annotations: map[string]string{"gatehouse.dev/allow-routes-from": "shop", lastApplied: "{...}"}}}
+		Labels: map[string]string{"team": "f"},
+		Annotations: map[string]string{"gatehouse.dev/allow-routes-from": "shop", lastApplied: "{...}",
+			"gatehouse.dev/delegate-hosts-to": "pay", "gatehouse.dev/allowed-hosts": "*.finance.example.com"}}}
 	gotNS, _ := trimNamespace(ns)
 	wantNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "finance", ResourceVersion: "4",
-		Annotations: map[string]string{"gatehouse.dev/allow-routes-from": "shop"}}}
+		Annotations: map[string]string{"gatehouse.dev/allow-routes-from": "shop",
+			"gatehouse.dev/delegate-hosts-to": "pay", "gatehouse.dev/allowed-hosts": "*.finance.example.com"}}}
 	if !reflect.DeepEqual(gotNS, wantNS) {
 		t.Errorf("namespace trimmed to %+v, want %+v", gotNS, wantNS)
 	}
@@ -112,7 +115,7 @@ func TestTrim(t *testing.T) {
 		t.Errorf("trimNamespace is not idempotent: %+v", again)
 	}
 	plainNS, _ := trimNamespace(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "x", Labels: map[string]string{"a": "b"}}})
-	if got := plainNS.(*corev1.Namespace); got.Annotations != nil || got.Labels != nil || grantOf(got) != "" {
+	if got := plainNS.(*corev1.Namespace); got.Annotations != nil || got.Labels != nil || namespaceConfig(got) != "" {
 		t.Errorf("namespace without a grant trimmed to %+v", got)
 	}
 

@@ -263,22 +263,23 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 
 	// Namespaces are cluster-scoped: one informer, whatever --namespace
-	// says, for the grants (annotations.GrantKey) that let Mappings route
-	// across namespaces. The cache keeps names and that one annotation.
+	// says, for the grants that let Mappings route across namespaces, the
+	// delegations of owned hosts and the allowed hosts
+	// (snapshot.NamespaceKeys). The cache keeps names and those.
 	nsInformer, err := newInformer(s.client.Namespaces(), &corev1.Namespace{}, trimNamespace)
 	if err != nil {
 		return fmt.Errorf("watching Namespaces: %w", err)
 	}
 	if _, err := nsInformer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, initial bool) {
-			if ns, ok := obj.(*corev1.Namespace); ok && !initial && grantOf(ns) != "" {
+			if ns, ok := obj.(*corev1.Namespace); ok && !initial && namespaceConfig(ns) != "" {
 				s.configEvent()
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
 			old, ok1 := oldObj.(*corev1.Namespace)
 			cur, ok2 := newObj.(*corev1.Namespace)
-			if ok1 && ok2 && grantOf(old) != grantOf(cur) {
+			if ok1 && ok2 && namespaceConfig(old) != namespaceConfig(cur) {
 				s.configEvent()
 			}
 		},
@@ -438,7 +439,7 @@ func (s *Source) sync(all []watched) {
 	observed, servicesChanged := s.takeObserved()
 	var in snapshot.Input
 	for _, obj := range s.namespaceStore.List() {
-		if ns, ok := obj.(*corev1.Namespace); ok && grantOf(ns) != "" {
+		if ns, ok := obj.(*corev1.Namespace); ok && namespaceConfig(ns) != "" {
 			in.Namespaces = append(in.Namespaces, ns)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/gatehouse-dev/gatehouse/annotations"
 	"github.com/gatehouse-dev/gatehouse/router"
@@ -18,6 +19,91 @@ import (
 // Its grammar is that of annotations.GrantKey; a value that does not parse
 // delegates to nobody.
 const DelegateKey = "gatehouse.dev/delegate-hosts-to"
+
+// HostsKey is the Namespace annotation through which a platform team
+// limits the hosts a namespace may claim: "shop.example.com,
+// *.shop.example.com". A namespace with it may route and attach
+// certificates only to the hosts it lists (exactly, or under a wildcard
+// it lists), and no Mapping of it may answer any host (no host, a host
+// regex, hostname "*"), so claiming first is no longer enough to take a
+// host. "*" lists every host (as no annotation does); a value that does
+// not parse lists none, failing closed.
+const HostsKey = "gatehouse.dev/allowed-hosts"
+
+// NamespaceKeys are the Namespace annotations Build reads (Input's
+// Namespaces): sources keep these of each Namespace and nothing else.
+func NamespaceKeys() []string {
+	return []string{annotations.GrantKey, DelegateKey, HostsKey}
+}
+
+// hostAllow is a parsed HostsKey annotation.
+type hostAllow struct {
+	value string          // as written, for messages
+	exact map[string]bool // lower case
+	wild  []string        // the domains of "*.domain" entries, lower case
+	err   error           // the value did not parse: nothing is allowed
+}
+
+// parseHostAllow parses a HostsKey value; nil for "*" (every host).
+func parseHostAllow(v string) *hostAllow {
+	a := &hostAllow{value: v, exact: map[string]bool{}}
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
+		f = strings.ToLower(strings.TrimSuffix(f, "."))
+		if f == "*" {
+			return nil
+		}
+		name, wild := strings.CutPrefix(f, "*.")
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 || strings.Contains(name, "*") {
+			a.err = fmt.Errorf("%q is not a host or *.domain", f)
+			return a
+		}
+		if wild {
+			a.wild = append(a.wild, name)
+		} else {
+			a.exact[name] = true
+		}
+	}
+	return a
+}
+
+// allows reports whether host (exact, or "*.domain") is one a lists.
+func (a *hostAllow) allows(host string) bool {
+	if a == nil {
+		return true
+	}
+	if a.err != nil {
+		return false
+	}
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if rest, wild := strings.CutPrefix(h, "*."); wild {
+		for _, d := range a.wild {
+			if rest == d || strings.HasSuffix(rest, "."+d) {
+				return true
+			}
+		}
+		return false
+	}
+	if a.exact[h] {
+		return true
+	}
+	for _, d := range a.wild {
+		if strings.HasSuffix(h, "."+d) {
+			return true
+		}
+	}
+	return false
+}
+
+// refusal says why a namespace may not claim host under a.
+func (a *hostAllow) refusal(ns, host string) string {
+	if a.err != nil {
+		return fmt.Sprintf("namespace %q may claim no host: its %s annotation does not parse (%v), which lists none", ns, HostsKey, a.err)
+	}
+	if host == "" {
+		return fmt.Sprintf("namespace %q may only route the hosts its %s annotation lists (%q); a Mapping without an exact host or a listed wildcard would answer any host", ns, HostsKey, a.value)
+	}
+	return fmt.Sprintf("host %q is not among those namespace %q may claim (its %s annotation: %q); a platform team sets that list", host, ns, HostsKey, a.value)
+}
 
 // tenancy is the cross-namespace state Services are decided against: who
 // owns each host, who holds each host-less or wildcard path, what canary
@@ -40,6 +126,7 @@ type tenancy struct {
 	own       map[string]map[string]int    // Service key → its explicit group weights
 	grants    map[string]annotations.Grant // annotations.GrantKey of each Namespace
 	delegates map[string]annotations.Grant // DelegateKey of each Namespace
+	hostAllow map[string]*hostAllow        // HostsKey of each Namespace that limits its hosts
 	known     map[string]bool              // namespaces that exist
 	routes    map[string][]reach           // Service key → its routes, for the rules of reach
 }
@@ -75,6 +162,7 @@ func newTenancy(namespaces []*corev1.Namespace, services map[string]*corev1.Serv
 		own:       map[string]map[string]int{},
 		grants:    map[string]annotations.Grant{},
 		delegates: map[string]annotations.Grant{},
+		hostAllow: map[string]*hostAllow{},
 		known:     map[string]bool{},
 		routes:    map[string][]reach{},
 	}
@@ -90,6 +178,11 @@ func newTenancy(namespaces []*corev1.Namespace, services map[string]*corev1.Serv
 		if v, ok := ns.Annotations[DelegateKey]; ok {
 			if g, err := annotations.ParseGrant(v); err == nil {
 				t.delegates[ns.Name] = g
+			}
+		}
+		if v, ok := ns.Annotations[HostsKey]; ok {
+			if a := parseHostAllow(v); a != nil {
+				t.hostAllow[ns.Name] = a
 			}
 		}
 	}
@@ -286,6 +379,9 @@ func (t *tenancy) check(svc *corev1.Service, u *unit, opts *Options) (claims, ma
 		// host; a Host claims it as an exact Mapping does (a wildcard Host
 		// claims the wildcard name itself).
 		h := uh.h
+		if a := t.hostAllow[ns]; !a.allows(h.Hostname) {
+			problems[uh.src] = append(problems[uh.src], annotations.Problem{Pos: h.FieldPos("hostname"), Path: fmt.Sprintf("Host %q.hostname", h.Name), Message: a.refusal(ns, h.Hostname)})
+		}
 		if owner, ok := t.mayServe(h.Hostname, ns); !ok {
 			problems[uh.src] = append(problems[uh.src], annotations.Problem{Pos: h.FieldPos("hostname"), Path: fmt.Sprintf("Host %q.hostname", h.Name), Message: fmt.Sprintf("host %q belongs to namespace %q (claimed first by Service %s); only it and the namespaces it delegates to (the %s annotation of Namespace %q) may attach a certificate to it", h.Hostname, owner.namespace, owner.service, DelegateKey, owner.namespace)})
 		}
@@ -306,6 +402,13 @@ func (t *tenancy) check(svc *corev1.Service, u *unit, opts *Options) (claims, ma
 					msg += fmt.Sprintf(" (no namespace %q is known; if %q is a host outside the cluster, it %s)", to, r.Target.Host, opts.externalFlag())
 				}
 				add("service", msg)
+			}
+		}
+		if a := t.hostAllow[ns]; a != nil {
+			if h := m.RouteHost(); h == "" || m.RouteHostRegex() {
+				add(hostField(m), a.refusal(ns, ""))
+			} else if !a.allows(h) {
+				add(hostField(m), a.refusal(ns, h))
 			}
 		}
 		if h, exact := m.ExactHost(); exact {

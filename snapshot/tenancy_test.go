@@ -429,3 +429,98 @@ func TestEmissaryDialectFollowsOwnership(t *testing.T) {
 		assertOnlyOwner(t, s)
 	}
 }
+
+// TestAllowedHosts: a Namespace's gatehouse.dev/allowed-hosts limits the
+// hosts its Services may route and attach certificates to, exactly or
+// under a listed wildcard (whatever the case); a Mapping that
+// would answer any host is refused there; a namespace without the
+// annotation, or with "*", is not limited; a value that does not parse
+// allows nothing. Each refusal names the field and the list.
+func TestAllowedHosts(t *testing.T) {
+	withHosts := func(name, v string) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{HostsKey: v}}}
+	}
+	cases := []struct {
+		ns, config string
+		refused    string // "" when accepted; else a piece of the message
+		path       string
+	}{
+		{"shop", mapping("m", "/", "s", "host: shop.example.com"), "", ""},
+		{"shop", mapping("m", "/", "s", "host: SHOP.Example.com"), "", ""},
+		{"shop", mapping("m", "/", "s", "host: api.shop.example.com"), "", ""},
+		{"shop", mapping("m", "/", "s", "hostname: '*.shop.example.com'"), "", ""},
+		{"shop", mapping("m", "/", "s", "hostname: '*.eu.shop.example.com'"), "", ""},
+		{"shop", hostDoc("h", "shop.example.com", "tls"), "", ""},
+		{"shop", mapping("m", "/", "s", "host: login.example.com"), `host "login.example.com" is not among those namespace "shop" may claim`, `Mapping "m".host`},
+		{"shop", mapping("m", "/", "s", "hostname: '*.example.com'"), `host "*.example.com" is not among`, `Mapping "m".hostname`},
+		{"shop", mapping("m", "/", "s"), `a Mapping without an exact host or a listed wildcard would answer any host`, `Mapping "m".host`},
+		{"shop", mapping("m", "/", "s", "host: '.*'", "host_regex: true"), `would answer any host`, `Mapping "m".host`},
+		{"shop", hostDoc("h", "login.example.com", "tls"), `host "login.example.com" is not among`, `Host "h".hostname`},
+		{"free", mapping("m", "/", "s", "host: login.example.com"), "", ""},
+		{"free", mapping("m", "/", "s"), "", ""},
+		{"star", mapping("m", "/", "s", "host: anything.example.org"), "", ""},
+		{"typo", mapping("m", "/", "s", "host: shop.example.com"), `may claim no host: its gatehouse.dev/allowed-hosts annotation does not parse`, `Mapping "m".host`},
+	}
+	namespaces := []*corev1.Namespace{
+		withHosts("shop", "shop.example.com, *.shop.example.com"),
+		withHosts("star", "*"),
+		withHosts("typo", "shop.example.com, https://x"),
+	}
+	for _, tc := range cases {
+		b := newBuilder()
+		_, reports := build(t, b, Input{Services: []*corev1.Service{service(tc.ns, "s", tc.config)}, Namespaces: namespaces})
+		var found *annotations.Problem
+		rejected := false
+		for _, r := range reports {
+			rejected = rejected || r.Rejected
+			for i, p := range r.Problems {
+				if strings.Contains(p.Message, HostsKey) {
+					found = &r.Problems[i]
+				}
+			}
+		}
+		switch {
+		case tc.refused == "" && (rejected || found != nil):
+			t.Errorf("%s: %q refused: %+v", tc.ns, tc.config, reports)
+		case tc.refused != "" && (!rejected || found == nil):
+			t.Errorf("%s: %q accepted; want refused with %q", tc.ns, tc.config, tc.refused)
+		case tc.refused != "" && (!strings.Contains(found.Message, tc.refused) || found.Path != tc.path):
+			t.Errorf("%s: %q: %s: %s; want %s: …%s…", tc.ns, tc.config, found.Path, found.Message, tc.path, tc.refused)
+		}
+	}
+}
+
+// FuzzParseHostAllow: any annotation value parses without panicking into
+// a list that allows each host it names and, when it does not parse,
+// allows nothing.
+func FuzzParseHostAllow(f *testing.F) {
+	f.Add("shop.example.com, *.shop.example.com", "api.shop.example.com")
+	f.Add("*", "x")
+	f.Add("https://x, *.*.y", "y")
+	f.Add("A.B.\t*.C.d.", "x.c.d")
+	f.Fuzz(func(t *testing.T, v, host string) {
+		a := parseHostAllow(v)
+		if a == nil {
+			if !strings.Contains(v, "*") {
+				t.Fatalf("%q allows every host", v)
+			}
+			return
+		}
+		if a.err != nil {
+			if a.allows(host) || a.allows("shop.example.com") {
+				t.Fatalf("%q does not parse but allows %q", v, host)
+			}
+			return
+		}
+		for h := range a.exact {
+			if !a.allows(h) || !a.allows(strings.ToUpper(h)) {
+				t.Fatalf("%q does not allow its own %q", v, h)
+			}
+		}
+		for _, d := range a.wild {
+			if !a.allows("x."+d) || !a.allows("*."+d) || a.allows(d) && !a.exact[d] {
+				t.Fatalf("%q: wildcard *.%s allows wrongly", v, d)
+			}
+		}
+	})
+}
