@@ -20,6 +20,8 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/gatehouse-dev/gatehouse/snapshot"
 )
 
 // Pos is a 1-based line and column in a file.
@@ -211,6 +213,21 @@ func ParseWith(file string, data []byte, opts Options) (*Manifests, []Problem) {
 				continue
 			}
 			m.Namespaces = append(m.Namespaces, ns)
+			// A value the builder cannot parse grants, delegates or allows
+			// nothing; say so where it is written.
+			for _, k := range snapshot.NamespaceKeys() {
+				v, ok := ns.Annotations[k]
+				if !ok {
+					continue
+				}
+				if err := snapshot.CheckNamespaceAnnotation(k, v); err != nil {
+					pos := at
+					if n := valueAt(valueAt(valueAt(root, "metadata"), "annotations"), k); n != nil {
+						pos = Pos{n.Line, n.Column}
+					}
+					problems = append(problems, Problem{File: file, Pos: pos, Message: fmt.Sprintf("Namespace %s: %v", ns.Name, err)})
+				}
+			}
 		case kind == "Secret" && apiVersion == "v1":
 			sec, p, err := readSecret(file, root, at, opts.HashKey)
 			switch {

@@ -89,6 +89,11 @@ func TestParseProblems(t *testing.T) {
 		// The value that keeps the Service from decoding, not the
 		// document, is what the problem points at.
 		{"bad service", "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  ports: 7\n", `f.yaml:6:10: Service "x".spec.ports: expected a list, got a number (so the Service is not read)`},
+		// A Namespace annotation the builder would read as nothing.
+		{"bad allowed hosts", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations:\n    gatehouse.dev/allowed-hosts: 'shop.example.com, https://x'\n",
+			`f.yaml:6:34: Namespace shop: gatehouse.dev/allowed-hosts: "https://x" is not a host or *.domain; a value that does not parse allows no host`},
+		{"bad delegation", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations:\n    gatehouse.dev/delegate-hosts-to: Pay!\n",
+			`f.yaml:6:38: Namespace shop: gatehouse.dev/delegate-hosts-to: "Pay!" is not a namespace name`},
 	} {
 		_, problems := Parse("f.yaml", []byte(c.src))
 		if len(problems) != 1 || !strings.HasPrefix(problems[0].Error(), c.want) {
@@ -210,5 +215,18 @@ func TestWatchWaitsForWritesToSettle(t *testing.T) {
 	// rewritten file is applied once seen twice.
 	if len(loads) != 2 || loads[0] != 1 || loads[1] != 1 {
 		t.Errorf("loads (Services per load) = %v, want [1 1]: a half-written file must not be applied", loads)
+	}
+}
+
+// TestNamespaceAnnotationsThatParse: well-formed grants, delegations and
+// allowed hosts are read without a problem.
+func TestNamespaceAnnotationsThatParse(t *testing.T) {
+	src := "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations:\n" +
+		"    gatehouse.dev/allowed-hosts: 'shop.example.com, *.shop.example.com'\n" +
+		"    gatehouse.dev/delegate-hosts-to: pay, search\n" +
+		"    gatehouse.dev/allow-routes-from: '*'\n"
+	m, problems := Parse("f.yaml", []byte(src))
+	if len(problems) != 0 || len(m.Namespaces) != 1 || len(m.Namespaces[0].Annotations) != 3 {
+		t.Errorf("problems %v, namespaces %+v", problems, m.Namespaces)
 	}
 }

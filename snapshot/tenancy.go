@@ -36,6 +36,25 @@ func NamespaceKeys() []string {
 	return []string{annotations.GrantKey, DelegateKey, HostsKey}
 }
 
+// CheckNamespaceAnnotation reports what is wrong with the value of one of
+// NamespaceKeys: the builder reads a value that does not parse as
+// granting, delegating or allowing nothing, so tools (validate) say why.
+func CheckNamespaceAnnotation(key, value string) error {
+	switch key {
+	case annotations.GrantKey, DelegateKey:
+		if _, err := annotations.ParseGrant(value); err != nil {
+			// ParseGrant names the grant key; the grammar is shared.
+			msg := strings.Replace(err.Error(), annotations.GrantKey, key, 1)
+			return fmt.Errorf("%s; a value that does not parse grants nothing", msg)
+		}
+	case HostsKey:
+		if a := parseHostAllow(value); a != nil && a.err != nil {
+			return fmt.Errorf("%s: %w; a value that does not parse allows no host", HostsKey, a.err)
+		}
+	}
+	return nil
+}
+
 // hostAllow is a parsed HostsKey annotation.
 type hostAllow struct {
 	value string          // as written, for messages
