@@ -113,6 +113,22 @@ func TestTenancy(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// A value that does not parse allows nothing, and the Namespace gets
+		// a Warning Event saying why.
+		annotate(tnEvil, "gatehouse.dev/allowed-hosts", "evil.example.com, https://evil.example.com")
+		waitFor(t, "an InvalidAnnotation Event on Namespace tn-evil", 20*time.Second, func() bool {
+			list, err := env.admin.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{
+				FieldSelector: "involvedObject.kind=Namespace,involvedObject.name=" + tnEvil + ",reason=InvalidAnnotation"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range list.Items {
+				if e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, `"https://evil.example.com" is not a host or *.domain`) && e.InvolvedObject.UID != "" {
+					return true
+				}
+			}
+			return false
+		})
 		// A platform team limits tn-evil to its own host: claiming another
 		// (one nobody owns yet) is denied, naming the annotation. Each try
 		// changes the annotation, so that kubectl sends it for review.

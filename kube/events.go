@@ -31,7 +31,45 @@ const (
 	// names (a JWKS, API keys) is missing or unusable; the Auth refuses
 	// the credentials it would have checked.
 	ReasonAuthSecretNotUsable = "AuthSecretNotUsable"
+	// ReasonInvalidAnnotation (Warning, on a Namespace): a grant,
+	// delegation or allowed-hosts annotation does not parse, so it grants,
+	// delegates or allows nothing.
+	ReasonInvalidAnnotation = "InvalidAnnotation"
 )
+
+// recordNamespaceWarnings records a Warning on each Namespace whose
+// annotations the builder reads as nothing because they do not parse
+// (failing closed), once per distinct text: a platform team would
+// otherwise learn of its typo only from tenants' refusals.
+func (s *Source) recordNamespaceWarnings(namespaces []*corev1.Namespace) {
+	seen := map[string]bool{}
+	for _, ns := range namespaces {
+		var msgs []string
+		for _, k := range snapshot.NamespaceKeys() {
+			if v, ok := ns.Annotations[k]; ok {
+				if err := snapshot.CheckNamespaceAnnotation(k, v); err != nil {
+					msgs = append(msgs, err.Error())
+				}
+			}
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		seen[ns.Name] = true
+		msg := strings.Join(msgs, "\n")
+		if s.nsWarned[ns.Name] == msg {
+			continue
+		}
+		s.nsWarned[ns.Name] = msg
+		s.log.Warn("Namespace annotation does not parse", "namespace", ns.Name, "problems", msg)
+		s.recorder.Event(ns, corev1.EventTypeWarning, ReasonInvalidAnnotation, msg)
+	}
+	for name := range s.nsWarned {
+		if !seen[name] {
+			delete(s.nsWarned, name)
+		}
+	}
+}
 
 // Component is the source Events are recorded under.
 const Component = "gatehouse"

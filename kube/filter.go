@@ -131,7 +131,9 @@ func trimNamespace(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	out := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns.Name, ResourceVersion: ns.ResourceVersion}}
+	// The UID too: Events on the Namespace refer to it, and kubectl
+	// describe finds them by it.
+	out := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns.Name, UID: ns.UID, ResourceVersion: ns.ResourceVersion}}
 	for _, k := range snapshot.NamespaceKeys() {
 		if v, ok := ns.Annotations[k]; ok {
 			if out.Annotations == nil {

@@ -105,7 +105,7 @@ func TestTrim(t *testing.T) {
 		Annotations: map[string]string{"gatehouse.dev/allow-routes-from": "shop", lastApplied: "{...}",
 			"gatehouse.dev/delegate-hosts-to": "pay", "gatehouse.dev/allowed-hosts": "*.finance.example.com"}}}
 	gotNS, _ := trimNamespace(ns)
-	wantNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "finance", ResourceVersion: "4",
+	wantNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "finance", UID: "u", ResourceVersion: "4",
 		Annotations: map[string]string{"gatehouse.dev/allow-routes-from": "shop",
 			"gatehouse.dev/delegate-hosts-to": "pay", "gatehouse.dev/allowed-hosts": "*.finance.example.com"}}}
 	if !reflect.DeepEqual(gotNS, wantNS) {

@@ -332,6 +332,8 @@ func reference(object runtime.Object) (corev1.ObjectReference, error) {
 		switch object.(type) {
 		case *corev1.Service:
 			gvk = corev1.SchemeGroupVersion.WithKind("Service")
+		case *corev1.Namespace:
+			gvk = corev1.SchemeGroupVersion.WithKind("Namespace")
 		default:
 			return corev1.ObjectReference{}, fmt.Errorf("referring to a %T: its kind is not known", object)
 		}

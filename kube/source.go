@@ -116,6 +116,7 @@ type Source struct {
 	// certWarned is the same for CertificateNotServed Events.
 	certWarned map[string]string
 	authWarned map[string]string // the same for AuthSecretNotUsable
+	nsWarned   map[string]string // Namespace name → message of its last InvalidAnnotation Event
 }
 
 // New returns a Source; Run starts it.
@@ -135,6 +136,7 @@ func New(cfg Config) *Source {
 		observed:   map[string]time.Time{},
 		warned:     map[string]string{},
 		certWarned: map[string]string{},
+		nsWarned:   map[string]string{},
 		authWarned: map[string]string{},
 	}
 	if s.recorder == nil {
@@ -443,6 +445,7 @@ func (s *Source) sync(all []watched) {
 			in.Namespaces = append(in.Namespaces, ns)
 		}
 	}
+	s.recordNamespaceWarnings(in.Namespaces)
 	for _, w := range all {
 		for _, obj := range w.services.List() {
 			if svc, ok := obj.(*corev1.Service); ok {
