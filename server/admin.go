@@ -17,6 +17,7 @@ import (
 //
 //	GET /api/routes   snapshot.RouteListing: the route table, the hosts with edge TLS
 //	GET /api/explain?method=GET&url=http://host/path?q&header=Name:%20value...
+//	GET /api/hosts    who owns each exact host; Namespaces' tenancy annotations
 //	                  snapshot.ExplainReport of that request
 //
 // Answers are JSON, errors too ({"error": "..."}): 400 for bad input,
@@ -35,6 +36,7 @@ const (
 func (s *Server) registerAPI(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/routes", s.apiRoutes)
 	mux.HandleFunc("GET /api/explain", s.apiExplain)
+	mux.HandleFunc("GET /api/hosts", s.apiHosts)
 }
 
 func (s *Server) apiRoutes(w http.ResponseWriter, _ *http.Request) {
@@ -44,6 +46,18 @@ func (s *Server) apiRoutes(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	apiJSON(w, http.StatusOK, snapshot.ListRoutes(snap, time.Now()))
+}
+
+func (s *Server) apiHosts(w http.ResponseWriter, _ *http.Request) {
+	snap := s.Current()
+	if snap == nil {
+		apiError(w, http.StatusServiceUnavailable, "no snapshot served yet")
+		return
+	}
+	apiJSON(w, http.StatusOK, struct {
+		Hosts      []snapshot.HostOwner         `json:"hosts"`
+		Namespaces []snapshot.NamespaceSettings `json:"namespaces"`
+	}{snap.HostOwners(), snap.NamespaceSettings()})
 }
 
 func (s *Server) apiExplain(w http.ResponseWriter, r *http.Request) {

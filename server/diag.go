@@ -265,6 +265,7 @@ func (s *Server) registerDiag(mux *http.ServeMux) {
 	mux.HandleFunc("GET /diag/upstream", s.diagUpstream)
 	mux.HandleFunc("GET /diag/limits", s.diagLimits)
 	mux.HandleFunc("GET /diag/snapshots", s.diagSnapshots)
+	mux.HandleFunc("GET /diag/hosts", s.diagHosts)
 	mux.HandleFunc("GET /diag/explain", s.diagExplain)
 }
 
@@ -285,7 +286,7 @@ var diagTemplates = sync.OnceValue(func() map[string]*template.Template {
 		"ms":  func(d time.Duration) string { return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64) },
 	}
 	pages := map[string]*template.Template{}
-	for _, p := range []string{"overview", "routes", "services", "upstreams", "upstream", "limits", "snapshots", "explain"} {
+	for _, p := range []string{"overview", "routes", "services", "upstreams", "upstream", "limits", "snapshots", "explain", "hosts"} {
 		pages[p] = template.Must(template.New("layout.tmpl").Funcs(funcs).ParseFS(diagFS, "diag/layout.tmpl", "diag/"+p+".tmpl"))
 	}
 	return pages
@@ -721,6 +722,20 @@ func (s *Server) diagSnapshots(w http.ResponseWriter, _ *http.Request) {
 		Builds []buildRecord
 		Max    int
 	}{s.diag.history(), maxBuilds}))
+}
+
+// diagHosts shows who owns each exact host (and whom it delegates to), and
+// the Namespaces' grants, delegations and allowed hosts.
+func (s *Server) diagHosts(w http.ResponseWriter, _ *http.Request) {
+	snap := s.Current()
+	code := http.StatusOK
+	if snap == nil {
+		code = http.StatusServiceUnavailable
+	}
+	s.render(w, code, newPage("hosts", "Hosts and namespaces", snap, struct {
+		Hosts      []snapshot.HostOwner
+		Namespaces []snapshot.NamespaceSettings
+	}{snap.HostOwners(), snap.NamespaceSettings()}))
 }
 
 // explainForm is the explain page's form, as submitted.

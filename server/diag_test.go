@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"html"
 	"net"
@@ -340,5 +341,51 @@ func TestDiagServiceStatus(t *testing.T) {
 	}
 	if h := s.diag.history(); len(h) != maxBuilds || h[0].Generation != 5+maxBuilds+10 || h[maxBuilds-1].Generation != 16 {
 		t.Errorf("history: %d builds, %d to %d", len(h), h[len(h)-1].Generation, h[0].Generation)
+	}
+}
+
+// TestDiagHosts: the hosts page says which namespace owns each exact host,
+// from which Service's claim, whom it delegates to, and shows each
+// Namespace's grant, delegation and allowed hosts, flagging a value read
+// as nothing.
+func TestDiagHosts(t *testing.T) {
+	s := newDiagServer(t)
+	shop, _ := diagService(t, "shop", "kind: Mapping\nname: shop\nhost: shop.example.com\nprefix: /\nservice: shop\n")
+	ns := func(name string, ann map[string]string) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann}}
+	}
+	s.Apply(snapshot.Input{Services: []*corev1.Service{shop}, Namespaces: []*corev1.Namespace{
+		ns("t", map[string]string{snapshot.DelegateKey: "u, v", snapshot.HostsKey: "shop.example.com, *.shop.example.com"}),
+		ns("w", map[string]string{snapshot.HostsKey: "https://x" + hostile, annotations.GrantKey: "*"}),
+	}})
+	code, body := diagGet(t, s, "/diag/hosts")
+	if code != http.StatusOK {
+		t.Fatalf("GET /diag/hosts: %d\n%s", code, body)
+	}
+	for _, want := range []string{`id="host-shop.example.com"`, `href="/diag/services#svc-t%2fshop"`, "u v ", `id="ns-t"`,
+		"shop.example.com, *.shop.example.com", `id="ns-w"`, "read as nothing", "is not a host or *.domain", "&lt;script&gt;"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("no %s in\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, hostile) {
+		t.Errorf("a Namespace annotation was written unescaped")
+	}
+	if code, body := diagGet(t, s, "/diag/"); code != http.StatusOK || !strings.Contains(body, `href="/diag/hosts"`) {
+		t.Errorf("the overview does not link the hosts page")
+	}
+	// The same as JSON.
+	rec := httptest.NewRecorder()
+	s.adminMux().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/hosts", nil))
+	var got struct {
+		Hosts      []snapshot.HostOwner         `json:"hosts"`
+		Namespaces []snapshot.NamespaceSettings `json:"namespaces"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != 200 {
+		t.Fatalf("/api/hosts: %d %v\n%s", rec.Code, err, rec.Body.String())
+	}
+	if len(got.Hosts) != 1 || got.Hosts[0].Host != "shop.example.com" || got.Hosts[0].Service != "t/shop" || strings.Join(got.Hosts[0].Delegates, ",") != "u,v" ||
+		len(got.Namespaces) != 2 || got.Namespaces[1].Namespace != "w" || len(got.Namespaces[1].Problems) != 1 || got.Namespaces[1].Grant != "*" {
+		t.Errorf("/api/hosts: %s", rec.Body.String())
 	}
 }

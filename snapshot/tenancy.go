@@ -55,6 +55,96 @@ func CheckNamespaceAnnotation(key, value string) error {
 	return nil
 }
 
+// NamespaceSettings are a Namespace's tenancy annotations as written, for
+// the diagnostics page: "" for one it does not have.
+type NamespaceSettings struct {
+	Namespace    string `json:"namespace"`
+	Grant        string `json:"allow_routes_from,omitempty"` // annotations.GrantKey
+	Delegate     string `json:"delegate_hosts_to,omitempty"` // DelegateKey
+	AllowedHosts string `json:"allowed_hosts,omitempty"`     // HostsKey
+	// Problems say which values do not parse (each read as nothing).
+	Problems []string `json:"problems,omitempty"`
+}
+
+func namespaceSettings(ns *corev1.Namespace) *NamespaceSettings {
+	out := NamespaceSettings{Namespace: ns.Name}
+	found := false
+	for _, k := range NamespaceKeys() {
+		v, ok := ns.Annotations[k]
+		if !ok {
+			continue
+		}
+		found = true
+		switch k {
+		case annotations.GrantKey:
+			out.Grant = v
+		case DelegateKey:
+			out.Delegate = v
+		case HostsKey:
+			out.AllowedHosts = v
+		}
+		if err := CheckNamespaceAnnotation(k, v); err != nil {
+			out.Problems = append(out.Problems, err.Error())
+		}
+	}
+	if !found {
+		return nil
+	}
+	return &out
+}
+
+// HostOwner is who answers an exact host: the namespace whose claim owns
+// it and the namespaces it delegates to.
+type HostOwner struct {
+	Host      string   `json:"host"`
+	Namespace string   `json:"namespace"`
+	Service   string   `json:"service"`             // namespace/name of the Service whose claim owns it
+	Delegates []string `json:"delegates,omitempty"` // namespaces the owner delegates its hosts to
+	// DelegatesAll: the owner delegates to every namespace, so the host is
+	// not protected.
+	DelegatesAll bool `json:"delegates_all,omitempty"`
+	// Others are the other namespaces that name the host (their routes
+	// for it are not served unless they are delegates).
+	Others []string `json:"others,omitempty"`
+}
+
+// HostOwners lists the exact hosts claimed in s, by name, with who owns
+// them: the answer to "which team's route answers this host?".
+func (s *Snapshot) HostOwners() []HostOwner {
+	if s == nil || s.tenancy == nil {
+		return nil
+	}
+	t := s.tenancy
+	out := make([]HostOwner, 0, len(t.hosts))
+	for h, claims := range t.hosts {
+		c, ok := t.owner(h)
+		if !ok {
+			continue
+		}
+		d := t.delegates[c.namespace]
+		o := HostOwner{Host: h, Namespace: c.namespace, Service: c.service, Delegates: d.Names, DelegatesAll: d.All}
+		for _, x := range claims {
+			if x.namespace != c.namespace && !slices.Contains(o.Others, x.namespace) {
+				o.Others = append(o.Others, x.namespace)
+			}
+		}
+		out = append(out, o)
+	}
+	slices.SortFunc(out, func(a, b HostOwner) int { return strings.Compare(a.Host, b.Host) })
+	return out
+}
+
+// NamespaceSettings lists the Namespaces with tenancy annotations in s, by
+// name.
+func (s *Snapshot) NamespaceSettings() []NamespaceSettings {
+	if s == nil || s.tenancy == nil {
+		return nil
+	}
+	out := slices.Clone(s.tenancy.nsConfig)
+	slices.SortFunc(out, func(a, b NamespaceSettings) int { return strings.Compare(a.Namespace, b.Namespace) })
+	return out
+}
+
 // hostAllow is a parsed HostsKey annotation.
 type hostAllow struct {
 	value string          // as written, for messages
@@ -146,6 +236,7 @@ type tenancy struct {
 	grants    map[string]annotations.Grant // annotations.GrantKey of each Namespace
 	delegates map[string]annotations.Grant // DelegateKey of each Namespace
 	hostAllow map[string]*hostAllow        // HostsKey of each Namespace that limits its hosts
+	nsConfig  []NamespaceSettings          // the NamespaceKeys of each Namespace that has any, by name
 	known     map[string]bool              // namespaces that exist
 	routes    map[string][]reach           // Service key → its routes, for the rules of reach
 }
@@ -187,6 +278,9 @@ func newTenancy(namespaces []*corev1.Namespace, services map[string]*corev1.Serv
 	}
 	for _, ns := range namespaces {
 		t.known[ns.Name] = true
+		if ns := namespaceSettings(ns); ns != nil {
+			t.nsConfig = append(t.nsConfig, *ns)
+		}
 		// A value that does not parse grants and delegates nothing: failing
 		// closed keeps a typo from opening a namespace to everyone.
 		if v, ok := ns.Annotations[annotations.GrantKey]; ok {
