@@ -8,7 +8,6 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gatehouse-dev/gatehouse/router"
 )
@@ -77,15 +76,7 @@ const MaxSecretData = 256 << 10
 // transform must be: a Secret without data keeps none, so one dropped for
 // its size stays dropped.
 func TrimTLSSecret(sec *corev1.Secret) *corev1.Secret {
-	out := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            sec.Name,
-			Namespace:       sec.Namespace,
-			UID:             sec.UID,
-			ResourceVersion: sec.ResourceVersion,
-		},
-		Type: sec.Type,
-	}
+	out := bareSecret(sec)
 	if sec.Type != corev1.SecretTypeTLS || sec.Data == nil {
 		return out
 	}
