@@ -397,20 +397,10 @@ func routeViews(snap *snapshot.Snapshot) []routeView {
 	out := make([]routeView, 0, len(rows))
 	for i, row := range rows {
 		rt := routes[i].Value
-		v := routeView{Index: i + 1, RouteRow: row, Service: rt.Service, Host: row.Host, Match: row.Kind + " " + row.Path}
-		switch {
-		case v.Host == "":
-			v.Host = "*"
-		case row.HostRegex:
-			v.Host = "~" + v.Host
-		}
-		if row.CaseInsensitive {
-			v.Match += " (any case)"
-		}
+		v := routeView{Index: i + 1, RouteRow: row, Service: rt.Service, Host: row.HostText(), Match: row.MatchText(), Conditions: row.Conditions()}
 		if rt.Upstream != nil {
 			v.UpstreamID = rt.Upstream.ID()
 		}
-		v.Conditions = conditions(row)
 		for j, name := range rt.RateLimits {
 			ref := limitRef{Name: name}
 			if j < len(rt.Limiters) {
@@ -424,38 +414,6 @@ func routeViews(snap *snapshot.Snapshot) []routeView {
 			}
 		}
 		out = append(out, v)
-	}
-	return out
-}
-
-// conditions are a row's match conditions beyond host and path, as routes
-// writes them.
-func conditions(r snapshot.RouteRow) []string {
-	var out []string
-	if r.Precedence != 0 {
-		out = append(out, "precedence="+strconv.Itoa(r.Precedence))
-	}
-	if r.Method != "" {
-		op := "="
-		if r.MethodRegex {
-			op = "~"
-		}
-		out = append(out, "method"+op+r.Method)
-	}
-	cond := func(kind string, c snapshot.MatchCondition) string {
-		switch {
-		case c.Present:
-			return kind + c.Name + " present"
-		case c.Regex:
-			return kind + c.Name + "~" + strconv.Quote(c.Value)
-		}
-		return kind + c.Name + "=" + strconv.Quote(c.Value)
-	}
-	for _, h := range r.Headers {
-		out = append(out, cond("header ", h))
-	}
-	for _, q := range r.Query {
-		out = append(out, cond("query ", q))
 	}
 	return out
 }

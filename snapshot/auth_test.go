@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -95,5 +96,19 @@ func TestRoutesRedactCredentials(t *testing.T) {
 		if !strings.Contains(out.String(), shown) {
 			t.Errorf("the route table lacks %q:\n%s", shown, out.String())
 		}
+	}
+	// The rows themselves, which /api/routes serves as JSON and the
+	// diagnostics page renders, hold the same redacted values.
+	js, err := json.Marshal(RouteRows(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"s3cret-upstream", "k3y-upstream", "c00kie", "t0ken-match", "r3gex-secret", "q-k3y"} {
+		if strings.Contains(string(js), secret) {
+			t.Errorf("the rows (JSON) hold %q:\n%s", secret, js)
+		}
+	}
+	if !strings.Contains(string(js), "visible-2") || !strings.Contains(string(js), "visible-3") {
+		t.Errorf("the rows (JSON) lack the plain condition values:\n%s", js)
 	}
 }

@@ -297,9 +297,9 @@ func condition(kind, name, value string, present, regex bool) string {
 	case present:
 		return kind + name
 	case regex:
-		return kind + name + "~" + strconv.Quote(shownValue(name, value))
+		return kind + name + "~" + strconv.Quote(value)
 	}
-	return kind + name + "=" + strconv.Quote(shownValue(name, value))
+	return kind + name + "=" + strconv.Quote(value)
 }
 
 func orDash(s string) string {

@@ -90,11 +90,13 @@ func RouteRows(s *Snapshot) []RouteRow {
 			Upstream: upstreamOf(rt), HostRewrite: rt.HostRewrite,
 			RateLimits: append([]string{}, rt.RateLimits...), Options: append([]string{}, options(rt)...),
 		}
+		// Values are redacted here, so the text, JSON and diagnostics
+		// renderings of a row all show the same (shownValue).
 		for _, h := range r.Headers {
-			row.Headers = append(row.Headers, MatchCondition{Name: h.Name, Value: h.Value, Present: h.Present, Regex: h.Regex})
+			row.Headers = append(row.Headers, MatchCondition{Name: h.Name, Value: shownValue(h.Name, h.Value), Present: h.Present, Regex: h.Regex})
 		}
 		for _, q := range r.Query {
-			row.Query = append(row.Query, MatchCondition{Name: q.Name, Value: q.Value, Present: q.Present, Regex: q.Regex})
+			row.Query = append(row.Query, MatchCondition{Name: q.Name, Value: shownValue(q.Name, q.Value), Present: q.Present, Regex: q.Regex})
 		}
 		switch {
 		case rt.Redirect != nil:
@@ -112,40 +114,55 @@ func RouteRows(s *Snapshot) []RouteRow {
 	return out
 }
 
+// HostText is the row's host as routes writes it: "*" for any host, "~"
+// before a regular expression.
+func (r RouteRow) HostText() string {
+	switch {
+	case r.Host == "":
+		return "*"
+	case r.HostRegex:
+		return "~" + r.Host
+	}
+	return r.Host
+}
+
+// MatchText is the row's path match: kind, path, and whether case counts.
+func (r RouteRow) MatchText() string {
+	if r.CaseInsensitive {
+		return r.Kind + " " + r.Path + " (any case)"
+	}
+	return r.Kind + " " + r.Path
+}
+
+// Conditions are the row's match conditions beyond host and path, in
+// routes' words: precedence, method, then header and query conditions.
+func (r RouteRow) Conditions() []string {
+	var conds []string
+	if r.Precedence != 0 {
+		conds = append(conds, "precedence="+strconv.Itoa(r.Precedence))
+	}
+	if r.Method != "" {
+		op := "="
+		if r.MethodRegex {
+			op = "~"
+		}
+		conds = append(conds, "method"+op+r.Method)
+	}
+	for _, h := range r.Headers {
+		conds = append(conds, condition("header ", h.Name, h.Value, h.Present, h.Regex))
+	}
+	for _, q := range r.Query {
+		conds = append(conds, condition("query ", q.Name, q.Value, q.Present, q.Regex))
+	}
+	return conds
+}
+
 // WriteRouteRows prints rows as a table, one route a line, "-" in a
 // column with nothing to say.
 func WriteRouteRows(w io.Writer, rows []RouteRow) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MAPPING\tHOST\tMATCH\tCONDITIONS\tUPSTREAM\tREWRITE\tWEIGHT\tLIMITS\tOPTIONS")
 	for _, r := range rows {
-		host := r.Host
-		switch {
-		case host == "":
-			host = "*"
-		case r.HostRegex:
-			host = "~" + host
-		}
-		match := r.Kind + " " + r.Path
-		if r.CaseInsensitive {
-			match += " (any case)"
-		}
-		var conds []string
-		if r.Precedence != 0 {
-			conds = append(conds, "precedence="+strconv.Itoa(r.Precedence))
-		}
-		if r.Method != "" {
-			op := "="
-			if r.MethodRegex {
-				op = "~"
-			}
-			conds = append(conds, "method"+op+r.Method)
-		}
-		for _, h := range r.Headers {
-			conds = append(conds, condition("header ", h.Name, h.Value, h.Present, h.Regex))
-		}
-		for _, q := range r.Query {
-			conds = append(conds, condition("query ", q.Name, q.Value, q.Present, q.Regex))
-		}
 		rewrite := orDash(r.Rewrite)
 		if r.HostRewrite != "" {
 			rewrite += " host=" + r.HostRewrite
@@ -154,7 +171,7 @@ func WriteRouteRows(w io.Writer, rows []RouteRow) error {
 		if r.Weight != nil {
 			weight = strconv.Itoa(*r.Weight) + "%"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Mapping, host, match, orDash(strings.Join(conds, " ")),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Mapping, r.HostText(), r.MatchText(), orDash(strings.Join(r.Conditions(), " ")),
 			r.Upstream, rewrite, weight, orDash(strings.Join(r.RateLimits, ",")), orDash(strings.Join(r.Options, " ")))
 	}
 	return tw.Flush()
