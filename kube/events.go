@@ -44,19 +44,12 @@ const (
 func (s *Source) recordNamespaceWarnings(namespaces []*corev1.Namespace) {
 	seen := map[string]bool{}
 	for _, ns := range namespaces {
-		var msgs []string
-		for _, k := range snapshot.NamespaceKeys() {
-			if v, ok := ns.Annotations[k]; ok {
-				if err := snapshot.CheckNamespaceAnnotation(k, v); err != nil {
-					msgs = append(msgs, err.Error())
-				}
-			}
-		}
-		if len(msgs) == 0 {
+		st := snapshot.ReadNamespaceSettings(ns)
+		if st == nil || len(st.Problems) == 0 {
 			continue
 		}
 		seen[ns.Name] = true
-		msg := strings.Join(msgs, "\n")
+		msg := strings.Join(st.Problems, "\n")
 		if s.nsWarned[ns.Name] == msg {
 			continue
 		}

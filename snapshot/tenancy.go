@@ -66,7 +66,9 @@ type NamespaceSettings struct {
 	Problems []string `json:"problems,omitempty"`
 }
 
-func namespaceSettings(ns *corev1.Namespace) *NamespaceSettings {
+// ReadNamespaceSettings is what of ns the builder reads, with the values
+// that do not parse in Problems; nil when ns has none of NamespaceKeys.
+func ReadNamespaceSettings(ns *corev1.Namespace) *NamespaceSettings {
 	out := NamespaceSettings{Namespace: ns.Name}
 	found := false
 	for _, k := range NamespaceKeys() {
@@ -278,7 +280,7 @@ func newTenancy(namespaces []*corev1.Namespace, services map[string]*corev1.Serv
 	}
 	for _, ns := range namespaces {
 		t.known[ns.Name] = true
-		if ns := namespaceSettings(ns); ns != nil {
+		if ns := ReadNamespaceSettings(ns); ns != nil {
 			t.nsConfig = append(t.nsConfig, *ns)
 		}
 		// A value that does not parse grants and delegates nothing: failing
