@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -268,4 +269,26 @@ func parseCPUTimes(s string) (map[int]cpuTimes, error) {
 		return nil, errors.New("no cpuN lines in /proc/stat")
 	}
 	return out, nil
+}
+
+// poll calls probe every 50 ms until it succeeds, giving up after 15 s or
+// as soon as p exits; what names what readiness means, for the error.
+func (p *process) poll(ctx context.Context, what string, probe func() error) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := probe()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("%s exited before serving (%v):\n%s", p.name, p.err, p.logTail())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not %s within 15s (last: %v):\n%s", p.name, what, err, p.logTail())
+		}
+	}
 }

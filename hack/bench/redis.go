@@ -67,25 +67,7 @@ func startRedis(ctx context.Context, e *env, c *cleanups, bin string) (string, e
 // waitRedis polls addr with PING until Redis answers PONG. It gives up
 // after 15 s or as soon as p exits.
 func waitRedis(ctx context.Context, p *process, addr string) error {
-	deadline := time.Now().Add(15 * time.Second)
-	var last string
-	for {
-		err := ping(addr)
-		if err == nil {
-			return nil
-		}
-		last = err.Error()
-		select {
-		case <-p.exited:
-			return fmt.Errorf("%s exited before serving (%v):\n%s", p.name, p.err, p.logTail())
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer PING on %s within 15s (last: %s):\n%s", p.name, addr, last, p.logTail())
-		}
-	}
+	return p.poll(ctx, "answer PING on "+addr, func() error { return ping(addr) })
 }
 
 // ping sends Redis an inline PING and expects +PONG.

@@ -573,34 +573,21 @@ func probeClient(roots *x509.CertPool) *http.Client {
 func waitReady(ctx context.Context, p *process, url string, roots *x509.CertPool, headers []string) error {
 	client := probeClient(roots)
 	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(15 * time.Second)
-	var last string
-	for {
+	return p.poll(ctx, "serve "+url, func() error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		for _, h := range headers {
 			name, value, _ := strings.Cut(h, ":")
 			req.Header.Add(name, strings.TrimSpace(value))
 		}
 		resp, err := client.Do(req)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && len(b) == bodySize {
-				return nil
-			}
-			last = fmt.Sprintf("status %d, %d-byte body", resp.StatusCode, len(b))
-		} else {
-			last = err.Error()
+		if err != nil {
+			return err
 		}
-		select {
-		case <-p.exited:
-			return fmt.Errorf("%s exited before serving (%v):\n%s", p.name, p.err, p.logTail())
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(b) != bodySize {
+			return fmt.Errorf("status %d, %d-byte body", resp.StatusCode, len(b))
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not serve %s within 15s (last: %s):\n%s", p.name, url, last, p.logTail())
-		}
-	}
+		return nil
+	})
 }
