@@ -686,11 +686,10 @@ func (s *Server) diagSnapshots(w http.ResponseWriter, _ *http.Request) {
 // the Namespaces' grants, delegations and allowed hosts.
 func (s *Server) diagHosts(w http.ResponseWriter, _ *http.Request) {
 	snap := s.Current()
-	code := http.StatusOK
-	if snap == nil {
-		code = http.StatusServiceUnavailable
+	if s.noSnapshot(w, snap, "hosts", "Hosts and namespaces") {
+		return
 	}
-	s.render(w, code, newPage("hosts", "Hosts and namespaces", snap, struct {
+	s.render(w, http.StatusOK, newPage("hosts", "Hosts and namespaces", snap, struct {
 		Hosts      []snapshot.HostOwner
 		Namespaces []snapshot.NamespaceSettings
 	}{snap.HostOwners(), snap.NamespaceSettings()}))
