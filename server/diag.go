@@ -59,6 +59,12 @@ const (
 // the last builds. Apply writes it (under Server.mu); its own lock lets a
 // page read it without waiting for a build. The zero value is ready.
 type diagState struct {
+	// templates are parsed when a page is first asked for (pages): parsing
+	// at start cost every gateway 0.4 MB of heap and the resident code of
+	// html/template's parser for a page most never show.
+	templatesOnce sync.Once
+	templates     map[string]*template.Template
+
 	mu       sync.Mutex
 	services map[string]*serviceStatus
 	builds   [maxBuilds]buildRecord // a ring: build n is at n % maxBuilds
@@ -269,11 +275,14 @@ func (s *Server) registerDiag(mux *http.ServeMux) {
 	mux.HandleFunc("GET /diag/explain", s.diagExplain)
 }
 
-// diagTemplates are the pages, each the layout with its "content",
-// parsed when the page is first asked for: parsing at start cost every
-// gateway 0.4 MB of heap and the resident code of html/template's parser
-// for a page most never show. server's tests render every page.
-var diagTemplates = sync.OnceValue(func() map[string]*template.Template {
+// pages are the diagnostics pages, each the layout with its "content",
+// parsed on first use. server's tests render every page.
+func (d *diagState) pages() map[string]*template.Template {
+	d.templatesOnce.Do(func() { d.templates = parseDiagTemplates() })
+	return d.templates
+}
+
+func parseDiagTemplates() map[string]*template.Template {
 	funcs := template.FuncMap{
 		"when": func(t time.Time) string {
 			if t.IsZero() {
@@ -290,7 +299,7 @@ var diagTemplates = sync.OnceValue(func() map[string]*template.Template {
 		pages[p] = template.Must(template.New("layout.tmpl").Funcs(funcs).ParseFS(diagFS, "diag/layout.tmpl", "diag/"+p+".tmpl"))
 	}
 	return pages
-})
+}
 
 // ago writes d coarsely, as a person reads an age.
 func ago(d time.Duration) string {
@@ -337,7 +346,7 @@ func (page diagPage) failed(msg string) diagPage {
 // says why.
 func (s *Server) render(w http.ResponseWriter, code int, page diagPage) {
 	var buf bytes.Buffer
-	if err := diagTemplates()[page.Page].Execute(&buf, page); err != nil {
+	if err := s.diag.pages()[page.Page].Execute(&buf, page); err != nil {
 		s.log.Error("rendering the diagnostics page", "page", page.Page, "error", err)
 		http.Error(w, "rendering the page failed; the gateway's log says why", http.StatusInternalServerError)
 		return
