@@ -323,6 +323,20 @@ func field(b []byte, num protowire.Number, typ protowire.Type) []byte {
 	return found
 }
 
+// loggedExporter logs a failed export with the exporter's logger and
+// tells the batch processor it is done: the processor would only pass the
+// error to OpenTelemetry's global error handler, which is process-wide
+// state and prints in its own format. The count of failed spans is kept
+// by the exporter either way.
+type loggedExporter struct{ *otlpExporter }
+
+func (l loggedExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	if err := l.otlpExporter.ExportSpans(ctx, spans); err != nil && l.log != nil {
+		l.log.Warn("exporting trace spans", "error", err, "spans", len(spans))
+	}
+	return nil
+}
+
 // Shutdown stops exports; the batch processor has flushed before it calls
 // this.
 func (e *otlpExporter) Shutdown(context.Context) error {

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -141,18 +140,12 @@ func New(o Options) (*Tracer, error) {
 	if queue <= 0 {
 		queue = sdktrace.DefaultMaxQueueSize
 	}
-	if o.Logger != nil {
-		// The SDK reports failed exports through OpenTelemetry's global
-		// error handler, which otherwise prints to stderr in its own format.
-		log := o.Logger
-		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-			log.Warn("exporting trace spans", "error", err)
-		}))
-	}
 	t.provider = sdktrace.NewTracerProvider(
 		// Not blocking (the default): a full queue drops the span, so a
-		// slow or absent collector never holds a request up.
-		sdktrace.WithBatcher(exp, sdktrace.WithMaxQueueSize(queue)),
+		// slow or absent collector never holds a request up. Failed
+		// exports are logged by loggedExporter: the SDK would hand them to
+		// OpenTelemetry's process-global error handler.
+		sdktrace.WithBatcher(loggedExporter{exp}, sdktrace.WithMaxQueueSize(queue)),
 		sdktrace.WithResource(res),
 		// The SDK makes the same decision Begin made (sampler.go), so a
 		// span Export creates is one the SDK keeps.

@@ -1,10 +1,14 @@
 package tracing
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,7 +109,9 @@ func TestExportFailuresCounted(t *testing.T) {
 		http.Error(w, "no", http.StatusBadRequest)
 	}))
 	defer refusing.Close()
-	tr, err := New(Options{Endpoint: refusing.URL, Sampling: 1})
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	tr, err := New(Options{Endpoint: refusing.URL, Sampling: 1, Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +122,13 @@ func TestExportFailuresCounted(t *testing.T) {
 	tr.Shutdown(context.Background())
 	if st := tr.Stats(); st.Made != 3 || st.Exported != 0 || st.Failed != 3 {
 		t.Errorf("stats %+v; want 3 made, 3 failed", st)
+	}
+	// Told through the gateway's logger, not OpenTelemetry's global
+	// error handler.
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logged.String(), `msg="exporting trace spans"`) || !strings.Contains(logged.String(), "400 Bad Request") {
+		t.Errorf("log: %q", logged.String())
 	}
 }
 
