@@ -28,6 +28,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/gatehouse-dev/gatehouse/h1"
 )
 
 // otlpExporter sends the SDK's finished spans to an OTLP/HTTP endpoint as
@@ -139,6 +141,13 @@ func parseHeaders(s string, h http.Header) error {
 		val, err := url.PathUnescape(strings.TrimSpace(v))
 		if err != nil {
 			return fmt.Errorf("header %s: %w", k, err)
+		}
+		// What net/http would refuse on every POST is refused once, here.
+		if !h1.IsToken(k) {
+			return fmt.Errorf("%q is not a header name", k)
+		}
+		if strings.ContainsAny(val, "\r\n\x00") {
+			return fmt.Errorf("header %s: the value holds a line break or NUL", k)
 		}
 		h.Set(k, val)
 	}

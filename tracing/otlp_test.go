@@ -456,6 +456,8 @@ func TestOTLPExporterSettings(t *testing.T) {
 		{"OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"},
 		{"OTEL_EXPORTER_OTLP_HEADERS", "no-value"},
 		{"OTEL_EXPORTER_OTLP_HEADERS", "k=%zz"},
+		{"OTEL_EXPORTER_OTLP_HEADERS", "bad name=v"},
+		{"OTEL_EXPORTER_OTLP_HEADERS", "k=a%0D%0AInjected: 1"},
 		{"OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.crt"},
 		{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/nonexistent/tls.crt"},
 	} {
@@ -522,4 +524,28 @@ func BenchmarkOTLPEncode(b *testing.B) {
 		buf = appendTracesData(buf[:0], spans)
 	}
 	b.SetBytes(int64(len(buf) / len(spans)))
+}
+
+// FuzzOTLPHeaders: any OTEL_EXPORTER_OTLP_HEADERS value is parsed or
+// refused, never half-applied: on success every pair written is set, with
+// its key trimmed and its value unescaped.
+func FuzzOTLPHeaders(f *testing.F) {
+	f.Add("Authorization=Bearer%20tok, X-Tenant = a%2Cb")
+	f.Add("k=%zz")
+	f.Add(",,=,")
+	f.Fuzz(func(t *testing.T, v string) {
+		h := http.Header{}
+		if err := parseHeaders(v, h); err != nil {
+			return
+		}
+		for _, pair := range strings.Split(v, ",") {
+			if strings.TrimSpace(pair) == "" {
+				continue
+			}
+			k, _, _ := strings.Cut(pair, "=")
+			if k = strings.TrimSpace(k); len(h.Values(k)) == 0 {
+				t.Fatalf("%q: %q parsed but not set (%v)", v, k, h)
+			}
+		}
+	})
 }
